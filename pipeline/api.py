@@ -1,0 +1,110 @@
+"""The library entry points: build a model client from settings, run or resume a brief.
+
+`cli.py` is a thin layer over these; editorial tools call `generate_brief` directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from . import article as article_mod
+from .brief import Brief
+from .engine import BriefRun, EventSink, Settings
+from .errors import ConfigError
+from .llm import DEFAULT_MODEL, ModelClient, OpenAIClient, SamplingSettings
+from .runs import RunDir, check_runs_dir, resolve
+
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_CONCURRENCY = 8
+
+
+def default_max_calls(max_claims: int, reasks: int) -> int:
+    """Enough for the brief plus every unit's re-asks and a few transport retries."""
+    return (max_claims + 2) * (reasks + 2) * 2
+
+
+def make_client(*, settings: Settings, base_url: str | None = None, api_key: str | None = None,
+                timeout: float = DEFAULT_TIMEOUT, max_calls: int | None = None,
+                cache_dir: Path | None = None, use_cache: bool = True) -> OpenAIClient:
+    """An OpenAI-compatible client; a ConfigError when neither a key nor a base URL is known."""
+    api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+    if not api_key and not base_url:
+        raise ConfigError("no model endpoint configured: set OPENAI_API_KEY, or pass --base-url for an "
+                          "OpenAI-compatible server (Ollama, vLLM, llama.cpp), or use --local")
+    cache = None
+    if use_cache:
+        from .cache import ResponseCache, default_cache_dir
+
+        cache = ResponseCache(cache_dir or default_cache_dir())
+    return OpenAIClient(
+        model=settings.model, base_url=base_url, api_key=api_key, timeout=timeout,
+        response_format=settings.response_format, cache=cache,
+        max_calls=max_calls if max_calls is not None else default_max_calls(settings.max_claims, settings.reasks),
+        sampling=SamplingSettings(temperature=settings.temperature, extra_body=settings.extra_body),
+    )
+
+
+async def run_brief(article: article_mod.Article, settings: Settings, client: ModelClient, *,
+                    runs_dir: Path | None, on_event: EventSink | None = None,
+                    notes: list[str] | None = None) -> Brief:
+    """A new run; with `runs_dir`, everything is recorded under runs_dir/<id>/."""
+    run_dir = None
+    if runs_dir is not None:
+        run_dir = RunDir.create(runs_dir, article.title)
+        run_dir.write_text("article.txt", article.text)
+        if article.html is not None:
+            run_dir.write_text("source.html", article.html)
+        if on_event:
+            on_event("run_dir", path=str(run_dir.path))
+    return await BriefRun(article, settings, client, run_dir=run_dir, on_event=on_event, notes=notes).execute()
+
+
+def load_recorded_article(run_dir: RunDir) -> article_mod.Article:
+    """The article exactly as the run recorded it (its text is the quote-offset reference)."""
+    metadata = run_dir.manifest().get("article", {})
+    text = run_dir.read_text("article.txt")
+    fields = {key: metadata.get(key) for key in ("title", "author", "date", "site", "url", "language")}
+    html = run_dir.read_text("source.html") if (run_dir.path / "source.html").is_file() else None
+    return article_mod.Article(text=text, source=metadata.get("source", str(run_dir.path / "article.txt")),
+                               truncated=bool(metadata.get("truncated")), html=html, **fields)
+
+
+async def resume_brief(runs_dir: Path, ref: str, settings: Settings, client: ModelClient, *,
+                       article: article_mod.Article | None = None, force: bool = False,
+                       on_event: EventSink | None = None, notes: list[str] | None = None) -> Brief:
+    """Finish a recorded run, reusing every unit whose inputs and settings still match."""
+    run_dir = resolve(runs_dir, ref)
+    check_runs_dir(run_dir.path)
+    manifest = run_dir.manifest()
+    recorded = load_recorded_article(run_dir)
+    run = BriefRun(article or recorded, settings, client, run_dir=run_dir, on_event=on_event, notes=notes)
+    for warning in run.adopt(manifest, force=force):
+        if on_event:
+            on_event("warning", message=f"resuming anyway (--force): {warning}")
+    if on_event:
+        on_event("run_dir", path=str(run_dir.path))
+    return await run.execute()
+
+
+def generate_brief(text: str, *, model: str = DEFAULT_MODEL, base_url: str | None = None,
+                   api_key: str | None = None, llm: ModelClient | None = None,
+                   runs_dir: str | Path | None = None, title: str | None = None,
+                   **options: Any) -> Brief:
+    """Write a brief for `text`.
+
+    Pass `llm` (e.g. `pipeline.testing.FakeLLM`) to inject a model, or `base_url` (e.g. a
+    `FakeOpenAIServer`'s) to use any OpenAI-compatible endpoint. With `runs_dir`, the run is
+    recorded there as the CLI does. Other keyword options are `Settings` fields (max_claims,
+    concurrency, reasks, language, temperature, response_format) plus timeout, max_calls,
+    max_chars, truncate, cache_dir and use_cache.
+    """
+    article_options = {key: options.pop(key) for key in ("max_chars", "truncate") if key in options}
+    client_options = {key: options.pop(key) for key in ("timeout", "max_calls", "cache_dir", "use_cache")
+                      if key in options}
+    settings = Settings(model=model if llm is None else llm.model, **options)
+    article = article_mod.from_text(text, "<text>", title=title, **article_options)
+    client = llm or make_client(settings=settings, base_url=base_url, api_key=api_key, **client_options)
+    return asyncio.run(run_brief(article, settings, client, runs_dir=Path(runs_dir) if runs_dir else None))

@@ -1,0 +1,194 @@
+"""Assemble the Brief, validate it against schemas/brief.schema.json, and render it for people."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import schemas
+from .errors import UnitFailed
+
+_EMPTY_SYNTHESIS = {"counter_thesis": None, "strongest_rebuttals": [], "rhetoric": [],
+                    "open_questions": [], "caveats": []}
+
+
+def failure(error: UnitFailed | None) -> dict[str, str] | None:
+    return {"kind": error.kind, "message": str(error)} if error else None
+
+
+def claim_entry(claim: dict[str, Any], rebuttal: dict[str, Any] | None, error: UnitFailed | None) -> dict[str, Any]:
+    """One claim as the brief holds it: extraction fields, then its stage-2 result or failure."""
+    status = "ok" if rebuttal is not None else ("refused" if error and error.kind == "refused" else "failed")
+    return {
+        **{key: claim[key] for key in ("id", "text", "quote", "start", "end", "type", "centrality", "check_worthy")},
+        "status": status,
+        "error": failure(error),
+        "steelman": rebuttal["steelman"] if rebuttal else None,
+        "rebuttals": rebuttal["rebuttals"] if rebuttal else [],
+        "missing_context": rebuttal["missing_context"] if rebuttal else [],
+    }
+
+
+def synthesis_entry(synthesis: dict[str, Any] | None, error: UnitFailed | None) -> dict[str, Any]:
+    if synthesis is not None:
+        return {"status": "ok", "error": None, **synthesis}
+    if error is None:
+        return {"status": "skipped", "error": None, **_EMPTY_SYNTHESIS}
+    status = "refused" if error.kind == "refused" else "failed"
+    return {"status": status, "error": failure(error), **_EMPTY_SYNTHESIS}
+
+
+def overall_status(thesis: str | None, claims: list[dict[str, Any]], synthesis: dict[str, Any]) -> str:
+    if thesis is None:
+        return "failed"
+    if synthesis["status"] == "ok" and all(claim["status"] == "ok" for claim in claims):
+        return "complete"
+    return "partial"
+
+
+def assemble(*, article: dict[str, Any], thesis: str | None, claims: list[dict[str, Any]],
+             synthesis: dict[str, Any], notes: list[str], run: dict[str, Any]) -> dict[str, Any]:
+    """The brief as a dict, validated against its schema (a failure here is a bug, not bad input)."""
+    brief = {
+        "schema_version": 1,
+        "status": overall_status(thesis, claims, synthesis),
+        "article": article,
+        "thesis": thesis,
+        "claims": claims,
+        "synthesis": synthesis,
+        "notes": notes,
+        "run": run,
+    }
+    problems = schemas.validate("brief", brief)
+    if problems:
+        raise ValueError("assembled brief breaks schemas/brief.schema.json: " + "; ".join(problems[:5]))
+    return brief
+
+
+def check_brief(brief: Any, article_text: str | None) -> list[str]:
+    """Every problem with a stored brief: schema, then quotes against the article, then ids."""
+    from .article import locate
+
+    problems = schemas.validate("brief", brief)
+    if problems:
+        return problems
+    if article_text is not None:
+        spans = [(f"$.claims[{i}]", c) for i, c in enumerate(brief["claims"])]
+        spans += [(f"$.synthesis.rhetoric[{i}]", r) for i, r in enumerate(brief["synthesis"]["rhetoric"])]
+        for where, item in spans:
+            if article_text[item["start"]:item["end"]] != item["quote"]:
+                found = locate(article_text, item["quote"])
+                detail = "not in the article" if found is None else f"found at {found[0]}-{found[1]}"
+                problems.append(f"{where}.quote: does not match the article at {item['start']}-{item['end']} ({detail})")
+    claim_ids = [claim["id"] for claim in brief["claims"]]
+    for duplicate in sorted({i for i in claim_ids if claim_ids.count(i) > 1}):
+        problems.append(f"$.claims: duplicate claim id {duplicate}")
+    rebuttal_ids = set()
+    for index, claim in enumerate(brief["claims"]):
+        for r_index, rebuttal in enumerate(claim["rebuttals"]):
+            if not rebuttal["id"].startswith(claim["id"] + "-"):
+                problems.append(f"$.claims[{index}].rebuttals[{r_index}].id: {rebuttal['id']} does not belong to {claim['id']}")
+            rebuttal_ids.add(rebuttal["id"])
+    for index, rebuttal_id in enumerate(brief["synthesis"]["strongest_rebuttals"]):
+        if rebuttal_id not in rebuttal_ids:
+            problems.append(f"$.synthesis.strongest_rebuttals[{index}]: unknown rebuttal id {rebuttal_id}")
+    return problems
+
+
+# -- Markdown ---------------------------------------------------------------------------------
+
+def _md_quote(text: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in text.split("\n"))
+
+
+def render_markdown(brief: dict[str, Any]) -> str:
+    """Editor-readable: claim → quote → steelman → rebuttals by strength → missing context."""
+    article, run, synthesis = brief["article"], brief["run"], brief["synthesis"]
+    out = [f"# Counterpoint brief: {article['title'] or 'untitled article'}", ""]
+    meta = [f"**Status:** {brief['status']}"]
+    for label, key in (("Author", "author"), ("Date", "date"), ("Site", "site"), ("URL", "url")):
+        if article[key]:
+            meta.append(f"**{label}:** {article[key]}")
+    meta.append(f"**Model:** {run['model']} ({run['endpoint_host']})")
+    meta.append(f"**Run:** {run['id'] or 'not saved'}, {run['created']}")
+    out += ["  \n".join(meta), ""]
+    if brief["notes"]:
+        out += ["## Notes", ""] + [f"- {note}" for note in brief["notes"]] + [""]
+    out += ["## Thesis", "", brief["thesis"] or "_Claim extraction failed; no thesis._", ""]
+    if synthesis["counter_thesis"]:
+        out += ["## Counter-thesis", "", synthesis["counter_thesis"], ""]
+    out += ["## Claims", ""]
+    for claim in brief["claims"]:
+        out += _render_claim_md(claim)
+    out += _render_synthesis_md(synthesis, brief["claims"])
+    usage = run["usage"]
+    cost = f"${run['cost_usd']:.4f}" if run["cost_usd"] is not None else "unpriced"
+    out += ["---", "",
+            f"_{usage['calls']} model calls ({usage['cache_hits']} from cache), "
+            f"{usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} completion tokens, "
+            f"estimated cost {cost}._", ""]
+    return "\n".join(out)
+
+
+def _render_claim_md(claim: dict[str, Any]) -> list[str]:
+    flags = f"{claim['type']}, centrality {claim['centrality']}/5" + (", check-worthy" if claim["check_worthy"] else "")
+    out = [f"### {claim['id']}. {claim['text']}", "", f"_{flags}_", "", _md_quote(claim["quote"]), ""]
+    if claim["status"] != "ok":
+        error = claim["error"] or {"kind": claim["status"], "message": ""}
+        label = "REFUSED" if claim["status"] == "refused" else "FAILED"
+        return out + [f"**{label}** ({error['kind']}): {error['message']}", ""]
+    out += [f"**Steelman.** {claim['steelman']}", "", "**Rebuttals** (strongest first)", ""]
+    for rebuttal in sorted(claim["rebuttals"], key=lambda r: -r["strength"]):
+        out.append(f"- **{rebuttal['id']}** [{rebuttal['type']}, strength {rebuttal['strength']}/5] {rebuttal['argument']}")
+        out += [f"  - What to check: {lead}" for lead in rebuttal["what_to_check"]]
+    out.append("")
+    if claim["missing_context"]:
+        out += ["**Missing context**", ""]
+        out += [f"- {item['point']} _Why it matters:_ {item['why_it_matters']}" for item in claim["missing_context"]]
+        out.append("")
+    return out
+
+
+def _render_synthesis_md(synthesis: dict[str, Any], claims: list[dict[str, Any]]) -> list[str]:
+    out = ["## Synthesis", ""]
+    if synthesis["status"] != "ok":
+        error = synthesis["error"]
+        reason = f" ({error['kind']}): {error['message']}" if error else ": no claim could be analysed"
+        return out + [f"**{synthesis['status'].upper()}**{reason}", ""]
+    by_id = {r["id"]: r for c in claims for r in c["rebuttals"]}
+    if synthesis["strongest_rebuttals"]:
+        out += ["**Strongest rebuttals**", ""]
+        out += [f"1. **{rid}** {by_id[rid]['argument']}" for rid in synthesis["strongest_rebuttals"] if rid in by_id]
+        out.append("")
+    if synthesis["rhetoric"]:
+        out += ["**Rhetoric**", ""]
+        out += [f"- _{r['device']}_: \"{r['quote']}\" {r['note']}" for r in synthesis["rhetoric"]]
+        out.append("")
+    for title, items in (("Open questions", synthesis["open_questions"]), ("Caveats", synthesis["caveats"])):
+        if items:
+            out += [f"**{title}**", ""] + [f"- {item}" for item in items] + [""]
+    return out
+
+
+@dataclass(frozen=True)
+class Brief:
+    """A finished brief: the validated dict, plus where it was written (if it was)."""
+
+    data: dict[str, Any]
+    run_dir: Path | None = None
+
+    @property
+    def status(self) -> str:
+        return self.data["status"]
+
+    @property
+    def claims(self) -> list[dict[str, Any]]:
+        return self.data["claims"]
+
+    def to_json(self) -> str:
+        return json.dumps(self.data, indent=2, ensure_ascii=False)
+
+    def to_markdown(self) -> str:
+        return render_markdown(self.data)

@@ -1,0 +1,199 @@
+"""The `counterpoint` command: parse options, call the library, map errors to exit codes.
+
+Exit codes: 0 complete brief; 1 nothing usable (config, input, auth, every stage failed);
+2 usage error; 3 brief written but incomplete. Heavy modules are imported inside commands so
+that `counterpoint --help` and `counterpoint runs` start fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+DEFAULT_MODEL = "gpt-4.1-mini"  # kept equal to pipeline.llm.DEFAULT_MODEL by a test
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_BY_STATUS = {"complete": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One-line errors instead of tracebacks (COUNTERPOINT_DEBUG=1 shows the traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .errors import CounterpointError
+
+        try:
+            return command(*args, **kwargs)
+        except CounterpointError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            fail("interrupted; finished units are saved, continue with 'counterpoint run --resume latest'", 130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # a bug: say so in one line, keep the details for whoever debugs it
+            if os.environ.get("COUNTERPOINT_DEBUG"):
+                raise
+            fail(f"internal error ({type(exc).__name__}: {exc}); rerun with COUNTERPOINT_DEBUG=1 and report it")
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="counterpoint")
+def main() -> None:
+    """Answer an opinion piece: extract its claims, steelman and rebut each, write a debate brief."""
+
+
+runs_dir_option = click.option(
+    "--runs-dir", envvar="COUNTERPOINT_RUNS_DIR", default="runs", show_default=True,
+    type=click.Path(file_okay=False, path_type=Path), help="Where run directories are written.")
+
+
+@main.command()
+@click.argument("article", required=False)
+@click.option("--model", envvar="COUNTERPOINT_MODEL", default=DEFAULT_MODEL, show_default=True,
+              help="Model name. [env: COUNTERPOINT_MODEL]")
+@click.option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI-compatible endpoint. [env: OPENAI_BASE_URL]")
+@runs_dir_option
+@click.option("--max-claims", default=8, show_default=True, type=click.IntRange(1, 12), help="Claims to extract.")
+@click.option("--concurrency", envvar="COUNTERPOINT_CONCURRENCY", default=8, show_default=True,
+              type=click.IntRange(1, 64), help="Per-claim calls in flight at once. [env: COUNTERPOINT_CONCURRENCY]")
+@click.option("--reasks", default=2, show_default=True, type=click.IntRange(0, 5),
+              help="Re-asks when an output fails validation.")
+@click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds to wait for one model call.")
+@click.option("--max-calls", type=click.IntRange(min=1), help="Cap on model calls for the run. [default: enough "
+              "for the brief plus retries]")
+@click.option("--response-format", envvar="COUNTERPOINT_RESPONSE_FORMAT", default="auto", show_default=True,
+              type=click.Choice(["auto", "json_schema", "json_object", "prompt"]),
+              help="How to ask for JSON. [env: COUNTERPOINT_RESPONSE_FORMAT]")
+@click.option("--language", help="Language of the brief. [default: the article's]")
+@click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature. [default: the server's]")
+@click.option("--max-chars", default=60_000, show_default=True, type=click.IntRange(min=100),
+              help="Refuse articles longer than this (see --truncate).")
+@click.option("--truncate", is_flag=True, help="Cut an over-long article at --max-chars instead of refusing it.")
+@click.option("--encoding", help="Decode the file with this encoding. [default: detect]")
+@click.option("--cache-dir", envvar="COUNTERPOINT_CACHE_DIR", type=click.Path(file_okay=False, path_type=Path),
+              help="Response cache. [default: the user cache dir] [env: COUNTERPOINT_CACHE_DIR]")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
+@click.option("--resume", "resume_ref", metavar="RUN", help="Continue a run (id, prefix, 'latest' or directory).")
+@click.option("--force", is_flag=True, help="With --resume: resume even if prompts, schemas or settings changed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the brief JSON on stdout instead of the path.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
+@friendly_errors
+def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, max_claims: int, concurrency: int,
+        reasks: int, timeout: float, max_calls: int | None, response_format: str, language: str | None,
+        temperature: float | None, max_chars: int, truncate: bool, encoding: str | None, cache_dir: Path | None,
+        no_cache: bool, resume_ref: str | None, force: bool, as_json: bool, quiet: bool) -> None:
+    """Write a brief for ARTICLE (a text or Markdown file, or - for stdin).
+
+    The last line on stdout is the run directory (or, with --json, the brief).
+    """
+    import asyncio
+
+    from . import api
+    from . import article as article_mod
+    from .engine import Settings
+    from .progress import Progress
+
+    if article is None and resume_ref is None:
+        raise click.UsageError("give an ARTICLE file (or - for stdin), or --resume RUN")
+    if force and resume_ref is None:
+        raise click.UsageError("--force only goes with --resume")
+    started = time.perf_counter()
+    progress = Progress(quiet=quiet)
+    loaded = (article_mod.load(article, max_chars=max_chars, truncate=truncate, encoding=encoding)
+              if article is not None else None)
+    settings = Settings(model=model, max_claims=max_claims, concurrency=concurrency, reasks=reasks,
+                        language=language, temperature=temperature, response_format=response_format)
+    client = api.make_client(settings=settings, base_url=base_url, timeout=timeout, max_calls=max_calls,
+                             cache_dir=cache_dir, use_cache=not no_cache)
+    if resume_ref is not None:
+        work = api.resume_brief(runs_dir, resume_ref, settings, client, article=loaded, force=force,
+                                on_event=progress)
+    else:
+        assert loaded is not None
+        work = api.run_brief(loaded, settings, client, runs_dir=runs_dir, on_event=progress)
+    brief = asyncio.run(work)
+    progress.summary(brief.data, str(brief.run_dir) if brief.run_dir else None, time.perf_counter() - started)
+    click.echo(brief.to_json() if as_json else str(brief.run_dir))
+    sys.exit(EXIT_BY_STATUS[brief.status])
+
+
+@main.command(name="runs")
+@runs_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@friendly_errors
+def list_runs(runs_dir: Path, as_json: bool) -> None:
+    """List runs, newest first."""
+    from .runs import list_runs as collect
+
+    rows = collect(runs_dir)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no runs in {runs_dir}", err=True)
+        return
+    for row in rows:
+        cost = f"${row['cost_usd']:.4f}" if row["cost_usd"] is not None else (row["cost_status"] or "-")
+        click.echo(f"{row['id']}  {row['status'] or '?':8}  {row['claims']:>2} claims  {row['tokens']:>7} tok  "
+                   f"{cost:>9}  {row['model'] or '?'}  {(row['title'] or '')[:60]}")
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN", default="latest")
+@runs_dir_option
+@click.option("--format", "fmt", type=click.Choice(["md", "json", "html", "path"]), default="md", show_default=True)
+@friendly_errors
+def show(run_ref: str, runs_dir: Path, fmt: str) -> None:
+    """Print a run's brief. RUN is an id, a unique prefix, 'latest' or a run directory."""
+    from .errors import RunDirError
+    from .runs import resolve
+
+    run_dir = resolve(runs_dir, run_ref)
+    if fmt == "path":
+        click.echo(str(run_dir.path))
+        return
+    name = {"md": "brief.md", "json": "brief.json", "html": "brief.html"}[fmt]
+    try:
+        click.echo(run_dir.read_text(name), nl=False)
+    except FileNotFoundError:
+        raise RunDirError(f"{run_dir.path} has no {name} (the run may have been interrupted; "
+                          "finish it with 'counterpoint run --resume')") from None
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@friendly_errors
+def validate(path: Path) -> None:
+    """Check a brief.json, or a run directory, against the schemas and the article."""
+    from .brief import check_brief
+
+    brief_path = path / "brief.json" if path.is_dir() else path
+    article_path = brief_path.parent / "article.txt"
+    try:
+        brief = json.loads(brief_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read {brief_path} as JSON ({exc})")
+    article_text = article_path.read_text(encoding="utf-8") if article_path.is_file() else None
+    problems = check_brief(brief, article_text)
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        fail(f"{len(problems)} problem(s) in {brief_path}")
+    checked = "schema, ids and quotes" if article_text is not None else "schema and ids (no article.txt beside it)"
+    click.echo(f"ok: {brief_path} ({checked})", err=True)

@@ -1,0 +1,316 @@
+"""Run the stages in order: one extraction, every claim concurrently, one synthesis.
+
+Each finished unit is saved to the run directory at once, so a killed run loses only the calls
+in flight, and `resume` reuses every unit whose inputs and settings still match.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import __version__, brief as brief_mod, prompts, schemas, stages
+from .article import Article
+from .errors import ModelError, ResumeMismatch, UnitFailed
+from .llm import DEFAULT_MODEL, ModelClient, Usage
+from .pricing import estimate
+from .runs import RunDir, utc_now
+
+PROMPT_NAMES = ("system", "article", "extract_claims", "rebut_claim", "synthesize", "repair", "truncated",
+                "schema_in_prompt")
+SCHEMA_NAMES = ("claims", "rebuttal", "synthesis", "brief")
+STAGES = ("extract", "rebut", "synthesize")
+
+EventSink = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that changes what the model is asked; part of every unit's fingerprint."""
+
+    model: str = DEFAULT_MODEL
+    max_claims: int = 8
+    concurrency: int = 8
+    reasks: int = 2
+    language: str | None = None
+    temperature: float | None = None
+    response_format: str = "auto"
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for a stored unit to be reused (concurrency does not change answers)."""
+        settings = {key: value for key, value in asdict(self).items() if key != "concurrency"}
+        return {
+            "settings": settings,
+            "prompts": {name: prompts.digest(name) for name in PROMPT_NAMES},
+            "schemas": {name: schemas.digest(name) for name in SCHEMA_NAMES},
+        }
+
+
+def digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def fingerprint_differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Names of what changed between a run's record and now (e.g. 'prompts.rebut_claim')."""
+    changed = []
+    for section in ("settings", "prompts", "schemas"):
+        old, new = recorded.get(section, {}), current[section]
+        changed += [f"{section}.{key}" for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)]
+    return changed
+
+
+class BriefRun:
+    """One execution of the pipeline over one article, optionally recorded in a run directory."""
+
+    def __init__(self, article: Article, settings: Settings, client: ModelClient, *,
+                 run_dir: RunDir | None = None, on_event: EventSink | None = None,
+                 notes: list[str] | None = None) -> None:
+        self.article = article
+        self.settings = settings
+        self.client = client
+        self.run_dir = run_dir
+        self.emit = on_event or (lambda *args, **kwargs: None)
+        self.extra_notes = list(notes or [])
+        self.fingerprint = settings.fingerprint()
+        self.nonce = secrets.token_hex(8)
+        self.created = utc_now()
+        self.records: list[dict[str, Any]] = []
+        self.timings: dict[str, float] = {}
+        self.reused: list[str] = []
+        self.resumed_from: dict[str, Any] | None = None
+        client.log = self._log
+
+    # -- resume ---------------------------------------------------------------------------
+
+    def adopt(self, manifest: dict[str, Any], *, force: bool) -> list[str]:
+        """Take over a recorded run; refuse (unless forced) when its inputs differ. Returns warnings."""
+        problems = []
+        if manifest.get("article", {}).get("sha256") != self.article.sha256:
+            problems.append("the article differs from the one recorded")
+        changed = fingerprint_differences(manifest.get("fingerprint", {}), self.fingerprint)
+        if changed:
+            problems.append("these differ from the record: " + ", ".join(changed))
+        if problems and not force:
+            raise ResumeMismatch(f"cannot resume {self.run_dir.id if self.run_dir else 'run'}: "
+                                 + "; ".join(problems) + "; pass --force to resume anyway")
+        self.nonce = manifest.get("nonce", self.nonce)
+        self.created = manifest.get("created", self.created)
+        self.resumed_from = {"status": manifest.get("status"), "at": utc_now()}
+        self.records = self.run_dir.calls() if self.run_dir else []
+        return problems
+
+    def _stored(self, name: str, inputs: Any, check: Callable[[Any], list[str]], schema: str) -> Any | None:
+        """A unit's stored output if its inputs match and it still validates."""
+        if self.resumed_from is None or self.run_dir is None:
+            return None
+        unit = self.run_dir.load_unit(name)
+        if not unit or unit.get("inputs") != digest(inputs):
+            return None
+        output = unit.get("output")
+        if schemas.validate(schema, output) or check(output):
+            return None
+        self.reused.append(name)
+        self.emit("reused", unit=name)
+        return output
+
+    def _save(self, name: str, inputs: Any, output: Any) -> None:
+        if self.run_dir is not None:
+            self.run_dir.save_unit(name, {"unit": name, "inputs": digest(inputs), "output": output,
+                                          "saved": utc_now()})
+
+    # -- the stages -----------------------------------------------------------------------
+
+    async def execute(self) -> brief_mod.Brief:
+        """Run (or finish) the brief. A fatal endpoint error still writes what was finished."""
+        self._write_manifest("running")
+        extraction: dict[str, Any] | None = None
+        extraction_error: UnitFailed | None = None
+        claims: list[dict[str, Any]] = []
+        synthesis = brief_mod.synthesis_entry(None, None)
+        fatal: ModelError | None = None
+        try:
+            try:
+                extraction = await self._timed("extract", self._extract())
+            except UnitFailed as error:
+                extraction_error = error
+            if extraction is not None:
+                claims = await self._timed("rebut", self._rebut_all(extraction))
+                synthesis = await self._timed("synthesize", self._synthesize(extraction, claims))
+        except ModelError as error:
+            fatal = error
+        finally:
+            await self.client.aclose()
+        result = self._finish(extraction, extraction_error, claims, synthesis, fatal)
+        if fatal is not None:
+            raise fatal
+        return result
+
+    async def _timed(self, stage: str, work: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await work
+        finally:
+            self.timings[stage] = round(self.timings.get(stage, 0.0) + time.perf_counter() - started, 4)
+
+    async def _extract(self) -> dict[str, Any]:
+        self.emit("stage", stage="extract")
+        inputs = {"fingerprint": self.fingerprint, "article": self.article.sha256}
+        check = stages.check_claims(self.article, self.settings.max_claims)
+        output = self._stored("extract", inputs, check, "claims")
+        if output is None:
+            base = stages.base_messages(self.article, self.nonce, self.settings.language)
+            output = await stages.extract_claims(self.client, base, self.article, self.nonce,
+                                                 max_claims=self.settings.max_claims, reasks=self.settings.reasks)
+            self._save("extract", inputs, output)
+        return stages.ground_claims(self.article, output)
+
+    async def _rebut_all(self, extraction: dict[str, Any]) -> list[dict[str, Any]]:
+        claims = extraction["claims"]
+        self.emit("stage", stage="rebut", total=len(claims))
+        limit = asyncio.Semaphore(self.settings.concurrency)
+        base = stages.base_messages(self.article, self.nonce, self.settings.language)
+        done = 0
+
+        async def one(claim: dict[str, Any]) -> dict[str, Any]:
+            nonlocal done
+            inputs = {"fingerprint": self.fingerprint, "article": self.article.sha256, "claim": claim}
+            output, error = self._stored(f"rebut-{claim['id']}", inputs, stages.check_rebuttal, "rebuttal"), None
+            if output is None:
+                async with limit:
+                    try:
+                        output = await stages.rebut_claim(self.client, base, claim, self.nonce,
+                                                          reasks=self.settings.reasks)
+                        self._save(f"rebut-{claim['id']}", inputs, output)
+                    except UnitFailed as failed:
+                        error = failed
+            done += 1
+            entry = brief_mod.claim_entry(claim, stages.number_rebuttals(claim["id"], output) if output else None,
+                                          error)
+            self.emit("claim", claim=claim["id"], status=entry["status"], done=done, total=len(claims))
+            return entry
+
+        # gather keeps extraction order whatever order the claims finish in.
+        return list(await asyncio.gather(*(one(claim) for claim in claims)))
+
+    async def _synthesize(self, extraction: dict[str, Any], claims: list[dict[str, Any]]) -> dict[str, Any]:
+        if not any(claim["status"] == "ok" for claim in claims):
+            return brief_mod.synthesis_entry(None, UnitFailed("skipped", "no claim could be analysed"))
+        self.emit("stage", stage="synthesize")
+        inputs = {"fingerprint": self.fingerprint, "article": self.article.sha256,
+                  "digest": stages.claims_digest(claims), "failed": [c["id"] for c in claims if c["status"] != "ok"]}
+        rebuttal_ids = {r["id"] for c in claims for r in c["rebuttals"]}
+        output = self._stored("synthesize", inputs, stages.check_synthesis(self.article, rebuttal_ids), "synthesis")
+        if output is None:
+            base = stages.base_messages(self.article, self.nonce, self.settings.language)
+            try:
+                output = await stages.synthesize(self.client, base, self.article, self.nonce,
+                                                 thesis=extraction["thesis"], claims=claims,
+                                                 reasks=self.settings.reasks)
+            except UnitFailed as error:
+                return brief_mod.synthesis_entry(None, error)
+            self._save("synthesize", inputs, output)
+        return brief_mod.synthesis_entry(stages.ground_rhetoric(self.article, output), None)
+
+    # -- the record -----------------------------------------------------------------------
+
+    def _log(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        if self.run_dir is not None:
+            self.run_dir.append_call(record)
+        self.emit("attempt", **record)
+
+    def usage(self, stage: str | None = None) -> dict[str, int]:
+        records = [r for r in self.records if stage is None or r["stage"] == stage]
+        total = sum((Usage(**r["usage"]) for r in records), Usage())
+        return {"calls": sum(1 for r in records if not r["cache_hit"]),
+                "cache_hits": sum(1 for r in records if r["cache_hit"]), **asdict(total)}
+
+    def _notes(self, claims: list[dict[str, Any]]) -> list[str]:
+        notes = list(self.extra_notes)
+        if not self.article.date:
+            notes.append("The article carries no date, so the model cannot tell whether it was written before "
+                         "or after what the model knows; check the date before relying on the analysis.")
+        if self.article.truncated:
+            notes.append(f"The article was cut to {len(self.article.text):,} characters (--truncate); "
+                         "claims in the rest were not analysed.")
+        failed = [claim["id"] for claim in claims if claim["status"] != "ok"]
+        if failed:
+            notes.append(f"Not analysed: {', '.join(failed)} (see each claim's status).")
+        return notes
+
+    def _finish(self, extraction: dict[str, Any] | None, extraction_error: UnitFailed | None,
+                claims: list[dict[str, Any]], synthesis: dict[str, Any],
+                fatal: ModelError | None) -> brief_mod.Brief:
+        usage = self.usage()
+        cost, cost_status = estimate(self.settings.model, Usage(**{k: usage[k] for k in asdict(Usage())}))
+        notes = self._notes(claims)
+        if extraction_error is not None:
+            notes.append(f"Claim extraction failed ({extraction_error.kind}): {extraction_error}")
+        if fatal is not None:
+            notes.append(f"The run stopped early: {fatal}")
+        data = brief_mod.assemble(
+            article=self.article.metadata(),
+            thesis=extraction["thesis"] if extraction else None,
+            claims=claims,
+            synthesis=synthesis,
+            notes=notes,
+            run={
+                "id": self.run_dir.id if self.run_dir else None, "model": self.settings.model,
+                "endpoint_host": self.client.endpoint_host, "response_format": self.client.response_format,
+                "created": self.created, "finished": utc_now(), "language": self.settings.language,
+                "usage": usage, "cost_usd": cost, "cost_status": cost_status,
+            },
+        )
+        result = brief_mod.Brief(data, self.run_dir.path if self.run_dir else None)
+        if self.run_dir is not None:
+            self.run_dir.write_text("brief.json", result.to_json() + "\n")
+            self.run_dir.write_text("brief.md", result.to_markdown())
+            self._write_manifest(data["status"], brief=data, cost=(cost, cost_status))
+        return result
+
+    def _write_manifest(self, status: str, *, brief: dict[str, Any] | None = None,
+                        cost: tuple[float | None, str] | None = None) -> None:
+        if self.run_dir is None:
+            return
+        claims = brief["claims"] if brief else []
+        by_stage = {stage: self.usage(stage) for stage in STAGES}
+        total = self.usage()
+        self.run_dir.write_manifest({
+            "manifest_version": 1,
+            "counterpoint_version": __version__,
+            "run_id": self.run_dir.id,
+            "status": status,
+            "created": self.created,
+            "updated": utc_now(),
+            "resumed": self.resumed_from,
+            "article": self.article.metadata(),
+            "model": self.settings.model,
+            "endpoint_host": self.client.endpoint_host,
+            "response_format": {"requested": self.client.requested_format, "used": self.client.response_format},
+            "settings": {**asdict(self.settings), "max_calls": self.client.max_calls},
+            "fingerprint": self.fingerprint,
+            "nonce": self.nonce,
+            "timings_s": {**self.timings, "total": round(sum(self.timings.values()), 4)},
+            "usage": {"total": total, "by_stage": by_stage},
+            "cache": {"hits": total["cache_hits"],
+                      "hit_units": sorted({r["unit"] for r in self.records if r["cache_hit"]})},
+            "reused_units": self.reused,
+            "cost": {"usd": cost[0], "status": cost[1], "prices": "pipeline/pricing.py"} if cost else None,
+            "summary": {
+                "claims": len(claims),
+                "claims_ok": sum(1 for c in claims if c["status"] == "ok"),
+                "claims_failed": sum(1 for c in claims if c["status"] == "failed"),
+                "claims_refused": sum(1 for c in claims if c["status"] == "refused"),
+                "synthesis": brief["synthesis"]["status"] if brief else None,
+                "tokens": total["prompt_tokens"] + total["completion_tokens"],
+                "cost_usd": cost[0] if cost else None,
+                "cost_status": cost[1] if cost else None,
+            },
+        })

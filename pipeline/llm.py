@@ -1,0 +1,390 @@
+"""The one model adapter: chat completions through the openai SDK, and the structured-output loop.
+
+`ModelClient.send` makes one logical request (transport retries, response-format negotiation,
+call budget, cache). `structured` turns replies into validated data: parse, schema, semantic
+checks, re-ask with the validator's messages. Neither knows about claims or briefs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, astuple, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+
+from . import prompts, schemas
+from .errors import AuthError, ModelNotFound, UnitFailed
+
+if TYPE_CHECKING:
+    from .cache import ResponseCache
+
+DEFAULT_MODEL = "gpt-4.1-mini"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+RESPONSE_FORMATS = ("json_schema", "json_object", "prompt")
+MAX_RETRY_AFTER = 60.0
+_UNSUPPORTED_FORMAT = re.compile(r"response_format|json_schema|json_object|structured output", re.IGNORECASE)
+
+Message = dict[str, str]
+AttemptLog = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(*(a + b for a, b in zip(astuple(self), astuple(other))))
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What one chat completion came back with, reduced to what the pipeline needs."""
+
+    content: str | None
+    finish_reason: str | None = "stop"
+    refusal: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    no_choices: bool = False
+    cache_key: str | None = None
+    cache_hit: bool = False
+    latency_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Which unit of work a request belongs to, for the log, the cache and the fake server."""
+
+    stage: str
+    unit: str
+    nonce: str = ""
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    temperature: float | None = None
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelClient:
+    """Shared state of a model client: the attempt log, the call budget and the format in use.
+
+    Subclasses implement `_request` (one HTTP round-trip, or a fake).
+    """
+
+    model: str = DEFAULT_MODEL
+    endpoint_host: str = "fake"
+
+    def __init__(self, *, response_format: str = "auto", max_calls: int | None = None,
+                 log: AttemptLog | None = None, cache: ResponseCache | None = None,
+                 sampling: SamplingSettings | None = None) -> None:
+        self.requested_format = response_format
+        self.response_format = "json_schema" if response_format == "auto" else response_format
+        self.max_calls = max_calls
+        self.calls_made = 0
+        self.log: AttemptLog = log or (lambda record: None)
+        self.cache = cache
+        self.sampling = sampling or SamplingSettings()
+        self._attempts: dict[str, int] = {}
+
+    # -- request building -------------------------------------------------------------------
+
+    def build_request(self, messages: Sequence[Message], schema_name: str, max_tokens: int,
+                      response_format: str) -> dict[str, Any]:
+        """The exact chat-completions request body for a response-format mode."""
+        schema = schemas.load(schema_name)
+        body: dict[str, Any] = {"model": self.model, "messages": list(messages), "max_tokens": max_tokens}
+        if response_format == "json_schema":
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name, "schema": schema, "strict": True},
+            }
+        elif response_format == "json_object":
+            # llama.cpp's server constrains decoding to an attached schema in this form.
+            body["response_format"] = {"type": "json_object", "schema": schema}
+        else:
+            instruction = prompts.render("schema_in_prompt", schema=json.dumps(schema, indent=1))
+            body["messages"] = [*messages, {"role": "user", "content": instruction}]
+        if self.sampling.temperature is not None:
+            body["temperature"] = self.sampling.temperature
+        if self.sampling.extra_body:
+            body["extra_body"] = dict(self.sampling.extra_body)
+        return body
+
+    # -- one logical request ----------------------------------------------------------------
+
+    async def send(self, ctx: CallContext, messages: Sequence[Message], schema_name: str,
+                   max_tokens: int) -> Reply:
+        """One request, negotiated down the response formats when the server rejects one."""
+        while True:
+            fmt = self.response_format
+            body = self.build_request(messages, schema_name, max_tokens, fmt)
+            key = self.cache.key(body, mask=ctx.nonce) if self.cache else None
+            if self.cache and key:
+                cached = self.cache.get(key)
+                if cached is not None:
+                    return Reply(**{**cached, "usage": Usage(), "cache_key": key, "cache_hit": True})
+            try:
+                reply = await self._request(ctx, body)
+            except _FormatRejected as exc:
+                self._downgrade(fmt, str(exc))
+                continue
+            return replace(reply, cache_key=key)
+
+    def _downgrade(self, rejected: str, why: str) -> None:
+        """Step down json_schema → json_object → prompt; remembered for the rest of the run."""
+        if self.requested_format != "auto" or rejected == "prompt":
+            raise UnitFailed("bad_request", f"the endpoint rejected response format {rejected}: {why}")
+        if self.response_format == rejected:  # another unit may have stepped down already
+            self.response_format = RESPONSE_FORMATS[RESPONSE_FORMATS.index(rejected) + 1]
+
+    def charge_call(self) -> None:
+        """Count one HTTP call against --max-calls, or fail the unit when the budget is spent."""
+        if self.max_calls is not None and self.calls_made >= self.max_calls:
+            raise UnitFailed("budget", f"the --max-calls budget of {self.max_calls} model calls is used up")
+        self.calls_made += 1
+
+    def record(self, ctx: CallContext, *, outcome: str, reply: Reply | None = None, **extra: Any) -> None:
+        """Append one attempt to the log (the run's calls.jsonl)."""
+        attempt = self._attempts.get(ctx.unit, 0) + 1
+        self._attempts[ctx.unit] = attempt
+        usage = reply.usage if reply else Usage()
+        entry: dict[str, Any] = {
+            "time": time.time(), "stage": ctx.stage, "unit": ctx.unit, "attempt": attempt,
+            "outcome": outcome, "response_format": extra.pop("response_format", self.response_format),
+            "latency_s": round(reply.latency_s, 4) if reply else extra.pop("latency_s", 0.0),
+            "usage": asdict(usage), "cache_hit": bool(reply and reply.cache_hit),
+            "finish_reason": reply.finish_reason if reply else None,
+            "raw": reply.content if reply else None,
+        }
+        entry.update(extra)
+        self.log(entry)
+
+    def remember(self, reply: Reply) -> None:
+        """Cache a reply once it has passed validation, so reruns reuse only good answers."""
+        if self.cache and reply.cache_key and not reply.cache_hit:
+            self.cache.put(reply.cache_key, {
+                "content": reply.content, "finish_reason": reply.finish_reason, "refusal": reply.refusal,
+            })
+
+    async def _request(self, ctx: CallContext, body: dict[str, Any]) -> Reply:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release connections; nothing to do for fakes."""
+
+
+class _FormatRejected(Exception):
+    """The server said it does not support the response format we sent."""
+
+
+class _Retryable(Exception):
+    """A transport failure worth another try; carries the server's Retry-After if any."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class OpenAIClient(ModelClient):
+    """Chat completions over HTTP through the openai SDK (any OpenAI-compatible endpoint)."""
+
+    def __init__(self, *, model: str, base_url: str | None, api_key: str | None, timeout: float = 120.0,
+                 transport_attempts: int = 5, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        from openai import AsyncOpenAI  # imported here so `counterpoint --help` stays fast
+
+        self.model = model
+        self.endpoint_host = urlsplit(base_url or DEFAULT_BASE_URL).netloc.rsplit("@", 1)[-1]
+        self.transport_attempts = transport_attempts
+        self._pause_until = 0.0  # shared back-off: one 429 slows every concurrent unit
+        # The SDK's own retries are off: one tenacity policy owns transport retries.
+        self._sdk = AsyncOpenAI(api_key=api_key or "no-key", base_url=base_url or DEFAULT_BASE_URL,
+                                timeout=timeout, max_retries=0)
+
+    async def aclose(self) -> None:
+        await self._sdk.close()
+
+    async def _request(self, ctx: CallContext, body: dict[str, Any]) -> Reply:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.transport_attempts),
+            wait=_wait_retry_after,
+            retry=retry_if_exception_type(_Retryable),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._request_once(ctx, body)
+        except _Retryable as exc:
+            raise UnitFailed("transport", f"{exc} (gave up after {self.transport_attempts} attempts)") from None
+        raise AssertionError("unreachable: tenacity either returns or reraises")
+
+    async def _request_once(self, ctx: CallContext, body: dict[str, Any]) -> Reply:
+        import openai
+
+        await self._wait_for_pause()
+        self.charge_call()
+        started = time.perf_counter()
+        try:
+            completion = await self._sdk.chat.completions.create(**body)
+        except openai.APIStatusError as exc:
+            latency = time.perf_counter() - started
+            failure = self._classify(exc)
+            self.record(ctx, outcome=f"http_{exc.status_code}", latency_s=round(latency, 4),
+                        error=str(failure))
+            raise failure from None
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            latency = time.perf_counter() - started
+            kind = "timeout" if isinstance(exc, openai.APITimeoutError) else "connection_error"
+            self.record(ctx, outcome=kind, latency_s=round(latency, 4), error=type(exc).__name__)
+            raise _Retryable(f"{kind.replace('_', ' ')} talking to {self.endpoint_host}") from None
+        return _reply_from(completion, time.perf_counter() - started)
+
+    def _classify(self, exc: Any) -> Exception:
+        """Map an HTTP error to: retry, step down the format, fail the unit, or stop the run.
+
+        The SDK's message is never shown whole: some servers echo part of the key in it.
+        """
+        status = exc.status_code
+        if status in (401, 403):
+            return AuthError(f"the endpoint at {self.endpoint_host} refused the credentials (HTTP {status}); "
+                             "check OPENAI_API_KEY")
+        if status == 404:
+            return ModelNotFound(f"model {self.model!r} was not found at {self.endpoint_host} (HTTP 404); "
+                                 "check --model and --base-url")
+        if status in (408, 409, 429) or status >= 500:
+            retry_after = _retry_after_seconds(exc.response.headers)
+            if status == 429:
+                pause = retry_after if retry_after is not None else 1.0
+                self._pause_until = max(self._pause_until, time.monotonic() + pause)
+            return _Retryable(f"HTTP {status} from {self.endpoint_host}", retry_after)
+        detail = _error_detail(exc)
+        if status == 400 and self.response_format != "prompt" and _UNSUPPORTED_FORMAT.search(detail):
+            return _FormatRejected(detail)
+        return UnitFailed("bad_request", f"the endpoint rejected the request (HTTP {status}): {detail}")
+
+    async def _wait_for_pause(self) -> None:
+        delay = self._pause_until - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+def _reply_from(completion: Any, latency: float) -> Reply:
+    usage = Usage()
+    if completion.usage is not None:
+        details = completion.usage.prompt_tokens_details
+        usage = Usage(completion.usage.prompt_tokens or 0, completion.usage.completion_tokens or 0,
+                      (details.cached_tokens or 0) if details else 0)
+    if not completion.choices:
+        return Reply(content=None, finish_reason=None, usage=usage, no_choices=True, latency_s=latency)
+    choice = completion.choices[0]
+    return Reply(content=choice.message.content, finish_reason=choice.finish_reason,
+                 refusal=getattr(choice.message, "refusal", None), usage=usage, latency_s=latency)
+
+
+def _error_detail(exc: Any) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    message = body.get("message") or (body.get("error") or {}).get("message") if body else None
+    return re.sub(r"\s+", " ", str(message or exc.response.reason_phrase or "no detail"))[:300]
+
+
+def _retry_after_seconds(headers: Any) -> float | None:
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is not None:
+            try:
+                return min(max(float(value) * scale, 0.0), MAX_RETRY_AFTER)
+            except ValueError:
+                return None
+    return None
+
+
+def _wait_retry_after(retry_state: Any) -> float:
+    """Honour the server's Retry-After; otherwise exponential back-off with full jitter."""
+    exc = retry_state.outcome.exception()
+    if isinstance(exc, _Retryable) and exc.retry_after is not None:
+        return exc.retry_after
+    return random.uniform(0, min(20.0, 0.5 * 2 ** retry_state.attempt_number))
+
+
+# -- the structured-output loop -------------------------------------------------------------
+
+Check = Callable[[Any], list[str]]
+
+
+class _Invalid(Exception):
+    def __init__(self, kind: str, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.kind = kind
+        self.errors = errors
+
+
+async def structured(client: ModelClient, ctx: CallContext, messages: Sequence[Message], schema_name: str,
+                     check: Check, *, max_tokens: int, reasks: int = 2) -> Any:
+    """Call until the reply parses, fits the schema and passes `check`; re-ask with the errors.
+
+    Each re-ask is a fresh message list: the original request, the bad reply, and the errors.
+    Returns the data, or raises UnitFailed with the last problems.
+    """
+    state = {"messages": list(messages), "tightened": False}
+
+    async def attempt() -> Any:
+        reply = await client.send(ctx, state["messages"], schema_name, max_tokens)
+        if reply.no_choices:
+            client.record(ctx, outcome="empty", reply=reply)
+            raise _Invalid("empty", ["$: the endpoint returned no choices"])
+        if reply.refusal or (reply.finish_reason != "length" and not (reply.content or "").strip()):
+            client.record(ctx, outcome="refused", reply=reply)
+            raise UnitFailed("refused", f"the model declined: {(reply.refusal or 'empty reply').strip()[:200]}")
+        if reply.finish_reason == "length":
+            client.record(ctx, outcome="truncated", reply=reply)
+            if state["tightened"]:
+                raise UnitFailed("truncated", f"the reply hit max_tokens ({max_tokens}) twice")
+            state["tightened"] = True
+            state["messages"] = [*messages, {"role": "user", "content": prompts.render("truncated")}]
+            raise _Invalid("truncated", ["$: the reply was cut off at max_tokens"])
+        data, errors = _parse(reply.content or "")
+        if not errors:
+            errors = schemas.validate(schema_name, data) or check(data)
+        if errors:
+            client.record(ctx, outcome="invalid", reply=reply, errors=errors)
+            state["messages"] = [
+                *messages,
+                {"role": "assistant", "content": (reply.content or "")[:8000]},
+                {"role": "user", "content": prompts.render("repair", errors="\n".join(f"- {e}" for e in errors[:20]))},
+            ]
+            raise _Invalid("invalid", errors)
+        client.record(ctx, outcome="ok", reply=reply)
+        client.remember(reply)
+        return data
+
+    retrying = AsyncRetrying(stop=stop_after_attempt(reasks + 1), retry=retry_if_exception_type(_Invalid),
+                             reraise=True)
+    try:
+        async for attempt_ in retrying:
+            with attempt_:
+                return await attempt()
+    except _Invalid as exc:
+        raise UnitFailed(exc.kind, f"no valid output after {reasks + 1} attempts: {'; '.join(exc.errors[:3])}") from None
+    raise AssertionError("unreachable: tenacity either returns or reraises")
+
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*\n(?P<body>.*?)\n\s*```\s*$", re.DOTALL)
+
+
+def _parse(content: str) -> tuple[Any, list[str]]:
+    fenced = _FENCE.match(content)
+    text = fenced.group("body") if fenced else content
+    try:
+        return json.loads(text), []
+    except json.JSONDecodeError as exc:
+        return None, [f"$: the reply is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"]

@@ -1,0 +1,41 @@
+"""Estimated cost from a small price table. A model outside it is 'unpriced', never $0.
+
+Prices are US dollars per million tokens (input, cached input, output), from OpenAI's public
+price list as of 2025-08. Check them before you rely on a figure.
+"""
+
+from __future__ import annotations
+
+from .llm import Usage
+
+PRICES_PER_MILLION: dict[str, tuple[float, float, float]] = {
+    "gpt-4o": (2.50, 1.25, 10.00),
+    "gpt-4o-mini": (0.15, 0.075, 0.60),
+    "gpt-4.1": (2.00, 0.50, 8.00),
+    "gpt-4.1-mini": (0.40, 0.10, 1.60),
+    "gpt-4.1-nano": (0.10, 0.025, 0.40),
+    "gpt-5": (1.25, 0.125, 10.00),
+    "gpt-5-mini": (0.25, 0.025, 2.00),
+    "gpt-5-nano": (0.05, 0.005, 0.40),
+}
+
+
+def price_for(model: str) -> tuple[float, float, float] | None:
+    """Exact name, or a dated snapshot of a listed model (gpt-4o-2024-08-06 → gpt-4o)."""
+    name = model.rsplit("/", 1)[-1].lower()
+    if name in PRICES_PER_MILLION:
+        return PRICES_PER_MILLION[name]
+    base = max((known for known in PRICES_PER_MILLION if name.startswith(known + "-20")), key=len, default=None)
+    return PRICES_PER_MILLION[base] if base else None
+
+
+def estimate(model: str, usage: Usage) -> tuple[float | None, str]:
+    """(cost in USD, 'priced') or (None, 'unpriced')."""
+    prices = price_for(model)
+    if prices is None:
+        return None, "unpriced"
+    input_price, cached_price, output_price = prices
+    uncached = max(usage.prompt_tokens - usage.cached_tokens, 0)
+    cost = (uncached * input_price + usage.cached_tokens * cached_price
+            + usage.completion_tokens * output_price) / 1_000_000
+    return round(cost, 6), "priced"

@@ -1,0 +1,25 @@
+"""Where prompts/ and schemas/ live: the one place that resolves them.
+
+In a wheel they are force-included under pipeline/_resources/; in a source checkout
+(editable install, tests) they are the top-level folders. COUNTERPOINT_PROMPTS_DIR and
+COUNTERPOINT_SCHEMAS_DIR override either, for prompt experiments.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_OVERRIDES = {"prompts": "COUNTERPOINT_PROMPTS_DIR", "schemas": "COUNTERPOINT_SCHEMAS_DIR"}
+
+
+def resource_dir(kind: str) -> Path:
+    """Return the directory holding `kind` ("prompts" or "schemas")."""
+    override = os.environ.get(_OVERRIDES[kind])
+    if override:
+        return Path(override)
+    bundled = _PACKAGE_DIR / "_resources" / kind
+    if bundled.is_dir():
+        return bundled
+    return _PACKAGE_DIR.parent / kind

@@ -1,0 +1,192 @@
+"""The run directory: ids, layout, manifest, calls log, finished units, atomic writes, listing.
+
+    runs/<id>/
+      article.txt      the normalised article (quote offsets refer to it)
+      source.html      the original page, when the input was HTML or a URL
+      manifest.json    settings, hashes, timings, usage, cost, status
+      calls.jsonl      one line per model attempt (append-only)
+      units/*.json     each finished unit's validated output, written as soon as it finishes
+      brief.json / brief.md / brief.html
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import RunDirError
+
+DEFAULT_RUNS_DIR = "runs"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; briefs are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def slugify(title: str | None, limit: int = 40) -> str:
+    words = re.sub(r"[^a-z0-9]+", "-", (title or "article").lower()).strip("-")
+    return (words[:limit].rstrip("-") or "article")
+
+
+def new_run_id(title: str | None, now: datetime | None = None) -> str:
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{slugify(title)}-{secrets.token_hex(3)}"
+
+
+def check_runs_dir(runs_dir: Path) -> None:
+    """Fail before any model call when the runs directory cannot be written."""
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=runs_dir, prefix=".write-test-", delete=True)
+        probe.close()
+    except OSError as exc:
+        raise RunDirError(
+            f"cannot write to the runs directory {runs_dir} ({exc.strerror}); "
+            "pass --runs-dir or set COUNTERPOINT_RUNS_DIR to a writable folder"
+        ) from None
+
+
+@dataclass
+class RunDir:
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @classmethod
+    def create(cls, runs_dir: Path, title: str | None) -> RunDir:
+        check_runs_dir(runs_dir)
+        path = runs_dir / new_run_id(title)
+        (path / "units").mkdir(parents=True)
+        return cls(path)
+
+    # -- records --------------------------------------------------------------------------
+
+    def write_text(self, name: str, text: str) -> None:
+        atomic_write(self.path / name, text)
+
+    def read_text(self, name: str) -> str:
+        return (self.path / name).read_text(encoding="utf-8")
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        write_json(self.path / "manifest.json", manifest)
+
+    def manifest(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.read_text("manifest.json"))
+        except (OSError, ValueError) as exc:
+            raise RunDirError(f"{self.path} has no readable manifest.json ({exc}); is it a counterpoint run?") from None
+
+    def append_call(self, record: dict[str, Any]) -> None:
+        """One line per attempt, flushed at once so a killed run keeps its log."""
+        with open(self.path / "calls.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The calls log; a line cut short by a kill is skipped."""
+        records = []
+        try:
+            lines = self.read_text("calls.jsonl").splitlines()
+        except FileNotFoundError:
+            return records
+        for line in lines:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return records
+
+    # -- finished units (for resume) -------------------------------------------------------
+
+    def save_unit(self, name: str, unit: dict[str, Any]) -> None:
+        (self.path / "units").mkdir(exist_ok=True)
+        write_json(self.path / "units" / f"{name}.json", unit)
+
+    def load_unit(self, name: str) -> dict[str, Any] | None:
+        try:
+            unit = json.loads((self.path / "units" / f"{name}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return unit if isinstance(unit, dict) else None
+
+
+def resolve(runs_dir: Path, ref: str) -> RunDir:
+    """A run from an id, a unique id prefix, 'latest', or a run directory's path."""
+    as_path = Path(ref).expanduser()
+    if ("/" in ref or os.sep in ref) and (as_path / "manifest.json").is_file():
+        return RunDir(as_path)
+    if ".." in ref or "/" in ref or os.sep in ref or not _SAFE_ID.match(ref):
+        raise RunDirError(f"{ref!r} is not a run id; give an id from 'counterpoint runs', 'latest', or a run directory")
+    ids = run_ids(runs_dir)
+    if ref == "latest":
+        if not ids:
+            raise RunDirError(f"there are no runs in {runs_dir}")
+        return RunDir(runs_dir / ids[0])
+    if ref in ids:
+        return RunDir(runs_dir / ref)
+    matches = [run_id for run_id in ids if run_id.startswith(ref)]
+    if len(matches) == 1:
+        return RunDir(runs_dir / matches[0])
+    if matches:
+        raise RunDirError(f"{ref!r} matches {len(matches)} runs; give more of the id")
+    raise RunDirError(f"no run {ref!r} in {runs_dir}; see 'counterpoint runs'")
+
+
+def run_ids(runs_dir: Path) -> list[str]:
+    """Run ids, newest first (ids start with a UTC timestamp)."""
+    try:
+        entries = [entry.name for entry in os.scandir(runs_dir)
+                   if entry.is_dir() and not entry.name.startswith(".")]
+    except FileNotFoundError:
+        return []
+    return sorted(entries, reverse=True)
+
+
+def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
+    """One summary per run, newest first, from each manifest's summary block."""
+    rows = []
+    for run_id in run_ids(runs_dir):
+        try:
+            manifest = json.loads((runs_dir / run_id / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        summary = manifest.get("summary") or {}
+        rows.append({
+            "id": run_id,
+            "title": (manifest.get("article") or {}).get("title"),
+            "model": manifest.get("model"),
+            "status": manifest.get("status"),
+            "claims": summary.get("claims", 0),
+            "tokens": summary.get("tokens", 0),
+            "cost_usd": summary.get("cost_usd"),
+            "cost_status": summary.get("cost_status"),
+            "created": manifest.get("created"),
+            "path": str(runs_dir / run_id),
+        })
+    return rows
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

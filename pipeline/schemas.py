@@ -1,0 +1,51 @@
+"""Load schemas/NAME.schema.json (checked at load) and validate data against them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from .errors import ConfigError
+from .resources import resource_dir
+
+
+@lru_cache(maxsize=None)
+def _load(name: str) -> tuple[dict[str, Any], str]:
+    path = resource_dir("schemas") / f"{name}.schema.json"
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"schema file {path} cannot be read ({exc.strerror}); reinstall counterpoint") from exc
+    schema = json.loads(raw)
+    Draft202012Validator.check_schema(schema)
+    return schema, hashlib.sha256(raw).hexdigest()
+
+
+def load(name: str) -> dict[str, Any]:
+    return _load(name)[0]
+
+
+def digest(name: str) -> str:
+    return _load(name)[1]
+
+
+@lru_cache(maxsize=None)
+def _validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(load(name))
+
+
+def validate(name: str, data: Any) -> list[str]:
+    """Every violation as 'path: message' (path '$' for the root), sorted by location."""
+    errors = sorted(_validator(name).iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    return [f"{_path(e.absolute_path)}: {e.message}" for e in errors]
+
+
+def _path(parts: Any) -> str:
+    out = "$"
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out

@@ -1,0 +1,275 @@
+"""Public fakes for testing counterpoint and tools built on it. Not needed at runtime.
+
+- `FakeLLM`: a model client with a queue of canned replies and a history of requests, injected
+  straight into the pipeline (unit tests, `generate_brief(llm=...)`).
+- `FakeOpenAIServer`: a real HTTP server on 127.0.0.1 that speaks chat completions, so the real
+  openai SDK is exercised end to end. Replies are scripted per request: content, status codes,
+  headers, delays, refusals, truncation, empty choices, dropped connections.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .llm import CallContext, ModelClient, Reply, Usage
+
+_CLAIM_ID = re.compile(r"^Claim (C\d+) \(", re.MULTILINE)
+
+
+def unit_of(messages: list[dict[str, Any]]) -> str:
+    """Which unit a request is for: 'extract', a claim id such as 'C3', or 'synthesize'."""
+    for message in messages:
+        if message.get("role") != "user":
+            continue
+        content = message.get("content") or ""
+        if content.startswith("Task: extract"):
+            return "extract"
+        if content.startswith("Task: write the counter-case"):
+            return "synthesize"
+        claim = _CLAIM_ID.search(content)
+        if content.startswith("Task: answer one claim") and claim:
+            return claim.group(1)
+    return "unknown"
+
+
+def _as_content(item: Any) -> str:
+    return item if isinstance(item, str) else json.dumps(item)
+
+
+# -- FakeLLM ---------------------------------------------------------------------------------
+
+class FakeLLM(ModelClient):
+    """Replies from a queue (str, JSON-able dict, Reply, or an exception to raise), or a responder.
+
+    `history` holds every request: {"unit", "stage", "messages", "body"}.
+    """
+
+    def __init__(self, *replies: Any, responder: Callable[[str, dict[str, Any]], Any] | None = None,
+                 model: str = "fake-model", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.endpoint_host = "fake-llm"
+        self.queue: deque[Any] = deque(replies)
+        self.responder = responder
+        self.history: list[dict[str, Any]] = []
+
+    def enqueue(self, *replies: Any) -> FakeLLM:
+        self.queue.extend(replies)
+        return self
+
+    async def _request(self, ctx: CallContext, body: dict[str, Any]) -> Reply:
+        self.charge_call()
+        self.history.append({"unit": ctx.unit, "stage": ctx.stage, "messages": body["messages"], "body": body})
+        if self.queue:
+            item = self.queue.popleft()
+        elif self.responder is not None:
+            item = self.responder(unit_of(body["messages"]), body)
+        else:
+            raise AssertionError(f"FakeLLM has no reply queued for {ctx.unit}")
+        if isinstance(item, BaseException):
+            raise item
+        if isinstance(item, Reply):
+            return item
+        content = _as_content(item)
+        return Reply(content=content, usage=Usage(len(json.dumps(body["messages"])) // 4, len(content) // 4))
+
+
+# -- FakeOpenAIServer ------------------------------------------------------------------------
+
+@dataclass
+class FakeResponse:
+    """One scripted answer. `content` may be a str or a JSON-able object."""
+
+    content: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float | None = None
+    finish_reason: str = "stop"
+    refusal: str | None = None
+    usage: dict[str, int] | None = None
+    no_choices: bool = False
+    error_message: str | None = None
+    reset: bool = False
+
+
+@dataclass
+class ReceivedRequest:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    unit: str
+    received: float
+    reply_usage: dict[str, Any] | None = None
+
+
+Handler = Callable[[str, dict[str, Any]], "FakeResponse | str | dict[str, Any]"]
+
+
+class FakeOpenAIServer:
+    """A chat-completions server on 127.0.0.1 for tests and benchmarks.
+
+    Answers come, in order of precedence, from the unit's script (`script("C2", ...)`), the
+    shared queue (`enqueue(...)`), or `handler(unit, body)`; with none, a 500 says so.
+    `latency` delays every successful answer. `requests` records everything received.
+    """
+
+    def __init__(self, handler: Handler | None = None, *, latency: float = 0.0, model: str = "fake-model") -> None:
+        self.handler = handler
+        self.latency = latency
+        self.model = model
+        self.requests: list[ReceivedRequest] = []
+        self._queue: deque[Any] = deque()
+        self._scripts: dict[str, deque[Any]] = {}
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- scripting ------------------------------------------------------------------------
+
+    def enqueue(self, *responses: Any) -> FakeOpenAIServer:
+        with self._lock:
+            self._queue.extend(responses)
+        return self
+
+    def script(self, unit: str, *responses: Any) -> FakeOpenAIServer:
+        with self._lock:
+            self._scripts.setdefault(unit, deque()).extend(responses)
+        return self
+
+    def requests_for(self, unit: str) -> list[ReceivedRequest]:
+        with self._lock:
+            return [request for request in self.requests if request.unit == unit]
+
+    def _next(self, unit: str, body: dict[str, Any]) -> FakeResponse:
+        with self._lock:
+            script = self._scripts.get(unit)
+            item = script.popleft() if script else (self._queue.popleft() if self._queue else None)
+        if item is None and self.handler is not None:
+            item = self.handler(unit, body)
+        if item is None:
+            return FakeResponse(status=500, error_message=f"fake server: nothing scripted for unit {unit}")
+        return item if isinstance(item, FakeResponse) else FakeResponse(content=item)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start() the server first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def start(self) -> FakeOpenAIServer:
+        fake = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                return
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, {"object": "list", "data": [{"id": fake.model, "object": "model"}]})
+                else:
+                    self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("content-length") or 0)
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                except ValueError:
+                    self._send(400, {"error": {"message": "body is not JSON"}})
+                    return
+                unit = unit_of(body.get("messages") or [])
+                received = ReceivedRequest(self.path, dict(self.headers), body, unit, time.monotonic())
+                with fake._lock:
+                    fake.requests.append(received)
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    return
+                fake._answer(self, body, received)
+
+            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+                raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode("utf-8")
+                try:
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(raw)))
+                    for name, value in (headers or {}).items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(raw)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client gave up (a timeout test); nothing to tell it
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- answering ------------------------------------------------------------------------
+
+    def _answer(self, http: Any, body: dict[str, Any], received: ReceivedRequest) -> None:
+        response = self._next(received.unit, body)
+        delay = response.delay if response.delay is not None else (self.latency if response.status == 200 else 0.0)
+        if delay:
+            time.sleep(delay)
+        if response.reset:
+            # Close without a word: the client sees a dropped connection.
+            http.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            http.connection.close()
+            http.close_connection = True
+            return
+        if response.status != 200:
+            message = response.error_message or f"scripted HTTP {response.status}"
+            http._send(response.status, {"error": {"message": message, "type": "fake_error", "code": None}},
+                       response.headers)
+            return
+        content = None if response.content is None else _as_content(response.content)
+        prompt_chars = len(json.dumps(body.get("messages") or []))
+        usage = response.usage or {"prompt_tokens": prompt_chars // 4, "completion_tokens": len(content or "") // 4,
+                                   "prompt_tokens_details": {"cached_tokens": 0}}
+        usage.setdefault("total_tokens", usage["prompt_tokens"] + usage["completion_tokens"])
+        received.reply_usage = usage
+        choices = [] if response.no_choices else [{
+            "index": 0, "finish_reason": response.finish_reason, "logprobs": None,
+            "message": {"role": "assistant", "content": content, "refusal": response.refusal},
+        }]
+        http._send(200, {"id": f"chatcmpl-fake-{id(received)}", "object": "chat.completion", "created": int(time.time()),
+                         "model": body.get("model", self.model), "choices": choices, "usage": usage},
+                   response.headers)
+
+
+def scripted_handler(script: dict[str, Any]) -> Handler:
+    """A handler answering every unit from a script: {"extract": ..., "rebuttals": {"C1": ...}, "synthesize": ...}.
+
+    Used by the tests and bench/ with tests/data/seed_script.json.
+    """
+
+    def handler(unit: str, body: dict[str, Any]) -> Any:
+        if unit in ("extract", "synthesize"):
+            return script[unit]
+        return script["rebuttals"].get(unit)
+
+    return handler
