@@ -27,7 +27,7 @@ def default_max_calls(max_claims: int, reasks: int) -> int:
 
 
 def make_client(*, settings: Settings, base_url: str | None = None, api_key: str | None = None,
-                timeout: float = DEFAULT_TIMEOUT, max_calls: int | None = None,
+                timeout: float = DEFAULT_TIMEOUT, max_retries: int = 4, max_calls: int | None = None,
                 cache_dir: Path | None = None, use_cache: bool = True) -> OpenAIClient:
     """An OpenAI-compatible client; a ConfigError when neither a key nor a base URL is known."""
     api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
@@ -41,6 +41,7 @@ def make_client(*, settings: Settings, base_url: str | None = None, api_key: str
         cache = ResponseCache(cache_dir or default_cache_dir())
     return OpenAIClient(
         model=settings.model, base_url=base_url, api_key=api_key, timeout=timeout,
+        transport_attempts=max_retries + 1,
         response_format=settings.response_format, cache=cache,
         max_calls=max_calls if max_calls is not None else default_max_calls(settings.max_claims, settings.reasks),
         sampling=SamplingSettings(temperature=settings.temperature, extra_body=settings.extra_body),
@@ -98,12 +99,12 @@ def generate_brief(text: str, *, model: str = DEFAULT_MODEL, base_url: str | Non
     Pass `llm` (e.g. `pipeline.testing.FakeLLM`) to inject a model, or `base_url` (e.g. a
     `FakeOpenAIServer`'s) to use any OpenAI-compatible endpoint. With `runs_dir`, the run is
     recorded there as the CLI does. Other keyword options are `Settings` fields (max_claims,
-    concurrency, reasks, language, temperature, response_format) plus timeout, max_calls,
-    max_chars, truncate, cache_dir and use_cache.
+    concurrency, reasks, language, temperature, response_format) plus timeout, max_retries,
+    max_calls, max_chars, truncate, cache_dir and use_cache.
     """
     article_options = {key: options.pop(key) for key in ("max_chars", "truncate") if key in options}
-    client_options = {key: options.pop(key) for key in ("timeout", "max_calls", "cache_dir", "use_cache")
-                      if key in options}
+    client_options = {key: options.pop(key) for key in ("timeout", "max_retries", "max_calls", "cache_dir",
+                                                         "use_cache") if key in options}
     settings = Settings(model=model if llm is None else llm.model, **options)
     article = article_mod.from_text(text, "<text>", title=title, **article_options)
     client = llm or make_client(settings=settings, base_url=base_url, api_key=api_key, **client_options)

@@ -75,6 +75,8 @@ runs_dir_option = click.option(
               help="Re-asks when an output fails validation.")
 @click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds to wait for one model call.")
+@click.option("--max-retries", default=4, show_default=True, type=click.IntRange(0, 10),
+              help="Retries of a call after a timeout, dropped connection, 429 or 5xx.")
 @click.option("--max-calls", type=click.IntRange(min=1), help="Cap on model calls for the run. [default: enough "
               "for the brief plus retries]")
 @click.option("--response-format", envvar="COUNTERPOINT_RESPONSE_FORMAT", default="auto", show_default=True,
@@ -95,9 +97,9 @@ runs_dir_option = click.option(
 @click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
 @friendly_errors
 def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, max_claims: int, concurrency: int,
-        reasks: int, timeout: float, max_calls: int | None, response_format: str, language: str | None,
-        temperature: float | None, max_chars: int, truncate: bool, encoding: str | None, cache_dir: Path | None,
-        no_cache: bool, resume_ref: str | None, force: bool, as_json: bool, quiet: bool) -> None:
+        reasks: int, timeout: float, max_retries: int, max_calls: int | None, response_format: str,
+        language: str | None, temperature: float | None, max_chars: int, truncate: bool, encoding: str | None,
+        cache_dir: Path | None, no_cache: bool, resume_ref: str | None, force: bool, as_json: bool, quiet: bool) -> None:
     """Write a brief for ARTICLE (a text or Markdown file, or - for stdin).
 
     The last line on stdout is the run directory (or, with --json, the brief).
@@ -117,10 +119,13 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     progress = Progress(quiet=quiet)
     loaded = (article_mod.load(article, max_chars=max_chars, truncate=truncate, encoding=encoding)
               if article is not None else None)
-    settings = Settings(model=model, max_claims=max_claims, concurrency=concurrency, reasks=reasks,
-                        language=language, temperature=temperature, response_format=response_format)
-    client = api.make_client(settings=settings, base_url=base_url, timeout=timeout, max_calls=max_calls,
-                             cache_dir=cache_dir, use_cache=not no_cache)
+    options = {"model": model, "max_claims": max_claims, "reasks": reasks, "language": language,
+               "temperature": temperature, "response_format": response_format}
+    if resume_ref is not None:
+        options.update(recorded_defaults(runs_dir, resume_ref, options))
+    settings = Settings(concurrency=concurrency, **options)
+    client = api.make_client(settings=settings, base_url=base_url, timeout=timeout, max_retries=max_retries,
+                             max_calls=max_calls, cache_dir=cache_dir, use_cache=not no_cache)
     if resume_ref is not None:
         work = api.resume_brief(runs_dir, resume_ref, settings, client, article=loaded, force=force,
                                 on_event=progress)
@@ -130,7 +135,22 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     brief = asyncio.run(work)
     progress.summary(brief.data, str(brief.run_dir) if brief.run_dir else None, time.perf_counter() - started)
     click.echo(brief.to_json() if as_json else str(brief.run_dir))
+    if brief.status == "failed":
+        click.echo(f"error: {brief.data['notes'][-1]} The record is in {brief.run_dir}; "
+                   "retry with 'counterpoint run --resume latest'", err=True)
     sys.exit(EXIT_BY_STATUS[brief.status])
+
+
+def recorded_defaults(runs_dir: Path, ref: str, options: dict[str, Any]) -> dict[str, Any]:
+    """On --resume, options left at their defaults take the recorded run's values."""
+    from click.core import ParameterSource
+
+    from .runs import resolve
+
+    context = click.get_current_context()
+    recorded = resolve(runs_dir, ref).manifest().get("settings", {})
+    return {name: recorded[name] for name in options
+            if name in recorded and context.get_parameter_source(name) == ParameterSource.DEFAULT}
 
 
 @main.command(name="runs")

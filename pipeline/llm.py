@@ -29,6 +29,7 @@ DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RESPONSE_FORMATS = ("json_schema", "json_object", "prompt")
 MAX_RETRY_AFTER = 60.0
+_KEY_LIKE = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_*.-]{6,}")
 _UNSUPPORTED_FORMAT = re.compile(r"response_format|json_schema|json_object|structured output", re.IGNORECASE)
 
 Message = dict[str, str]
@@ -205,6 +206,7 @@ class OpenAIClient(ModelClient):
         self.model = model
         self.endpoint_host = urlsplit(base_url or DEFAULT_BASE_URL).netloc.rsplit("@", 1)[-1]
         self.transport_attempts = transport_attempts
+        self._secret = api_key or ""
         self._pause_until = 0.0  # shared back-off: one 429 slows every concurrent unit
         # The SDK's own retries are off: one tenacity policy owns transport retries.
         self._sdk = AsyncOpenAI(api_key=api_key or "no-key", base_url=base_url or DEFAULT_BASE_URL,
@@ -267,10 +269,16 @@ class OpenAIClient(ModelClient):
                 pause = retry_after if retry_after is not None else 1.0
                 self._pause_until = max(self._pause_until, time.monotonic() + pause)
             return _Retryable(f"HTTP {status} from {self.endpoint_host}", retry_after)
-        detail = _error_detail(exc)
+        detail = self._redact(_error_detail(exc))
         if status == 400 and self.response_format != "prompt" and _UNSUPPORTED_FORMAT.search(detail):
             return _FormatRejected(detail)
         return UnitFailed("bad_request", f"the endpoint rejected the request (HTTP {status}): {detail}")
+
+    def _redact(self, text: str) -> str:
+        """Servers sometimes echo the key (or part of it) in an error; never pass that on."""
+        if self._secret:
+            text = text.replace(self._secret, "[redacted]")
+        return _KEY_LIKE.sub("[redacted]", text)
 
     async def _wait_for_pause(self) -> None:
         delay = self._pause_until - time.monotonic()

@@ -103,6 +103,8 @@ class FakeResponse:
 
 @dataclass
 class ReceivedRequest:
+    """One request as the server saw it (header names in lower case)."""
+
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
@@ -189,7 +191,8 @@ class FakeOpenAIServer:
                     self._send(400, {"error": {"message": "body is not JSON"}})
                     return
                 unit = unit_of(body.get("messages") or [])
-                received = ReceivedRequest(self.path, dict(self.headers), body, unit, time.monotonic())
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                received = ReceivedRequest(self.path, headers, body, unit, time.monotonic())
                 with fake._lock:
                     fake.requests.append(received)
                 if not self.path.rstrip("/").endswith("/chat/completions"):
@@ -268,7 +271,12 @@ def scripted_handler(script: dict[str, Any]) -> Handler:
     """
 
     def handler(unit: str, body: dict[str, Any]) -> Any:
-        if unit in ("extract", "synthesize"):
+        if unit == "synthesize":
+            # Like a real model, cite only the rebuttals the prompt lists (failed claims have none).
+            listed = set(re.findall(r"\[(C\d+-R\d+)\]", json.dumps(body.get("messages"))))
+            strongest = [rid for rid in script[unit]["strongest_rebuttals"] if rid in listed]
+            return {**script[unit], "strongest_rebuttals": strongest}
+        if unit == "extract":
             return script[unit]
         return script["rebuttals"].get(unit)
 

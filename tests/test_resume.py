@@ -1,0 +1,145 @@
+"""Resume: a killed or partial run is finished without repeating any finished unit."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline import schemas
+from pipeline.testing import FakeOpenAIServer, FakeResponse, scripted_handler
+
+from .conftest import ROOT, SEED, TEST_KEY
+
+SLOW_CLAIMS = {"C5", "C6", "C7", "C8"}
+
+
+def slow_handler(seed_script: dict[str, Any]):
+    """Extraction and C1–C4 answer at once; C5–C8 take far longer than the test waits."""
+    answer = scripted_handler(seed_script)
+
+    def handler(unit: str, body: dict[str, Any]) -> Any:
+        return FakeResponse(content=answer(unit, body), delay=30 if unit in SLOW_CLAIMS else 0.05)
+
+    return handler
+
+
+def test_sigkill_mid_run_then_resume_repeats_no_finished_unit(seed_script, runs_dir: Path, cli, server) -> None:
+    with FakeOpenAIServer(slow_handler(seed_script)) as slow:
+        exe = Path(sys.executable).with_name("counterpoint")
+        process = subprocess.Popen(
+            [str(exe), "run", str(SEED), "--base-url", slow.base_url, "--runs-dir", str(runs_dir), "--no-cache"],
+            env={**os.environ, "OPENAI_API_KEY": TEST_KEY}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=ROOT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            finished: list[Path] = []
+            while time.monotonic() < deadline:
+                finished = list(runs_dir.glob("*/units/rebut-C*.json"))
+                if len(finished) >= 4:
+                    break
+                time.sleep(0.05)
+            assert len(finished) == 4, "the fast claims should have finished"
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+        finally:
+            process.kill()
+        killed_units = {r.unit for r in slow.requests}
+    assert killed_units == {"extract", "C1", "C2", "C3", "C4"} | SLOW_CLAIMS
+    (run_dir,) = runs_dir.iterdir()
+    assert not (run_dir / "brief.json").exists()
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
+
+    result = cli("run", "--resume", run_dir.name, "--no-cache")
+    assert result.exit_code == 0, result.stderr
+    assert result.run_dir == run_dir
+    assert sorted(r.unit for r in server.requests) == sorted([*SLOW_CLAIMS, "synthesize"])
+    brief = json.loads((run_dir / "brief.json").read_text())
+    assert brief["status"] == "complete" and schemas.validate("brief", brief) == []
+    assert [c["id"] for c in brief["claims"]] == [f"C{n}" for n in range(1, 9)]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["reused_units"] == ["extract", "rebut-C1", "rebut-C2", "rebut-C3", "rebut-C4"]
+    assert manifest["resumed"]["status"] == "running"
+
+
+def test_partial_run_resumed_after_the_server_recovers(cli, server, runs_dir: Path) -> None:
+    server.script("C3", *[FakeResponse(status=503)] * 2)
+    first = cli("run", str(SEED), "--max-retries", "1", "--no-cache")
+    assert first.exit_code == 3
+    seen = len(server.requests)
+
+    second = cli("run", "--resume", "latest", "--no-cache")
+    assert second.exit_code == 0, second.stderr
+    assert second.run_dir == first.run_dir
+    assert [r.unit for r in server.requests[seen:]] == ["C3", "synthesize"]
+    brief = json.loads((second.run_dir / "brief.json").read_text())
+    assert brief["status"] == "complete"
+    assert json.loads((second.run_dir / "manifest.json").read_text())["status"] == "complete"
+
+
+def test_resume_takes_recorded_settings_unless_overridden(cli, server) -> None:
+    server.script("C1", FakeResponse(status=400, error_message="bad"))
+    first = cli("run", str(SEED), "--max-claims", "8", "--reasks", "1", "--no-cache")
+    assert first.exit_code == 3
+    again = cli("run", "--resume", "latest", "--no-cache")
+    assert again.exit_code == 0, again.stderr
+    changed = cli("run", "--resume", "latest", "--reasks", "0", "--no-cache")
+    assert changed.exit_code == 1
+    assert "settings.reasks" in changed.stderr and "--force" in changed.stderr
+
+
+def test_resume_refuses_a_different_article(cli, server, tmp_path: Path) -> None:
+    cli("run", str(SEED), "--no-cache")
+    other = tmp_path / "other.txt"
+    other.write_text(SEED.read_text().replace("Putin", "Medvedev"))
+    requests = len(server.requests)
+    result = cli("run", str(other), "--resume", "latest")
+    assert result.exit_code == 1
+    assert "the article differs" in result.stderr and "--force" in result.stderr
+    assert len(server.requests) == requests
+
+
+def test_resume_refuses_changed_prompts_and_force_overrides(cli, server, tmp_path: Path, monkeypatch) -> None:
+    server.script("C2", FakeResponse(status=400, error_message="bad"))
+    assert cli("run", str(SEED), "--no-cache").exit_code == 3
+    prompts_copy = tmp_path / "prompts"
+    shutil.copytree(ROOT / "prompts", prompts_copy)
+    with open(prompts_copy / "rebut_claim.md", "a", encoding="utf-8") as handle:
+        handle.write("\nBe brief.\n")
+    monkeypatch.setenv("COUNTERPOINT_PROMPTS_DIR", str(prompts_copy))
+    from pipeline import prompts
+
+    prompts._template.cache_clear()
+    try:
+        refused = cli("run", "--resume", "latest", "--no-cache")
+        assert refused.exit_code == 1
+        assert "prompts.rebut_claim" in refused.stderr
+        forced = cli("run", "--resume", "latest", "--force", "--no-cache")
+        assert forced.exit_code == 0, forced.stderr
+        assert "warning: resuming anyway (--force)" in forced.stderr
+    finally:
+        prompts._template.cache_clear()
+
+
+@pytest.mark.parametrize("ref", ["../etc", "a/../../b", "..", "/etc/passwd", "runs/../../x"])
+def test_run_ids_with_path_traversal_are_refused(cli, server, ref: str) -> None:
+    for command in (["run", "--resume", ref], ["show", ref]):
+        result = cli(*command)
+        assert result.exit_code == 1
+        assert "not a run id" in result.stderr or "no run" in result.stderr
+        assert len(server.requests) == 0
+
+
+def test_resume_of_an_unknown_run_is_a_clear_error(cli, server) -> None:
+    result = cli("run", "--resume", "20990101T000000Z-nothing")
+    assert result.exit_code == 1
+    assert result.stderr.strip().startswith("error: no run")
