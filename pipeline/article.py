@@ -34,8 +34,8 @@ _BOMS = [
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 ]
 # "By Jane Doe" and its equivalents in the languages counterpoint is most used with.
-_BYLINE = re.compile(r"^\s*(?:by|par|von|por|di|door|av|author:|auteur\s?:)\s+(?P<name>[^\n,|]{2,80})$",
-                     re.IGNORECASE)
+_BYLINE = re.compile(r"^\s*(?:by|par|von|por|di|door|av|author:|auteur\s?:)\s+(?P<name>[^\n,|·•]{2,80}?)"
+                     r"\s*(?:[,|·•].*)?$", re.IGNORECASE)
 _BIO = re.compile(r"^(?P<name>(?:[A-Z][\w.'’-]*\s){1,3}[A-Z][\w.'’-]*) (?:is|was|writes|teaches)\b")
 _DATE = re.compile(
     r"\b(\d{4}-\d{2}-\d{2}|(?:January|February|March|April|May|June|July|August|September|October"
