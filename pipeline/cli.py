@@ -40,7 +40,7 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except CounterpointError as exc:
             fail(str(exc))
         except KeyboardInterrupt:
-            fail("interrupted; finished units are saved, continue with 'counterpoint run --resume latest'", 130)
+            fail("interrupted; what finished is saved, continue with 'counterpoint run --resume latest'", 130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as exc:  # a bug: say so in one line, keep the details for whoever debugs it
@@ -132,13 +132,25 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     else:
         assert loaded is not None
         work = api.run_brief(loaded, settings, client, runs_dir=runs_dir, on_event=progress)
-    brief = asyncio.run(work)
+    try:
+        brief = asyncio.run(stop_on_sigterm(work))
+    except asyncio.CancelledError:  # SIGTERM: the engine has already written what finished
+        raise KeyboardInterrupt from None
     progress.summary(brief.data, str(brief.run_dir) if brief.run_dir else None, time.perf_counter() - started)
     click.echo(brief.to_json() if as_json else str(brief.run_dir))
     if brief.status == "failed":
         click.echo(f"error: {brief.data['notes'][-1]} The record is in {brief.run_dir}; "
                    "retry with 'counterpoint run --resume latest'", err=True)
     sys.exit(EXIT_BY_STATUS[brief.status])
+
+
+async def stop_on_sigterm(work: Any) -> Any:
+    """Treat SIGTERM like Ctrl-C: cancel the run so it records what finished before exiting."""
+    import asyncio
+    import signal
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+    return await work
 
 
 def recorded_defaults(runs_dir: Path, ref: str, options: dict[str, Any]) -> dict[str, Any]:

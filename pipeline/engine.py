@@ -85,6 +85,7 @@ class BriefRun:
         self.timings: dict[str, float] = {}
         self.reused: list[str] = []
         self.resumed_from: dict[str, Any] | None = None
+        self._entries: dict[str, dict[str, Any]] = {}
         client.log = self._log
 
     # -- resume ---------------------------------------------------------------------------
@@ -128,29 +129,41 @@ class BriefRun:
     # -- the stages -----------------------------------------------------------------------
 
     async def execute(self) -> brief_mod.Brief:
-        """Run (or finish) the brief. A fatal endpoint error still writes what was finished."""
+        """Run (or finish) the brief. A fatal endpoint error or an interrupt still writes what finished."""
         self._write_manifest("running")
         extraction: dict[str, Any] | None = None
         extraction_error: UnitFailed | None = None
-        claims: list[dict[str, Any]] = []
         synthesis = brief_mod.synthesis_entry(None, None)
-        fatal: ModelError | None = None
+        stopped: BaseException | None = None
         try:
             try:
                 extraction = await self._timed("extract", self._extract())
             except UnitFailed as error:
                 extraction_error = error
             if extraction is not None:
-                claims = await self._timed("rebut", self._rebut_all(extraction))
+                await self._timed("rebut", self._rebut_all(extraction))
+                claims = self._claim_entries(extraction, None)
                 synthesis = await self._timed("synthesize", self._synthesize(extraction, claims))
-        except ModelError as error:
-            fatal = error
+        except (ModelError, asyncio.CancelledError) as error:
+            stopped = error
         finally:
             await self.client.aclose()
-        result = self._finish(extraction, extraction_error, claims, synthesis, fatal)
-        if fatal is not None:
-            raise fatal
+        claims = self._claim_entries(extraction, stopped)
+        result = self._finish(extraction, extraction_error, claims, synthesis, stopped)
+        if stopped is not None:
+            raise stopped
         return result
+
+    def _claim_entries(self, extraction: dict[str, Any] | None,
+                       stopped: BaseException | None) -> list[dict[str, Any]]:
+        """Every extracted claim in extraction order; those a stop cut short say so."""
+        if extraction is None:
+            return []
+        kind, why = ("interrupted", "the run was interrupted before this claim finished")
+        if isinstance(stopped, ModelError):
+            kind, why = "skipped", f"not analysed: the run stopped early ({stopped})"
+        return [self._entries.get(claim["id"]) or brief_mod.claim_entry(claim, None, UnitFailed(kind, why))
+                for claim in extraction["claims"]]
 
     async def _timed(self, stage: str, work: Any) -> Any:
         started = time.perf_counter()
@@ -171,33 +184,47 @@ class BriefRun:
             self._save("extract", inputs, output)
         return stages.ground_claims(self.article, output)
 
-    async def _rebut_all(self, extraction: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _rebut_all(self, extraction: dict[str, Any]) -> None:
+        """Every claim concurrently; results land in self._entries as each finishes."""
         claims = extraction["claims"]
         self.emit("stage", stage="rebut", total=len(claims))
         limit = asyncio.Semaphore(self.settings.concurrency)
         base = stages.base_messages(self.article, self.nonce, self.settings.language)
         done = 0
+        stopping: list[str] = []
 
-        async def one(claim: dict[str, Any]) -> dict[str, Any]:
+        async def one(claim: dict[str, Any]) -> None:
             nonlocal done
             inputs = {"fingerprint": self.fingerprint, "article": self.article.sha256, "claim": claim}
             output, error = self._stored(f"rebut-{claim['id']}", inputs, stages.check_rebuttal, "rebuttal"), None
             if output is None:
                 async with limit:
+                    if stopping:  # a fatal error elsewhere: start no new call
+                        return
                     try:
                         output = await stages.rebut_claim(self.client, base, claim, self.nonce,
                                                           reasks=self.settings.reasks)
                         self._save(f"rebut-{claim['id']}", inputs, output)
                     except UnitFailed as failed:
                         error = failed
+                    except ModelError:
+                        stopping.append(claim["id"])
+                        raise
             done += 1
-            entry = brief_mod.claim_entry(claim, stages.number_rebuttals(claim["id"], output) if output else None,
-                                          error)
+            rebuttal = stages.number_rebuttals(claim["id"], output) if output else None
+            entry = self._entries[claim["id"]] = brief_mod.claim_entry(claim, rebuttal, error)
             self.emit("claim", claim=claim["id"], status=entry["status"], done=done, total=len(claims))
-            return entry
 
-        # gather keeps extraction order whatever order the claims finish in.
-        return list(await asyncio.gather(*(one(claim) for claim in claims)))
+        tasks = [asyncio.create_task(one(claim)) for claim in claims]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in tasks:  # a fatal error in one claim, or an interrupt, stops the others
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()
 
     async def _synthesize(self, extraction: dict[str, Any], claims: list[dict[str, Any]]) -> dict[str, Any]:
         if not any(claim["status"] == "ok" for claim in claims):
@@ -247,14 +274,16 @@ class BriefRun:
 
     def _finish(self, extraction: dict[str, Any] | None, extraction_error: UnitFailed | None,
                 claims: list[dict[str, Any]], synthesis: dict[str, Any],
-                fatal: ModelError | None) -> brief_mod.Brief:
+                stopped: BaseException | None) -> brief_mod.Brief:
         usage = self.usage()
         cost, cost_status = estimate(self.settings.model, Usage(**{k: usage[k] for k in asdict(Usage())}))
         notes = self._notes(claims)
         if extraction_error is not None:
             notes.append(f"Claim extraction failed ({extraction_error.kind}): {extraction_error}")
-        if fatal is not None:
-            notes.append(f"The run stopped early: {fatal}")
+        if isinstance(stopped, ModelError):
+            notes.append(f"The run stopped early: {stopped}")
+        elif stopped is not None:
+            notes.append("The run was interrupted; finish it with 'counterpoint run --resume'.")
         data = brief_mod.assemble(
             article=self.article.metadata(),
             thesis=extraction["thesis"] if extraction else None,

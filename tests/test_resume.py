@@ -143,3 +143,43 @@ def test_resume_of_an_unknown_run_is_a_clear_error(cli, server) -> None:
     result = cli("run", "--resume", "20990101T000000Z-nothing")
     assert result.exit_code == 1
     assert result.stderr.strip().startswith("error: no run")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_writes_a_partial_brief_then_resume_finishes(seed_script, runs_dir: Path, cli, server,
+                                                               sig: signal.Signals) -> None:
+    with FakeOpenAIServer(slow_handler(seed_script)) as slow:
+        exe = Path(sys.executable).with_name("counterpoint")
+        process = subprocess.Popen(
+            [str(exe), "run", str(SEED), "--base-url", slow.base_url, "--runs-dir", str(runs_dir), "--no-cache"],
+            env={**os.environ, "OPENAI_API_KEY": TEST_KEY}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=ROOT, text=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(list(runs_dir.glob("*/units/rebut-C*.json"))) < 4:
+            time.sleep(0.05)
+        process.send_signal(sig)
+        stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("error: interrupted")
+    (run_dir,) = runs_dir.iterdir()
+    brief = json.loads((run_dir / "brief.json").read_text())
+    assert schemas.validate("brief", brief) == [] and brief["status"] == "partial"
+    assert [c["status"] for c in brief["claims"]] == ["ok"] * 4 + ["failed"] * 4
+    assert {c["error"]["kind"] for c in brief["claims"][4:]} == {"interrupted"}
+
+    result = cli("run", "--resume", "latest", "--no-cache")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(r.unit for r in server.requests) == sorted([*SLOW_CLAIMS, "synthesize"])
+
+
+def test_fatal_error_in_one_claim_keeps_the_claims_that_finished(cli, server, runs_dir: Path) -> None:
+    server.script("C5", FakeResponse(status=401))
+    result = cli("run", str(SEED), "--concurrency", "1")
+    assert result.exit_code == 1 and "check OPENAI_API_KEY" in result.stderr
+    (run_dir,) = runs_dir.iterdir()
+    brief = json.loads((run_dir / "brief.json").read_text())
+    assert [c["status"] for c in brief["claims"]] == ["ok"] * 4 + ["failed"] * 4
+    assert all(c["error"]["kind"] == "skipped" for c in brief["claims"][4:])
+    assert [r.unit for r in server.requests] == ["extract", "C1", "C2", "C3", "C4", "C5"]
