@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from . import article as article_mod
+from . import local
 from .brief import Brief
 from .engine import BriefRun, EventSink, Settings
 from .errors import ConfigError
@@ -45,22 +49,51 @@ def make_client(*, settings: Settings, base_url: str | None = None, api_key: str
         response_format=settings.response_format, cache=cache,
         max_calls=max_calls if max_calls is not None else default_max_calls(settings.max_claims, settings.reasks),
         sampling=SamplingSettings(temperature=settings.temperature, extra_body=settings.extra_body),
+        constrain_choices=settings.constrain_choices,
     )
 
 
+def new_run_dir(article: article_mod.Article, runs_dir: Path) -> RunDir:
+    """A fresh run directory holding the article exactly as the run will quote it."""
+    run_dir = RunDir.create(runs_dir, article.title)
+    run_dir.write_text("article.txt", article.text)
+    if article.html is not None:
+        run_dir.write_text("source.html", article.html)
+    return run_dir
+
+
 async def run_brief(article: article_mod.Article, settings: Settings, client: ModelClient, *,
-                    runs_dir: Path | None, on_event: EventSink | None = None,
+                    runs_dir: Path | None, run_dir: RunDir | None = None, on_event: EventSink | None = None,
                     notes: list[str] | None = None) -> Brief:
-    """A new run; with `runs_dir`, everything is recorded under runs_dir/<id>/."""
-    run_dir = None
-    if runs_dir is not None:
-        run_dir = RunDir.create(runs_dir, article.title)
-        run_dir.write_text("article.txt", article.text)
-        if article.html is not None:
-            run_dir.write_text("source.html", article.html)
-        if on_event:
-            on_event("run_dir", path=str(run_dir.path))
+    """A new run; with `runs_dir` (or a `run_dir` from `new_run_dir`), everything is recorded there."""
+    if run_dir is None and runs_dir is not None:
+        run_dir = new_run_dir(article, runs_dir)
+    if run_dir is not None and on_event:
+        on_event("run_dir", path=str(run_dir.path))
     return await BriefRun(article, settings, client, run_dir=run_dir, on_event=on_event, notes=notes).execute()
+
+
+def local_settings(settings: Settings, model: local.LocalModel) -> Settings:
+    """What a llama.cpp run asks differently: the GGUF's name as model, the schema attached in
+    llama.cpp's json_object form (it constrains decoding to it), a repeat penalty, and quotes and ids
+    constrained to the values that can pass the checks."""
+    response_format = "json_object" if settings.response_format == "auto" else settings.response_format
+    return replace(settings, model=model.name, response_format=response_format, constrain_choices=True,
+                   extra_body={**settings.extra_body, "repeat_penalty": local.REPEAT_PENALTY})
+
+
+@contextmanager
+def local_endpoint(model: local.LocalModel, *, log_dir: Path, article_chars: int,
+                   n_ctx: int | None = None) -> Iterator[str]:
+    """llama.cpp serving `model` for the length of the block (its log in `log_dir`); yields the base URL.
+
+    The server is stopped however the block ends: success, failure, Ctrl-C or SIGTERM.
+    """
+    from .stages import MAX_TOKENS
+
+    n_ctx = n_ctx or local.context_size(article_chars, max(MAX_TOKENS.values()))
+    with local.LocalServer(model, n_ctx=n_ctx, log_path=log_dir / local.LOG_NAME) as server:
+        yield server.base_url
 
 
 def load_recorded_article(run_dir: RunDir) -> article_mod.Article:

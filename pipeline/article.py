@@ -218,3 +218,19 @@ def locate(text: str, quote: str) -> tuple[int, int] | None:
     pattern = r"\s+".join("".join(_QUOTE_CHARS.get(ch, re.escape(ch)) for ch in token) for token in tokens)
     match = re.search(pattern, text)
     return (match.start(), match.end()) if match else None
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’»)\]]*\s+|\n+")
+
+
+def sentences(text: str, *, min_chars: int = 20) -> list[str]:
+    """The article's sentences (and sentence-like lines), each an exact substring of `text`.
+
+    Used as the only allowed quotes when a local server constrains decoding to a schema.
+    """
+    found: list[str] = []
+    for piece in _SENTENCE_END.split(text):
+        piece = piece.strip()
+        if len(piece) >= min_chars and piece not in found:
+            found.append(piece)
+    return found

@@ -7,6 +7,8 @@ that `counterpoint --help` and `counterpoint runs` start fast.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -20,6 +22,7 @@ import click
 
 DEFAULT_MODEL = "gpt-4.1-mini"  # kept equal to pipeline.llm.DEFAULT_MODEL by a test
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+LOCAL_TIMEOUT = 600.0  # seconds per call on a local CPU model
 EXIT_BY_STATUS = {"complete": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}
 
 
@@ -95,11 +98,18 @@ runs_dir_option = click.option(
 @click.option("--force", is_flag=True, help="With --resume: resume even if prompts, schemas or settings changed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the brief JSON on stdout instead of the path.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
+@click.option("--local", "use_local", is_flag=True,
+              help="Run offline: start llama.cpp on the bundled demo model (or --model-file). Needs the 'local' extra.")
+@click.option("--model-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --local (implied): a GGUF model file to serve instead of the demo model.")
+@click.option("--n-ctx", type=click.IntRange(min=512),
+              help="With --local: the model's context size in tokens. [default: fits the article and prompts]")
 @friendly_errors
 def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, max_claims: int, concurrency: int,
         reasks: int, timeout: float, max_retries: int, max_calls: int | None, response_format: str,
         language: str | None, temperature: float | None, max_chars: int, truncate: bool, encoding: str | None,
-        cache_dir: Path | None, no_cache: bool, resume_ref: str | None, force: bool, as_json: bool, quiet: bool) -> None:
+        cache_dir: Path | None, no_cache: bool, resume_ref: str | None, force: bool, as_json: bool, quiet: bool,
+        use_local: bool, model_file: Path | None, n_ctx: int | None) -> None:
     """Write a brief for ARTICLE (a text or Markdown file, or - for stdin).
 
     The last line on stdout is the run directory (or, with --json, the brief).
@@ -124,24 +134,65 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     if resume_ref is not None:
         options.update(recorded_defaults(runs_dir, resume_ref, options))
     settings = Settings(concurrency=concurrency, **options)
-    client = api.make_client(settings=settings, base_url=base_url, timeout=timeout, max_retries=max_retries,
-                             max_calls=max_calls, cache_dir=cache_dir, use_cache=not no_cache)
-    if resume_ref is not None:
-        work = api.resume_brief(runs_dir, resume_ref, settings, client, article=loaded, force=force,
-                                on_event=progress)
-    else:
-        assert loaded is not None
-        work = api.run_brief(loaded, settings, client, runs_dir=runs_dir, on_event=progress)
-    try:
-        brief = asyncio.run(stop_on_sigterm(work))
-    except asyncio.CancelledError:  # SIGTERM: the engine has already written what finished
-        raise KeyboardInterrupt from None
+    notes: list[str] = []
+    run_dir = None
+    with contextlib.ExitStack() as stack:
+        if use_local or model_file is not None:
+            from . import local
+            from .runs import resolve
+
+            check_local_options()
+            local_model = local.resolve_model(model_file)
+            settings = api.local_settings(settings, local_model)
+            if defaulted("concurrency"):  # llama.cpp answers one request at a time
+                settings = dataclasses.replace(settings, concurrency=1)
+            if defaulted("timeout"):  # CPU generation is slow; a queued call must not time out
+                timeout = LOCAL_TIMEOUT
+            if local_model.is_demo:
+                progress("warning", message=local.DEMO_WARNING)
+                notes.append(local.DEMO_WARNING)
+            run_dir = resolve(runs_dir, resume_ref) if resume_ref is not None else api.new_run_dir(loaded, runs_dir)
+            article_chars = len(loaded.text if loaded else run_dir.read_text("article.txt"))
+            progress("stage", stage=f"local: starting llama.cpp on {local_model.path.name}")
+            base_url = stack.enter_context(api.local_endpoint(local_model, log_dir=run_dir.path,
+                                                              article_chars=article_chars, n_ctx=n_ctx))
+        client = api.make_client(settings=settings, base_url=base_url, timeout=timeout, max_retries=max_retries,
+                                 max_calls=max_calls, cache_dir=cache_dir, use_cache=not no_cache)
+        if resume_ref is not None:
+            work = api.resume_brief(runs_dir, resume_ref, settings, client, article=loaded, force=force,
+                                    on_event=progress, notes=notes)
+        else:
+            assert loaded is not None
+            work = api.run_brief(loaded, settings, client, runs_dir=runs_dir, run_dir=run_dir, on_event=progress,
+                                 notes=notes)
+        try:
+            brief = asyncio.run(stop_on_sigterm(work))
+        except asyncio.CancelledError:  # SIGTERM: the engine has already written what finished
+            raise KeyboardInterrupt from None
     progress.summary(brief.data, str(brief.run_dir) if brief.run_dir else None, time.perf_counter() - started)
     click.echo(brief.to_json() if as_json else str(brief.run_dir))
     if brief.status == "failed":
         click.echo(f"error: {brief.data['notes'][-1]} The record is in {brief.run_dir}; "
                    "retry with 'counterpoint run --resume latest'", err=True)
     sys.exit(EXIT_BY_STATUS[brief.status])
+
+
+def defaulted(name: str) -> bool:
+    """Whether the current command's option `name` was left at its default."""
+    from click.core import ParameterSource
+
+    return click.get_current_context().get_parameter_source(name) == ParameterSource.DEFAULT
+
+
+def check_local_options() -> None:
+    """--local serves its own model: a hosted model name or endpoint given with it is a mistake."""
+    from click.core import ParameterSource
+
+    context = click.get_current_context()
+    for name, flag in (("model", "--model"), ("base_url", "--base-url")):
+        if context.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"{flag} does not go with --local; pass --model-file PATH.gguf to choose "
+                                   "the local model")
 
 
 async def stop_on_sigterm(work: Any) -> Any:
@@ -155,14 +206,10 @@ async def stop_on_sigterm(work: Any) -> Any:
 
 def recorded_defaults(runs_dir: Path, ref: str, options: dict[str, Any]) -> dict[str, Any]:
     """On --resume, options left at their defaults take the recorded run's values."""
-    from click.core import ParameterSource
-
     from .runs import resolve
 
-    context = click.get_current_context()
     recorded = resolve(runs_dir, ref).manifest().get("settings", {})
-    return {name: recorded[name] for name in options
-            if name in recorded and context.get_parameter_source(name) == ParameterSource.DEFAULT}
+    return {name: recorded[name] for name in options if name in recorded and defaulted(name)}
 
 
 @main.command(name="runs")
@@ -180,10 +227,28 @@ def list_runs(runs_dir: Path, as_json: bool) -> None:
     if not rows:
         click.echo(f"no runs in {runs_dir}", err=True)
         return
-    for row in rows:
-        cost = f"${row['cost_usd']:.4f}" if row["cost_usd"] is not None else (row["cost_status"] or "-")
-        click.echo(f"{row['id']}  {row['status'] or '?':8}  {row['claims']:>2} claims  {row['tokens']:>7} tok  "
-                   f"{cost:>9}  {row['model'] or '?'}  {(row['title'] or '')[:60]}")
+    for line in runs_table(rows):
+        click.echo(line)
+
+
+def runs_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Aligned columns, the title last so that a long one does not push the others about."""
+    header = ("ID", "STATUS", "CLAIMS", "TOKENS", "COST", "DATE", "MODEL", "TITLE")
+    cells = [header] + [(
+        row["id"],
+        row["status"],
+        "-" if row["claims"] is None else str(row["claims"]),
+        "-" if row["tokens"] is None else f"{row['tokens']:,}",
+        f"${row['cost_usd']:.4f}" if row["cost_usd"] is not None else (row["cost_status"] or "-"),
+        (row["created"] or "-")[:16].replace("T", " "),
+        row["model"] or "-",
+        (row["title"] or "-")[:60],
+    ) for row in rows]
+    widths = [max(len(line[column]) for line in cells) for column in range(len(header) - 1)]
+    right = {2, 3, 4}  # numbers line up on the right
+    return ["  ".join([cell.rjust(width) if column in right else cell.ljust(width)
+                       for column, (cell, width) in enumerate(zip(line, widths))] + [line[-1]])
+            for line in cells]
 
 
 @main.command()
@@ -229,3 +294,26 @@ def validate(path: Path) -> None:
         fail(f"{len(problems)} problem(s) in {brief_path}")
     checked = "schema, ids and quotes" if article_text is not None else "schema and ids (no article.txt beside it)"
     click.echo(f"ok: {brief_path} ({checked})", err=True)
+
+
+@main.command()
+@click.option("--base-url", envvar="OPENAI_BASE_URL", help="An endpoint to probe. [env: OPENAI_BASE_URL]")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@friendly_errors
+def doctor(base_url: str | None, as_json: bool) -> None:
+    """Show which model backends are usable here: API key, endpoint, local runtime, demo model."""
+    from dataclasses import asdict
+
+    from . import doctor as checks_mod
+
+    checks = checks_mod.diagnose(base_url, os.environ.get("OPENAI_API_KEY"))
+    usable = checks_mod.usable_backends(checks)
+    if as_json:
+        click.echo(json.dumps({"checks": [asdict(c) for c in checks], "usable": usable}, indent=2))
+    else:
+        for check in checks:
+            click.echo(f"{'ok ' if check.ok else 'no '} {check.name}: {check.detail}")
+        click.echo(f"usable: {', '.join(usable)}" if usable else "usable: none")
+    if not usable:
+        fail("no usable backend: set OPENAI_API_KEY, pass --base-url for a running server, or install the "
+             "'local' extra for --local")

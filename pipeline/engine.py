@@ -42,6 +42,7 @@ class Settings:
     temperature: float | None = None
     response_format: str = "auto"
     extra_body: dict[str, Any] = field(default_factory=dict)
+    constrain_choices: bool = False
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a stored unit to be reused (concurrency does not change answers)."""

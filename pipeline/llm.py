@@ -12,7 +12,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, astuple, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -35,6 +35,7 @@ _UNSUPPORTED_FORMAT = re.compile(r"response_format|json_schema|json_object|struc
 Message = dict[str, str]
 AttemptLog = Callable[[dict[str, Any]], None]
 
+Choices = Mapping[str, Sequence[Any]]  # schema path -> allowed values, see schemas.narrowed
 
 @dataclass(frozen=True)
 class Usage:
@@ -86,10 +87,13 @@ class ModelClient:
 
     def __init__(self, *, response_format: str = "auto", max_calls: int | None = None,
                  log: AttemptLog | None = None, cache: ResponseCache | None = None,
-                 sampling: SamplingSettings | None = None) -> None:
+                 sampling: SamplingSettings | None = None, constrain_choices: bool = False) -> None:
         self.requested_format = response_format
         self.response_format = "json_schema" if response_format == "auto" else response_format
         self.max_calls = max_calls
+        # Send stages' allowed values (article sentences as quotes, known ids) as schema enums:
+        # worth it where the server turns the schema into a decoding grammar (llama.cpp).
+        self.constrain_choices = constrain_choices
         self.calls_made = 0
         self.log: AttemptLog = log or (lambda record: None)
         self.cache = cache
@@ -99,9 +103,10 @@ class ModelClient:
     # -- request building -------------------------------------------------------------------
 
     def build_request(self, messages: Sequence[Message], schema_name: str, max_tokens: int,
-                      response_format: str) -> dict[str, Any]:
+                      response_format: str, choices: Choices | None = None) -> dict[str, Any]:
         """The exact chat-completions request body for a response-format mode."""
-        schema = schemas.load(schema_name)
+        schema = (schemas.narrowed(schema_name, choices) if choices and self.constrain_choices
+                  else schemas.load(schema_name))
         body: dict[str, Any] = {"model": self.model, "messages": list(messages), "max_tokens": max_tokens}
         if response_format == "json_schema":
             body["response_format"] = {
@@ -123,11 +128,11 @@ class ModelClient:
     # -- one logical request ----------------------------------------------------------------
 
     async def send(self, ctx: CallContext, messages: Sequence[Message], schema_name: str,
-                   max_tokens: int) -> Reply:
+                   max_tokens: int, choices: Choices | None = None) -> Reply:
         """One request, negotiated down the response formats when the server rejects one."""
         while True:
             fmt = self.response_format
-            body = self.build_request(messages, schema_name, max_tokens, fmt)
+            body = self.build_request(messages, schema_name, max_tokens, fmt, choices)
             key = self.cache.key(body, mask=ctx.nonce) if self.cache else None
             if self.cache and key:
                 cached = self.cache.get(key)
@@ -337,7 +342,7 @@ class _Invalid(Exception):
 
 
 async def structured(client: ModelClient, ctx: CallContext, messages: Sequence[Message], schema_name: str,
-                     check: Check, *, max_tokens: int, reasks: int = 2) -> Any:
+                     check: Check, *, max_tokens: int, reasks: int = 2, choices: Choices | None = None) -> Any:
     """Call until the reply parses, fits the schema and passes `check`; re-ask with the errors.
 
     Each re-ask is a fresh message list: the original request, the bad reply, and the errors.
@@ -346,7 +351,7 @@ async def structured(client: ModelClient, ctx: CallContext, messages: Sequence[M
     state = {"messages": list(messages), "tightened": False}
 
     async def attempt() -> Any:
-        reply = await client.send(ctx, state["messages"], schema_name, max_tokens)
+        reply = await client.send(ctx, state["messages"], schema_name, max_tokens, choices)
         if reply.no_choices:
             client.record(ctx, outcome="empty", reply=reply)
             raise _Invalid("empty", ["$: the endpoint returned no choices"])
@@ -393,6 +398,7 @@ def _parse(content: str) -> tuple[Any, list[str]]:
     fenced = _FENCE.match(content)
     text = fenced.group("body") if fenced else content
     try:
-        return json.loads(text), []
+        # strict=False accepts raw newlines and tabs inside strings, which llama.cpp's JSON grammar allows.
+        return json.loads(text, strict=False), []
     except json.JSONDecodeError as exc:
         return None, [f"$: the reply is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -31,6 +33,28 @@ def load(name: str) -> dict[str, Any]:
 
 def digest(name: str) -> str:
     return _load(name)[1]
+
+
+def narrowed(name: str, choices: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+    """The schema with some fields limited to given values (an `enum`), for servers that constrain
+    decoding to the schema: a grammar then cannot write a quote that is not in the article.
+
+    A path names properties from the root, `[]` stepping into an array's items:
+    `claims[].quote`. Values that break the field's own maxLength are left out. Local validation
+    still uses the file's schema.
+    """
+    schema = copy.deepcopy(load(name))
+    for path, values in choices.items():
+        node = schema
+        for part in path.split("."):
+            node = node["properties"][part.removesuffix("[]")]
+            if part.endswith("[]"):
+                node = node["items"]
+        limit = node.get("maxLength")
+        allowed = [value for value in values if limit is None or len(value) <= limit]
+        if allowed:
+            node["enum"] = allowed
+    return schema
 
 
 @lru_cache(maxsize=None)

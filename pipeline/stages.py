@@ -74,6 +74,7 @@ async def extract_claims(client: ModelClient, base: list[Message], article: Arti
     return await structured(
         client, CallContext("extract", "extract", nonce), [*base, {"role": "user", "content": task}],
         "claims", check_claims(article, max_claims), max_tokens=MAX_TOKENS["extract"], reasks=reasks,
+        choices={"claims[].quote": article_mod.sentences(article.text)},
     )
 
 
@@ -168,6 +169,8 @@ async def synthesize(client: ModelClient, base: list[Message], article: Article,
 
 
 def ground_rhetoric(article: Article, data: dict[str, Any]) -> dict[str, Any]:
+        choices={"rhetoric[].quote": article_mod.sentences(article.text),
+                 "strongest_rebuttals[]": sorted(rebuttal_ids)},
     return {**data, "rhetoric": [ground(article, item) for item in data["rhetoric"]]}
 
 

