@@ -88,6 +88,7 @@ class BriefRun:
         self.resumed_from: dict[str, Any] | None = None
         self._entries: dict[str, dict[str, Any]] = {}
         client.log = self._log
+        client.limit_concurrency(settings.concurrency)
 
     # -- resume ---------------------------------------------------------------------------
 
@@ -186,31 +187,27 @@ class BriefRun:
         return stages.ground_claims(self.article, output)
 
     async def _rebut_all(self, extraction: dict[str, Any]) -> None:
-        """Every claim concurrently; results land in self._entries as each finishes."""
+        """Every claim concurrently; results land in self._entries as each finishes.
+
+        The client limits how many requests are in flight (--concurrency) per HTTP attempt, so a
+        claim that waits to retry leaves its slot to the others.
+        """
         claims = extraction["claims"]
         self.emit("stage", stage="rebut", total=len(claims))
-        limit = asyncio.Semaphore(self.settings.concurrency)
         base = stages.base_messages(self.article, self.nonce, self.settings.language)
         done = 0
-        stopping: list[str] = []
 
         async def one(claim: dict[str, Any]) -> None:
             nonlocal done
             inputs = {"fingerprint": self.fingerprint, "article": self.article.sha256, "claim": claim}
             output, error = self._stored(f"rebut-{claim['id']}", inputs, stages.check_rebuttal, "rebuttal"), None
             if output is None:
-                async with limit:
-                    if stopping:  # a fatal error elsewhere: start no new call
-                        return
-                    try:
-                        output = await stages.rebut_claim(self.client, base, claim, self.nonce,
-                                                          reasks=self.settings.reasks)
-                        self._save(f"rebut-{claim['id']}", inputs, output)
-                    except UnitFailed as failed:
-                        error = failed
-                    except ModelError:
-                        stopping.append(claim["id"])
-                        raise
+                try:
+                    output = await stages.rebut_claim(self.client, base, claim, self.nonce,
+                                                      reasks=self.settings.reasks)
+                    self._save(f"rebut-{claim['id']}", inputs, output)
+                except UnitFailed as failed:
+                    error = failed
             done += 1
             rebuttal = stages.number_rebuttals(claim["id"], output) if output else None
             entry = self._entries[claim["id"]] = brief_mod.claim_entry(claim, rebuttal, error)

@@ -20,22 +20,24 @@ from urllib.parse import urlsplit
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from . import prompts, schemas
-from .errors import AuthError, ModelNotFound, UnitFailed
+from .errors import AuthError, ModelError, ModelNotFound, UnitFailed
+from .throttle import Throttle
 
 if TYPE_CHECKING:
     from .cache import ResponseCache
 
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_CONCURRENCY = 8
 RESPONSE_FORMATS = ("json_schema", "json_object", "prompt")
 MAX_RETRY_AFTER = 60.0
 _KEY_LIKE = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_*.-]{6,}")
 _UNSUPPORTED_FORMAT = re.compile(r"response_format|json_schema|json_object|structured output", re.IGNORECASE)
 
 Message = dict[str, str]
+Choices = Mapping[str, Sequence[Any]]  # schema path -> allowed values, see schemas.narrowed
 AttemptLog = Callable[[dict[str, Any]], None]
 
-Choices = Mapping[str, Sequence[Any]]  # schema path -> allowed values, see schemas.narrowed
 
 @dataclass(frozen=True)
 class Usage:
@@ -89,16 +91,22 @@ class ModelClient:
                  log: AttemptLog | None = None, cache: ResponseCache | None = None,
                  sampling: SamplingSettings | None = None, constrain_choices: bool = False) -> None:
         self.requested_format = response_format
-        self.response_format = "json_schema" if response_format == "auto" else response_format
-        self.max_calls = max_calls
         # Send stages' allowed values (article sentences as quotes, known ids) as schema enums:
         # worth it where the server turns the schema into a decoding grammar (llama.cpp).
         self.constrain_choices = constrain_choices
+        self.response_format = "json_schema" if response_format == "auto" else response_format
+        self.max_calls = max_calls
         self.calls_made = 0
         self.log: AttemptLog = log or (lambda record: None)
         self.cache = cache
         self.sampling = sampling or SamplingSettings()
         self._attempts: dict[str, int] = {}
+        self._slots = asyncio.Semaphore(DEFAULT_CONCURRENCY)
+
+    def limit_concurrency(self, calls: int) -> None:
+        """At most `calls` requests in flight at once. A slot is held for one HTTP attempt only,
+        so a unit waiting out a back-off or preparing a re-ask never holds up the others."""
+        self._slots = asyncio.Semaphore(calls)
 
     # -- request building -------------------------------------------------------------------
 
@@ -206,19 +214,29 @@ class OpenAIClient(ModelClient):
     def __init__(self, *, model: str, base_url: str | None, api_key: str | None, timeout: float = 120.0,
                  transport_attempts: int = 5, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        from openai import AsyncOpenAI  # imported here so `counterpoint --help` stays fast
-
         self.model = model
         self.endpoint_host = urlsplit(base_url or DEFAULT_BASE_URL).netloc.rsplit("@", 1)[-1]
         self.transport_attempts = transport_attempts
         self._secret = api_key or ""
-        self._pause_until = 0.0  # shared back-off: one 429 slows every concurrent unit
-        # The SDK's own retries are off: one tenacity policy owns transport retries.
-        self._sdk = AsyncOpenAI(api_key=api_key or "no-key", base_url=base_url or DEFAULT_BASE_URL,
-                                timeout=timeout, max_retries=0)
+        self._sdk_options = {"api_key": api_key or "no-key", "base_url": base_url or DEFAULT_BASE_URL,
+                             "timeout": timeout}
+        self._sdk: Any = None
+        self._throttle = Throttle()  # one 429 slows every concurrent unit
+        self._fatal: ModelError | None = None  # once the endpoint refuses the run, no new call starts
+
+    def _client(self) -> Any:
+        """The SDK client, made on the first real request: importing openai costs most of a second,
+        which `--help`, `runs` and a rerun answered entirely from the cache never pay."""
+        if self._sdk is None:
+            from openai import AsyncOpenAI
+
+            # The SDK's own retries are off: one tenacity policy owns transport retries.
+            self._sdk = AsyncOpenAI(**self._sdk_options, max_retries=0)
+        return self._sdk
 
     async def aclose(self) -> None:
-        await self._sdk.close()
+        if self._sdk is not None:
+            await self._sdk.close()
 
     async def _request(self, ctx: CallContext, body: dict[str, Any]) -> Reply:
         retrying = AsyncRetrying(
@@ -236,16 +254,34 @@ class OpenAIClient(ModelClient):
         raise AssertionError("unreachable: tenacity either returns or reraises")
 
     async def _request_once(self, ctx: CallContext, body: dict[str, Any]) -> Reply:
+        """One HTTP attempt, in a concurrency slot and behind the shared 429 back-off."""
+        async with self._slots:
+            probe = await self._throttle.acquire()
+            try:
+                if self._fatal is not None:  # another unit stopped the run: start no new call
+                    raise self._fatal
+                return await self._post(ctx, body)
+            finally:
+                if probe:
+                    self._throttle.release()
+
+    async def _post(self, ctx: CallContext, body: dict[str, Any]) -> Reply:
         import openai
 
-        await self._wait_for_pause()
         self.charge_call()
         started = time.perf_counter()
         try:
-            completion = await self._sdk.chat.completions.create(**body)
+            completion = await self._client().chat.completions.create(**body)
         except openai.APIStatusError as exc:
             latency = time.perf_counter() - started
             failure = self._classify(exc)
+            if exc.status_code == 429:
+                retry_after = failure.retry_after if isinstance(failure, _Retryable) else None
+                self._throttle.rate_limited(retry_after if retry_after is not None else 1.0)
+            else:
+                self._throttle.answered()
+            if isinstance(failure, ModelError):
+                self._fatal = failure
             self.record(ctx, outcome=f"http_{exc.status_code}", latency_s=round(latency, 4),
                         error=str(failure))
             raise failure from None
@@ -254,6 +290,7 @@ class OpenAIClient(ModelClient):
             kind = "timeout" if isinstance(exc, openai.APITimeoutError) else "connection_error"
             self.record(ctx, outcome=kind, latency_s=round(latency, 4), error=type(exc).__name__)
             raise _Retryable(f"{kind.replace('_', ' ')} talking to {self.endpoint_host}") from None
+        self._throttle.answered()
         return _reply_from(completion, time.perf_counter() - started)
 
     def _classify(self, exc: Any) -> Exception:
@@ -269,11 +306,7 @@ class OpenAIClient(ModelClient):
             return ModelNotFound(f"model {self.model!r} was not found at {self.endpoint_host} (HTTP 404); "
                                  "check --model and --base-url")
         if status in (408, 409, 429) or status >= 500:
-            retry_after = _retry_after_seconds(exc.response.headers)
-            if status == 429:
-                pause = retry_after if retry_after is not None else 1.0
-                self._pause_until = max(self._pause_until, time.monotonic() + pause)
-            return _Retryable(f"HTTP {status} from {self.endpoint_host}", retry_after)
+            return _Retryable(f"HTTP {status} from {self.endpoint_host}", _retry_after_seconds(exc.response.headers))
         detail = self._redact(_error_detail(exc))
         if status == 400 and self.response_format != "prompt" and _UNSUPPORTED_FORMAT.search(detail):
             return _FormatRejected(detail)
@@ -284,11 +317,6 @@ class OpenAIClient(ModelClient):
         if self._secret:
             text = text.replace(self._secret, "[redacted]")
         return _KEY_LIKE.sub("[redacted]", text)
-
-    async def _wait_for_pause(self) -> None:
-        delay = self._pause_until - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
 
 
 def _reply_from(completion: Any, latency: float) -> Reply:

@@ -106,7 +106,11 @@ def check_rebuttal(data: dict[str, Any]) -> list[str]:
 
 async def rebut_claim(client: ModelClient, base: list[Message], claim: dict[str, Any], nonce: str, *,
                       reasks: int) -> dict[str, Any]:
-    """Steelman, rebuttals and missing context for one claim; `number_rebuttals` gives ids."""
+    """Steelman, rebuttals and missing context for one claim; `number_rebuttals` gives ids.
+
+    prompts/rebut_claim.md names the claim at its very end, so every claim's request shares all
+    that comes before it (system, article, task) and a provider can serve that prefix from cache.
+    """
     task = prompts.render(
         "rebut_claim", claim_id=claim["id"], claim_type=claim["type"], centrality=claim["centrality"],
         claim_text=claim["text"], claim_quote=claim["quote"],
@@ -165,12 +169,12 @@ async def synthesize(client: ModelClient, base: list[Message], article: Article,
     return await structured(
         client, CallContext("synthesize", "synthesize", nonce), [*base, {"role": "user", "content": task}],
         "synthesis", check_synthesis(article, rebuttal_ids), max_tokens=MAX_TOKENS["synthesize"], reasks=reasks,
+        choices={"rhetoric[].quote": article_mod.sentences(article.text),
+                 "strongest_rebuttals[]": sorted(rebuttal_ids)},
     )
 
 
 def ground_rhetoric(article: Article, data: dict[str, Any]) -> dict[str, Any]:
-        choices={"rhetoric[].quote": article_mod.sentences(article.text),
-                 "strongest_rebuttals[]": sorted(rebuttal_ids)},
     return {**data, "rhetoric": [ground(article, item) for item in data["rhetoric"]]}
 
 

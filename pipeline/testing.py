@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import threading
@@ -103,7 +104,11 @@ class FakeResponse:
 
 @dataclass
 class ReceivedRequest:
-    """One request as the server saw it (header names in lower case)."""
+    """One request as the server saw it (header names in lower case).
+
+    `received` and `answered` are time.monotonic() values: when the request arrived and when its
+    answer was sent (or the connection dropped), so tests can see which requests overlapped.
+    """
 
     path: str
     headers: dict[str, str]
@@ -111,6 +116,8 @@ class ReceivedRequest:
     unit: str
     received: float
     reply_usage: dict[str, Any] | None = None
+    answered: float | None = None
+    status: int | None = None
 
 
 Handler = Callable[[str, dict[str, Any]], "FakeResponse | str | dict[str, Any]"]
@@ -122,13 +129,20 @@ class FakeOpenAIServer:
     Answers come, in order of precedence, from the unit's script (`script("C2", ...)`), the
     shared queue (`enqueue(...)`), or `handler(unit, body)`; with none, a 500 says so.
     `latency` delays every successful answer. `requests` records everything received.
+
+    Usage is reported as a provider would, counting 4 characters of the messages as a token.
+    With `prefix_cache`, the server also reports as `cached_tokens` the longest prefix of the
+    messages it has already answered, like a provider's prompt cache.
     """
 
-    def __init__(self, handler: Handler | None = None, *, latency: float = 0.0, model: str = "fake-model") -> None:
+    def __init__(self, handler: Handler | None = None, *, latency: float = 0.0, model: str = "fake-model",
+                 prefix_cache: bool = False) -> None:
         self.handler = handler
         self.latency = latency
         self.model = model
+        self.prefix_cache = prefix_cache
         self.requests: list[ReceivedRequest] = []
+        self._answered_prompts: list[str] = []
         self._queue: deque[Any] = deque()
         self._scripts: dict[str, deque[Any]] = {}
         self._lock = threading.Lock()
@@ -238,6 +252,13 @@ class FakeOpenAIServer:
         delay = response.delay if response.delay is not None else (self.latency if response.status == 200 else 0.0)
         if delay:
             time.sleep(delay)
+        received.status = None if response.reset else response.status
+        try:
+            self._reply(http, body, received, response)
+        finally:
+            received.answered = time.monotonic()
+
+    def _reply(self, http: Any, body: dict[str, Any], received: ReceivedRequest, response: FakeResponse) -> None:
         if response.reset:
             # Close without a word: the client sees a dropped connection.
             http.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -250,9 +271,9 @@ class FakeOpenAIServer:
                        response.headers)
             return
         content = None if response.content is None else _as_content(response.content)
-        prompt_chars = len(json.dumps(body.get("messages") or []))
-        usage = response.usage or {"prompt_tokens": prompt_chars // 4, "completion_tokens": len(content or "") // 4,
-                                   "prompt_tokens_details": {"cached_tokens": 0}}
+        prompt = json.dumps(body.get("messages") or [])
+        usage = response.usage or {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(content or "") // 4,
+                                   "prompt_tokens_details": {"cached_tokens": self._cached_chars(prompt) // 4}}
         usage.setdefault("total_tokens", usage["prompt_tokens"] + usage["completion_tokens"])
         received.reply_usage = usage
         choices = [] if response.no_choices else [{
@@ -262,6 +283,15 @@ class FakeOpenAIServer:
         http._send(200, {"id": f"chatcmpl-fake-{id(received)}", "object": "chat.completion", "created": int(time.time()),
                          "model": body.get("model", self.model), "choices": choices, "usage": usage},
                    response.headers)
+
+    def _cached_chars(self, prompt: str) -> int:
+        """With `prefix_cache`: the length of the longest prefix `prompt` shares with an earlier answered one."""
+        if not self.prefix_cache:
+            return 0
+        with self._lock:
+            seen = list(self._answered_prompts)
+            self._answered_prompts.append(prompt)
+        return max((len(os.path.commonprefix([prompt, earlier])) for earlier in seen), default=0)
 
 
 def scripted_handler(script: dict[str, Any]) -> Handler:
