@@ -11,18 +11,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import article as article_mod
-from . import local
 from .brief import Brief
 from .engine import BriefRun, EventSink, Settings
 from .errors import ConfigError
 from .llm import DEFAULT_MODEL, ModelClient, OpenAIClient, SamplingSettings
 from .runs import RunDir, check_runs_dir, resolve
 
+if TYPE_CHECKING:  # pipeline.local is imported only for --local: it costs 40 ms at every start
+    from .local import LocalModel
+
 DEFAULT_TIMEOUT = 120.0
-DEFAULT_CONCURRENCY = 8
 
 
 def default_max_calls(max_claims: int, reasks: int) -> int:
@@ -73,22 +74,25 @@ async def run_brief(article: article_mod.Article, settings: Settings, client: Mo
     return await BriefRun(article, settings, client, run_dir=run_dir, on_event=on_event, notes=notes).execute()
 
 
-def local_settings(settings: Settings, model: local.LocalModel) -> Settings:
+def local_settings(settings: Settings, model: LocalModel) -> Settings:
     """What a llama.cpp run asks differently: the GGUF's name as model, the schema attached in
     llama.cpp's json_object form (it constrains decoding to it), a repeat penalty, and quotes and ids
     constrained to the values that can pass the checks."""
+    from .local import REPEAT_PENALTY
+
     response_format = "json_object" if settings.response_format == "auto" else settings.response_format
     return replace(settings, model=model.name, response_format=response_format, constrain_choices=True,
-                   extra_body={**settings.extra_body, "repeat_penalty": local.REPEAT_PENALTY})
+                   extra_body={**settings.extra_body, "repeat_penalty": REPEAT_PENALTY})
 
 
 @contextmanager
-def local_endpoint(model: local.LocalModel, *, log_dir: Path, article_chars: int,
+def local_endpoint(model: LocalModel, *, log_dir: Path, article_chars: int,
                    n_ctx: int | None = None) -> Iterator[str]:
     """llama.cpp serving `model` for the length of the block (its log in `log_dir`); yields the base URL.
 
     The server is stopped however the block ends: success, failure, Ctrl-C or SIGTERM.
     """
+    from . import local
     from .stages import MAX_TOKENS
 
     n_ctx = n_ctx or local.context_size(article_chars, max(MAX_TOKENS.values()))

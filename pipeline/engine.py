@@ -18,7 +18,7 @@ from typing import Any
 from . import __version__, brief as brief_mod, prompts, schemas, stages
 from .article import Article
 from .errors import ModelError, ResumeMismatch, UnitFailed
-from .llm import DEFAULT_MODEL, ModelClient, Usage
+from .llm import DEFAULT_CONCURRENCY, DEFAULT_MODEL, ModelClient, Usage
 from .pricing import estimate
 from .runs import RunDir, utc_now
 
@@ -36,7 +36,7 @@ class Settings:
 
     model: str = DEFAULT_MODEL
     max_claims: int = 8
-    concurrency: int = 8
+    concurrency: int = DEFAULT_CONCURRENCY
     reasks: int = 2
     language: str | None = None
     temperature: float | None = None

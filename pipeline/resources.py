@@ -23,3 +23,8 @@ def resource_dir(kind: str) -> Path:
     if bundled.is_dir():
         return bundled
     return _PACKAGE_DIR.parent / kind
+
+
+def overridden(kind: str) -> bool:
+    """True when `kind` comes from a user's folder (its environment variable), not the package."""
+    return kind in _OVERRIDES and bool(os.environ.get(_OVERRIDES[kind]))

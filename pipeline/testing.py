@@ -123,6 +123,12 @@ class ReceivedRequest:
 Handler = Callable[[str, dict[str, Any]], "FakeResponse | str | dict[str, Any]"]
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog of 5 drops connections when more arrive at once, and the client
+    # then retries only after a second: a benchmark artefact, not what a real endpoint does.
+    request_queue_size = 128
+
+
 class FakeOpenAIServer:
     """A chat-completions server on 127.0.0.1 for tests and benchmarks.
 
@@ -146,7 +152,7 @@ class FakeOpenAIServer:
         self._queue: deque[Any] = deque()
         self._scripts: dict[str, deque[Any]] = {}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     # -- scripting ------------------------------------------------------------------------
@@ -227,7 +233,7 @@ class FakeOpenAIServer:
                 except (BrokenPipeError, ConnectionResetError):
                     return  # the client gave up (a timeout test); nothing to tell it
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        self._server = _Server(("127.0.0.1", 0), RequestHandler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
         self._thread.start()
@@ -292,6 +298,17 @@ class FakeOpenAIServer:
             seen = list(self._answered_prompts)
             self._answered_prompts.append(prompt)
         return max((len(os.path.commonprefix([prompt, earlier])) for earlier in seen), default=0)
+
+
+def max_in_flight(requests: list[ReceivedRequest]) -> int:
+    """The most of `requests` the server was working on at one moment (an answer ends one before
+    a request arriving at the same instant starts)."""
+    events = sorted([(r.received, 1) for r in requests] + [(r.answered or r.received, -1) for r in requests])
+    most = current = 0
+    for _, change in events:
+        current += change
+        most = max(most, current)
+    return most
 
 
 def scripted_handler(script: dict[str, Any]) -> Handler:
