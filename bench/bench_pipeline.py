@@ -1,6 +1,6 @@
 """Benchmark one brief: the real `counterpoint run` against FakeOpenAIServer with a fixed latency.
 
-    .venv/bin/python bench/bench_pipeline.py [--latency 0.3 1.0] [--claims 8]
+    .venv/bin/python bench/bench_pipeline.py [--latency 0.3 1.0] [--claims 8] [--repeat 3]
 
 For each latency it runs the CLI in a child process on seeds/putin-assad-syria.txt, with a fresh
 cache and runs directory, and prints each figure of issue 5 beside its target. Not a test: the
