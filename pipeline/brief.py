@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,13 @@ def claim_entry(claim: dict[str, Any], rebuttal: dict[str, Any] | None, error: U
         "rebuttals": rebuttal["rebuttals"] if rebuttal else [],
         "missing_context": rebuttal["missing_context"] if rebuttal else [],
     }
+
+
+def status_label(claim: dict[str, Any]) -> str:
+    """A claim's outcome for people: ok, refused, failed, or (when a stopped run never reached it)
+    skipped or interrupted."""
+    kind = (claim["error"] or {}).get("kind")
+    return kind if claim["status"] != "ok" and kind in ("skipped", "interrupted") else claim["status"]
 
 
 def synthesis_entry(synthesis: dict[str, Any] | None, error: UnitFailed | None) -> dict[str, Any]:
@@ -68,32 +76,90 @@ def assemble(*, article: dict[str, Any], thesis: str | None, claims: list[dict[s
 
 
 def check_brief(brief: Any, article_text: str | None) -> list[str]:
-    """Every problem with a stored brief: schema, then quotes against the article, then ids."""
+    """Every problem with a stored brief: the schema, then (on whatever is well-formed, so one
+    broken field does not hide the rest) quotes against the article, ids and statuses."""
+    problems = schemas.validate("brief", brief)
+    if not isinstance(brief, dict):
+        return problems
+    claims = _items(brief.get("claims"))
+    synthesis = brief.get("synthesis") if isinstance(brief.get("synthesis"), dict) else {}
+    if article_text is not None:
+        problems += _check_article(brief, claims, synthesis, article_text)
+    problems += _check_ids(claims, synthesis)
+    problems += _check_statuses(brief, claims, synthesis)
+    return problems
+
+
+def _items(value: Any) -> list[tuple[int, Any]]:
+    """(index, item) of a list; a non-list is already a schema problem, so it has no items to check."""
+    return [(i, item) for i, item in enumerate(value)] if isinstance(value, list) else []
+
+
+def _check_article(brief: dict[str, Any], claims: list[tuple[int, Any]], synthesis: dict[str, Any],
+                   article_text: str) -> list[str]:
     from .article import locate
 
-    problems = schemas.validate("brief", brief)
-    if problems:
-        return problems
-    if article_text is not None:
-        spans = [(f"$.claims[{i}]", c) for i, c in enumerate(brief["claims"])]
-        spans += [(f"$.synthesis.rhetoric[{i}]", r) for i, r in enumerate(brief["synthesis"]["rhetoric"])]
-        for where, item in spans:
-            if article_text[item["start"]:item["end"]] != item["quote"]:
-                found = locate(article_text, item["quote"])
-                detail = "not in the article" if found is None else f"found at {found[0]}-{found[1]}"
-                problems.append(f"{where}.quote: does not match the article at {item['start']}-{item['end']} ({detail})")
-    claim_ids = [claim["id"] for claim in brief["claims"]]
-    for duplicate in sorted({i for i in claim_ids if claim_ids.count(i) > 1}):
+    problems = []
+    article = brief.get("article")
+    recorded = article.get("sha256") if isinstance(article, dict) else None
+    if recorded != hashlib.sha256(article_text.encode("utf-8")).hexdigest():
+        problems.append("$.article.sha256: does not match the stored article.txt (the offsets may refer to "
+                        "another text)")
+    spans = [(f"$.claims[{i}]", c) for i, c in claims if isinstance(c, dict)]
+    spans += [(f"$.synthesis.rhetoric[{i}]", r) for i, r in _items(synthesis.get("rhetoric")) if isinstance(r, dict)]
+    for where, item in spans:
+        quote, start, end = item.get("quote"), item.get("start"), item.get("end")
+        if not (isinstance(quote, str) and isinstance(start, int) and isinstance(end, int)):
+            continue
+        if article_text[start:end] != quote:
+            found = locate(article_text, quote)
+            detail = "not in the article" if found is None else f"found at {found[0]}-{found[1]}"
+            problems.append(f"{where}.quote: does not match the article at {start}-{end} ({detail})")
+    return problems
+
+
+def _check_ids(claims: list[tuple[int, Any]], synthesis: dict[str, Any]) -> list[str]:
+    problems = []
+    claim_ids = [c.get("id") for _, c in claims if isinstance(c, dict)]
+    for duplicate in sorted({i for i in claim_ids if isinstance(i, str) and claim_ids.count(i) > 1}):
         problems.append(f"$.claims: duplicate claim id {duplicate}")
-    rebuttal_ids = set()
-    for index, claim in enumerate(brief["claims"]):
-        for r_index, rebuttal in enumerate(claim["rebuttals"]):
-            if not rebuttal["id"].startswith(claim["id"] + "-"):
-                problems.append(f"$.claims[{index}].rebuttals[{r_index}].id: {rebuttal['id']} does not belong to {claim['id']}")
-            rebuttal_ids.add(rebuttal["id"])
-    for index, rebuttal_id in enumerate(brief["synthesis"]["strongest_rebuttals"]):
-        if rebuttal_id not in rebuttal_ids:
+    rebuttal_ids: list[str] = []
+    for index, claim in claims:
+        if not isinstance(claim, dict):
+            continue
+        for r_index, rebuttal in _items(claim.get("rebuttals")):
+            rebuttal_id = rebuttal.get("id") if isinstance(rebuttal, dict) else None
+            if not isinstance(rebuttal_id, str):
+                continue
+            if not rebuttal_id.startswith(f"{claim.get('id')}-"):
+                problems.append(f"$.claims[{index}].rebuttals[{r_index}].id: {rebuttal_id} does not belong to "
+                                f"{claim.get('id')}")
+            if rebuttal_id in rebuttal_ids:
+                problems.append(f"$.claims[{index}].rebuttals[{r_index}].id: duplicate rebuttal id {rebuttal_id}")
+            rebuttal_ids.append(rebuttal_id)
+    for index, rebuttal_id in _items(synthesis.get("strongest_rebuttals")):
+        if isinstance(rebuttal_id, str) and rebuttal_id not in rebuttal_ids:
             problems.append(f"$.synthesis.strongest_rebuttals[{index}]: unknown rebuttal id {rebuttal_id}")
+    return problems
+
+
+def _check_statuses(brief: dict[str, Any], claims: list[tuple[int, Any]],
+                    synthesis: dict[str, Any]) -> list[str]:
+    """An analysed claim has its analysis, a failed one its reason, and the brief's status adds up."""
+    problems = []
+    for index, claim in claims:
+        if not isinstance(claim, dict):
+            continue
+        if claim.get("status") == "ok" and (claim.get("steelman") is None or not claim.get("rebuttals")):
+            problems.append(f"$.claims[{index}]: status ok but no steelman or rebuttals")
+        if claim.get("status") in ("failed", "refused") and claim.get("error") is None:
+            problems.append(f"$.claims[{index}]: status {claim['status']} but no error saying why")
+    if synthesis.get("status") in ("failed", "refused") and synthesis.get("error") is None:
+        problems.append(f"$.synthesis: status {synthesis['status']} but no error saying why")
+    if all(isinstance(c, dict) and "status" in c for _, c in claims) and "status" in synthesis:
+        expected = overall_status(brief.get("thesis"), [c for _, c in claims], synthesis)
+        if brief.get("status") != expected:
+            problems.append(f"$.status: {brief.get('status')!r}, but its claims and synthesis make it {expected!r}")
     return problems
 
 
@@ -174,10 +240,12 @@ def _render_synthesis_md(synthesis: dict[str, Any], claims: list[dict[str, Any]]
 
 @dataclass(frozen=True)
 class Brief:
-    """A finished brief: the validated dict, plus where it was written (if it was)."""
+    """A finished brief: the validated dict, where it was written (if it was), and the article
+    text its quote offsets refer to (the HTML page highlights the quotes in it)."""
 
     data: dict[str, Any]
     run_dir: Path | None = None
+    article_text: str | None = None
 
     @property
     def status(self) -> str:
@@ -192,3 +260,11 @@ class Brief:
 
     def to_markdown(self) -> str:
         return render_markdown(self.data)
+
+    def to_html(self) -> str:
+        """One self-contained page: the article with its quotes highlighted, the cards, the synthesis."""
+        from .brief_html import render_html  # jinja2 is only loaded when a page is wanted
+
+        if self.article_text is None:
+            raise ValueError("this Brief has no article_text; the HTML page highlights quotes in it")
+        return render_html(self.data, self.article_text)

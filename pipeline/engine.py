@@ -295,10 +295,11 @@ class BriefRun:
                 "usage": usage, "cost_usd": cost, "cost_status": cost_status,
             },
         )
-        result = brief_mod.Brief(data, self.run_dir.path if self.run_dir else None)
+        result = brief_mod.Brief(data, self.run_dir.path if self.run_dir else None, self.article.text)
         if self.run_dir is not None:
             self.run_dir.write_text("brief.json", result.to_json() + "\n")
             self.run_dir.write_text("brief.md", result.to_markdown())
+            self.run_dir.write_text("brief.html", result.to_html())
             self._write_manifest(data["status"], brief=data, cost=(cost, cost_status))
         return result
 

@@ -1,8 +1,8 @@
-"""Where prompts/ and schemas/ live: the one place that resolves them.
+"""Where prompts/, schemas/ and templates/ live: the one place that resolves them.
 
 In a wheel they are force-included under pipeline/_resources/; in a source checkout
 (editable install, tests) they are the top-level folders. COUNTERPOINT_PROMPTS_DIR and
-COUNTERPOINT_SCHEMAS_DIR override either, for prompt experiments.
+COUNTERPOINT_SCHEMAS_DIR override the first two, for prompt experiments.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ _OVERRIDES = {"prompts": "COUNTERPOINT_PROMPTS_DIR", "schemas": "COUNTERPOINT_SC
 
 
 def resource_dir(kind: str) -> Path:
-    """Return the directory holding `kind` ("prompts" or "schemas")."""
-    override = os.environ.get(_OVERRIDES[kind])
+    """Return the directory holding `kind` ("prompts", "schemas" or "templates")."""
+    override = os.environ.get(_OVERRIDES[kind]) if kind in _OVERRIDES else None
     if override:
         return Path(override)
     bundled = _PACKAGE_DIR / "_resources" / kind

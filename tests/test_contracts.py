@@ -127,8 +127,8 @@ def test_cli_default_model_matches_the_adapter() -> None:
     assert cli.DEFAULT_MODEL == DEFAULT_MODEL
 
 
-def test_wheel_ships_prompts_and_schemas(tmp_path: Path) -> None:
-    """prompts/ and schemas/ are force-included in the wheel and resolved from there."""
+def test_wheel_ships_prompts_schemas_and_templates(tmp_path: Path) -> None:
+    """prompts/, schemas/ and templates/ are force-included in the wheel and resolved from there."""
     import subprocess
     import sys
     import zipfile
@@ -143,3 +143,7 @@ def test_wheel_ships_prompts_and_schemas(tmp_path: Path) -> None:
         assert f"pipeline/_resources/schemas/{name}.schema.json" in names
     schema = json.loads(zipfile.ZipFile(wheel).read("pipeline/_resources/schemas/claims.schema.json"))
     assert schema == schemas.load("claims")
+    from pipeline.brief_html import TEMPLATE
+
+    shipped = zipfile.ZipFile(wheel).read(f"pipeline/_resources/templates/{TEMPLATE}").decode("utf-8")
+    assert shipped == (ROOT / "templates" / TEMPLATE).read_text(encoding="utf-8")
