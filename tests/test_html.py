@@ -103,11 +103,12 @@ def test_failed_refused_and_skipped_units_are_marked(cli, server) -> None:
     assert result.exit_code == 3, result.stderr
     _, dom, brief, _ = page_of(result.run_dir)
     refused, failed = dom.by_id("claim-C3"), dom.by_id("claim-C5")
-    assert refused.has_class("st-refused") and "REFUSED (refused): the model declined" in refused.text()
+    assert refused.has_class("st-refused") and "REFUSED: the model declined" in refused.text()
     assert failed.has_class("st-failed") and "FAILED (invalid): no valid output" in failed.text()
     for card in (refused, failed):
         assert not card.find_all("ol"), "no rebuttals shown for a claim that was not analysed"
     assert dom.by_id("quote-C3").has_class("st-refused"), "the quote of a refused claim is marked in the article"
+    assert "claim not analysed" in dom.find_all("p", **{"class": "legend"})[0].text()
     synthesis = dom.by_id("synthesis")
     assert "FAILED (invalid)" in synthesis.text() and not synthesis.find_all("ol")
     assert "partial" in dom.find_all("header")[0].text()
@@ -123,7 +124,7 @@ def test_claims_a_stopped_run_never_reached_are_marked_skipped(cli, server, runs
     assert skipped
     for claim_id in skipped:
         card = dom.by_id(f"claim-{claim_id}")
-        assert card.has_class("st-skipped") and "SKIPPED (skipped): not analysed: the run stopped early" in card.text()
+        assert card.has_class("st-skipped") and "SKIPPED: not analysed: the run stopped early" in card.text()
     assert dom.by_id("claim-C1").has_class("st-ok")
 
 
