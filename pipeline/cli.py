@@ -46,6 +46,9 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             fail("interrupted; what finished is saved, continue with 'counterpoint run --resume latest'", 130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
+        except BrokenPipeError:  # the reader stopped early (`counterpoint runs | head`): nothing to report
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail too
+            sys.exit(EXIT_FAILED)
         except Exception as exc:  # a bug: say so in one line, keep the details for whoever debugs it
             if os.environ.get("COUNTERPOINT_DEBUG"):
                 raise

@@ -165,21 +165,28 @@ def run_ids(runs_dir: Path) -> list[str]:
 
 
 def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
-    """One summary per run, newest first, from each manifest's summary block."""
+    """One summary per run, newest first, from each manifest alone (fast on hundreds of runs).
+
+    A directory whose manifest is missing or unreadable is listed with status 'unknown', so a
+    damaged run is visible rather than silently dropped.
+    """
     rows = []
     for run_id in run_ids(runs_dir):
         try:
             manifest = json.loads((runs_dir / run_id / "manifest.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            continue
-        summary = manifest.get("summary") or {}
+            manifest = None
+        if not isinstance(manifest, dict):
+            manifest = {"status": "unknown"}
+        summary = manifest.get("summary") if isinstance(manifest.get("summary"), dict) else {}
+        article = manifest.get("article") if isinstance(manifest.get("article"), dict) else {}
         rows.append({
             "id": run_id,
-            "title": (manifest.get("article") or {}).get("title"),
+            "title": article.get("title"),
             "model": manifest.get("model"),
-            "status": manifest.get("status"),
-            "claims": summary.get("claims", 0),
-            "tokens": summary.get("tokens", 0),
+            "status": manifest.get("status") or "unknown",
+            "claims": summary.get("claims"),
+            "tokens": summary.get("tokens"),
             "cost_usd": summary.get("cost_usd"),
             "cost_status": summary.get("cost_status"),
             "created": manifest.get("created"),
