@@ -1,58 +1,85 @@
-"""Turn pipeline events into progress lines on stderr, and print the end-of-run summary."""
+"""Turn pipeline events into progress lines on stderr, and print the end-of-run summary.
+
+Progress lines (stage, claims done out of total, retries) appear only on a terminal, so a piped
+or logged stderr holds just warnings and the summary; `quiet` silences everything.
+"""
 
 from __future__ import annotations
 
 import sys
 from typing import Any, TextIO
 
-_RETRY_OUTCOMES = {"invalid": "re-asking (output failed validation)", "truncated": "re-asking (reply cut off)",
-                   "empty": "re-asking (no choices)", "timeout": "retrying (timeout)",
-                   "connection_error": "retrying (connection error)"}
+from .brief import status_label
+
+# What an attempt that did not succeed means, for the retry lines.
+_ATTEMPT_PROBLEMS = {"invalid": "output failed validation", "truncated": "reply cut off at max_tokens",
+                     "empty": "no choices in the reply", "refused": "the model declined",
+                     "timeout": "timed out", "connection_error": "connection dropped"}
+_STATUS_LABELS = ("ok", "failed", "refused", "skipped", "interrupted")
 
 
 class Progress:
-    """Stage, claims done out of total, and retries. Live lines only on a terminal."""
+    """An event sink for the engine (`progress(event, **data)`) that also counts retries."""
 
     def __init__(self, stream: TextIO | None = None, *, live: bool | None = None, quiet: bool = False) -> None:
         self.stream = stream or sys.stderr
-        self.live = (self.stream.isatty() if live is None else live) and not quiet
         self.quiet = quiet
+        self.live = (self.stream.isatty() if live is None else live) and not quiet
+        self.attempts: dict[tuple[str, str], int] = {}
+
+    @property
+    def retries(self) -> int:
+        """Attempts beyond the first for each unit: re-asks and transport retries."""
+        return sum(count - 1 for count in self.attempts.values())
 
     def say(self, text: str) -> None:
         if not self.quiet:
             print(text, file=self.stream, flush=True)
 
     def __call__(self, event: str, **data: Any) -> None:
+        if event == "attempt":
+            key = (data["stage"], data["unit"])
+            self.attempts[key] = self.attempts.get(key, 0) + 1
         if event == "warning":
             self.say(f"warning: {data['message']}")
             return
         if not self.live:
             return
+        line = self._line(event, data)
+        if line:
+            self.say(line)
+
+    def _line(self, event: str, data: dict[str, Any]) -> str | None:
+        if event == "run_dir":
+            return f"run: {data['path']}"
         if event == "stage":
             total = f" ({data['total']} claims)" if "total" in data else ""
-            self.say(f"[{data['stage']}] started{total}")
-        elif event == "claim":
-            self.say(f"[rebut] {data['claim']} {data['status']} ({data['done']}/{data['total']})")
-        elif event == "reused":
-            self.say(f"[resume] reusing {data['unit']}")
-        elif event == "attempt":
+            return f"stage: {data['stage']}{total}"
+        if event == "claim":
+            return f"claims: {data['done']}/{data['total']} done ({data['claim']} {data['status']})"
+        if event == "reused":
+            return f"resume: reusing {data['unit']}"
+        if event == "attempt" and data["outcome"] != "ok":
             outcome = data["outcome"]
-            message = _RETRY_OUTCOMES.get(outcome) or (f"retrying (HTTP {outcome[5:]})" if outcome.startswith("http_")
-                                                       else None)
-            if message:
-                self.say(f"[{data['stage']}] {data['unit']}: {message}")
+            problem = _ATTEMPT_PROBLEMS.get(outcome) or (f"HTTP {outcome[5:]}" if outcome.startswith("http_")
+                                                         else outcome)
+            return f"retry: {data['stage']} {data['unit']} attempt {data['attempt']}: {problem}"
+        return None
 
     def summary(self, brief: dict[str, Any], path: str | None, elapsed: float) -> None:
+        """Status, counts, tokens, cost, time and where the brief is."""
         claims = brief["claims"]
-        usage = brief["run"]["usage"]
-        counts = {status: sum(1 for c in claims if c["status"] == status) for status in ("ok", "failed", "refused")}
-        cost = (f"${brief['run']['cost_usd']:.4f}" if brief["run"]["cost_usd"] is not None
-                else f"unpriced ({brief['run']['model']} is not in the price table)")
-        self.say(
-            f"{brief['status']}: {len(claims)} claims ({counts['ok']} ok, {counts['failed']} failed, "
-            f"{counts['refused']} refused), synthesis {brief['synthesis']['status']}; "
-            f"{usage['calls']} calls ({usage['cache_hits']} cached), "
-            f"{usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} completion tokens "
-            f"({usage['cached_tokens']:,} cached); cost {cost}; {elapsed:.1f}s"
-            + (f"; {path}" if path else "")
-        )
+        run = brief["run"]
+        usage = run["usage"]
+        counts = {label: sum(1 for claim in claims if status_label(claim) == label) for label in _STATUS_LABELS}
+        breakdown = ", ".join(f"{count} {label}" for label, count in counts.items() if count)
+        cost = (f"${run['cost_usd']:.4f}" if run["cost_usd"] is not None
+                else f"unpriced ({run['model']} is not in the price table)")
+        self.say(f"{brief['status']}: {len(claims)} claims" + (f" ({breakdown})" if breakdown else "")
+                 + f", synthesis {brief['synthesis']['status']}")
+        retries = f"{self.retries} retr{'y' if self.retries == 1 else 'ies'}"
+        self.say(f"{usage['calls']} calls ({usage['cache_hits']} cached, {retries}), "
+                 f"{usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} completion tokens "
+                 f"({usage['cached_tokens']:,} cached), cost {cost}, {elapsed:.1f}s")
+        if path:
+            self.say(f"brief: {path} (brief.html, brief.md, brief.json)")
