@@ -81,8 +81,8 @@ def console() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe, e.g. `counterpoint runs | head -1`
-            pass
+        except (OSError, ValueError):  # a closed pipe (`counterpoint runs | head -1`): as the commands do
+            code = code or EXIT_FAILED
     os._exit(code or EXIT_OK)
 
 
