@@ -17,8 +17,17 @@ __all__ = [
 if TYPE_CHECKING:
     from .api import generate_brief
     from .brief import Brief
-    from .errors import (AuthError, ConfigError, CounterpointError, InputError, ModelError, ModelNotFound,
-                         ResumeMismatch, RunDirError, UnitFailed)
+    from .errors import (
+        AuthError,
+        ConfigError,
+        CounterpointError,
+        InputError,
+        ModelError,
+        ModelNotFound,
+        ResumeMismatch,
+        RunDirError,
+        UnitFailed,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -102,6 +102,8 @@ class ModelClient:
         self.sampling = sampling or SamplingSettings()
         self._attempts: dict[str, int] = {}
         self._slots = asyncio.Semaphore(DEFAULT_CONCURRENCY)
+        # Set when the first request goes out: from then on the process mostly waits for the endpoint.
+        self.request_sent = asyncio.Event()
 
     def limit_concurrency(self, calls: int) -> None:
         """At most `calls` requests in flight at once. A slot is held for one HTTP attempt only,
@@ -270,8 +272,10 @@ class OpenAIClient(ModelClient):
 
         self.charge_call()
         started = time.perf_counter()
+        sdk = self._client()
+        self.request_sent.set()
         try:
-            completion = await self._client().chat.completions.create(**body)
+            completion = await sdk.chat.completions.create(**body)
         except openai.APIStatusError as exc:
             latency = time.perf_counter() - started
             failure = self._classify(exc)

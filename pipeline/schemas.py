@@ -1,4 +1,5 @@
-"""Load schemas/NAME.schema.json (checked at load) and validate data against them."""
+"""Load schemas/NAME.schema.json and validate data against them (a COUNTERPOINT_SCHEMAS_DIR folder is
+checked against the metaschema at load; the bundled schemas are checked by the tests)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .resources import overridden, resource_dir
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 
 @lru_cache(maxsize=None)
@@ -27,6 +28,9 @@ def _load(name: str) -> tuple[dict[str, Any], str]:
     if overridden("schemas"):
         # Only schemas from an experiment folder are checked here: the bundled ones are checked by
         # the test suite, and checking against the metaschema costs ~20 ms a schema at every start.
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
         try:
             Draft202012Validator.check_schema(schema)
         except SchemaError as exc:
@@ -66,13 +70,17 @@ def narrowed(name: str, choices: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=None)
-def _validator(name: str) -> Draft202012Validator:
+def validator(name: str) -> Draft202012Validator:
+    """The schema's validator. jsonschema is imported here, not at start-up: it takes ~0.1 s, and a
+    run needs it first when the first answer arrives (see engine.BriefRun._prepare_outputs)."""
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(load(name))
 
 
 def validate(name: str, data: Any) -> list[str]:
     """Every violation as 'path: message' (path '$' for the root), sorted by location."""
-    errors = sorted(_validator(name).iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    errors = sorted(validator(name).iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     return [f"{_path(e.absolute_path)}: {e.message}" for e in errors]
 
 

@@ -7,7 +7,6 @@ only where llama_cpp is not importable, and fail instead when COUNTERPOINT_REQUI
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal

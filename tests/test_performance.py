@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.engine import SCHEMA_NAMES
 from pipeline.pricing import PRICES_PER_MILLION
 from pipeline.testing import FakeOpenAIServer, FakeResponse, ReceivedRequest, max_in_flight, scripted_handler
 
@@ -353,6 +354,34 @@ def test_help_and_runs_import_no_heavy_module(tmp_path: Path, args: list[str]) -
     assert imported_after(code, tmp_path) == []
 
 
+def test_a_run_loads_no_checker_renderer_or_fetcher_before_its_first_request(tmp_path: Path) -> None:
+    """What a run imports up to the first request: jsonschema, jinja2 and urllib3 come later or never."""
+    code = "import pipeline.cli, pipeline.api, pipeline.engine, pipeline.article, pipeline.web, pipeline.stages"
+    loaded = set(imported_after(code, tmp_path))
+    assert not loaded & {"jsonschema", "jinja2", "urllib3", "openai"}, loaded
+
+
+def test_validators_and_the_page_template_are_built_during_the_first_round_trip(cli, seed_script) -> None:
+    """They are built on a thread while the extraction request is out, not after the answers."""
+    from pipeline import brief_html, schemas
+
+    at_first_claim: dict[str, int] = {}
+    answer = scripted_handler(seed_script)
+
+    def handler(unit: str, body: dict[str, Any]) -> Any:
+        if unit in CLAIMS and not at_first_claim:
+            at_first_claim.update(validators=schemas.validator.cache_info().currsize,
+                                  templates=brief_html.template.cache_info().currsize)
+        return answer(unit, body)
+
+    schemas.validator.cache_clear()
+    brief_html.template.cache_clear()
+    with FakeOpenAIServer(handler, latency=0.3) as fake:
+        result = run_against(cli, fake)
+    assert result.exit_code == 0, result.stderr
+    assert at_first_claim == {"validators": len(SCHEMA_NAMES), "templates": 1}
+
+
 def test_a_rerun_answered_from_the_cache_never_loads_the_sdk(cli, server, tmp_path: Path) -> None:
     assert cli("run", str(SEED)).exit_code == 0
     runs = tmp_path / "rerun"
@@ -394,12 +423,12 @@ def test_schemas_from_an_experiment_folder_are_checked_at_load(cli, server, tmp_
     (folder / "rebuttal.schema.json").write_text(json.dumps(broken))
     monkeypatch.setenv("COUNTERPOINT_SCHEMAS_DIR", str(folder))
     schemas._load.cache_clear()
-    schemas._validator.cache_clear()
+    schemas.validator.cache_clear()
     try:
         result = cli("run", str(SEED))
     finally:
         schemas._load.cache_clear()
-        schemas._validator.cache_clear()
+        schemas.validator.cache_clear()
     assert result.exit_code == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "rebuttal.schema.json is not a valid JSON Schema" in last

@@ -6,7 +6,6 @@ import asyncio
 import copy
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import trustme
 
-from pipeline import __version__, article, web
+from pipeline import __version__, article, fetch, web
 from pipeline.brief import check_brief
 from pipeline.cli import main
 from pipeline.errors import FetchError, InputError
@@ -407,7 +407,7 @@ def test_https_checks_the_certificate_against_the_url_host(tls_site: Site, tls_c
     """The connection goes to the vetted address, yet TLS (SNI and the name check) uses the URL's host."""
     bundle = tmp_path / "ca.pem"
     tls_ca.cert_pem.write_to_path(str(bundle))
-    monkeypatch.setattr(web.certifi, "where", lambda: str(bundle))
+    monkeypatch.setattr(fetch.certifi, "where", lambda: str(bundle))
     url = f"https://localhost:{tls_site.port}/opinion/putin-assad"
     loaded = article.load(url, fetch=web.FetchOptions(allow_private_hosts=True))
     assert loaded.site == "The Meridian Ledger" and loaded.source == url
@@ -437,14 +437,14 @@ def test_https_with_an_untrusted_certificate_is_refused(cli, runs_dir, server, t
     ("93.184.215.14", None), ("2606:4700::1111", None),
 ])
 def test_address_classes(address: str, kind: str | None) -> None:
-    assert web.non_public_kind(ipaddress.ip_address(address)) == kind
+    assert fetch.non_public_kind(ipaddress.ip_address(address)) == kind
 
 
 def test_resolve_checks_addresses_without_connecting() -> None:
-    assert web.resolve("93.184.215.14", 80, allow_private=False) == ["93.184.215.14"]
-    assert web.resolve("10.0.0.8", 80, allow_private=True) == ["10.0.0.8"]
+    assert fetch.resolve("93.184.215.14", 80, allow_private=False) == ["93.184.215.14"]
+    assert fetch.resolve("10.0.0.8", 80, allow_private=True) == ["10.0.0.8"]
     with pytest.raises(FetchError, match=r"refusing 10\.0\.0\.8: it resolves to 10\.0\.0\.8, a private address"):
-        web.resolve("10.0.0.8", 80, allow_private=False)
+        fetch.resolve("10.0.0.8", 80, allow_private=False)
 
 
 def test_cli_fetch_defaults_match_the_library() -> None:
