@@ -208,7 +208,8 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     progress.summary(brief.data, str(brief.run_dir) if brief.run_dir else None, time.perf_counter() - started)
     click.echo(brief.to_json() if as_json else str(brief.run_dir))
     if brief.status == "failed":
-        click.echo(f"error: {brief.data['notes'][-1]} The record is in {brief.run_dir}; "
+        reason = brief.data["notes"][-1].rstrip(".")
+        click.echo(f"error: {reason}. The record is in {brief.run_dir}; "
                    "retry with 'counterpoint run --resume latest'", err=True)
     sys.exit(EXIT_BY_STATUS[brief.status])
 

@@ -7,6 +7,7 @@ stderr, the files on disk, and what the server saw.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,10 @@ def assert_unit_failed(result, unit: str, kind: str) -> dict[str, Any]:
         assert manifest["status"] == "failed"
         assert any(kind in note for note in brief["notes"])
         assert calls, "the calls log must record the failed attempts"
+        error = result.stderr.strip().splitlines()[-1]
+        assert re.fullmatch(rf"error: Claim extraction failed \({kind}\): .*[^.]\. The record is in "
+                            rf"{re.escape(str(result.run_dir))}; retry with 'counterpoint run --resume latest'",
+                            error), error
         return brief
     assert result.exit_code == 3, result.stderr
     brief, manifest, _ = load(result.run_dir)
