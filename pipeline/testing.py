@@ -235,7 +235,9 @@ class FakeOpenAIServer:
 
         self._server = _Server(("127.0.0.1", 0), RequestHandler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+        # A short poll interval: shutdown() waits up to one interval, at the end of every test.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
+                                        name="fake-openai", daemon=True)
         self._thread.start()
         return self
 
