@@ -293,9 +293,9 @@ class BriefRun:
                          "claims in the rest were not analysed.")
         clamped = sum(1 for r in self.records if r.get("usage_clamped") or clamp_usage(r["usage"])[1])
         if clamped:
-            notes.append(f"The endpoint reported token counts that were negative or not whole numbers in "
-                         f"{clamped} call(s); they were counted as non-negative integers, so the usage and "
-                         "cost figures are approximate.")
+            notes.append(f"The endpoint reported token counts that were not non-negative whole numbers in "
+                         f"{clamped} call(s); they were counted as such (rounded, negatives as 0), so the usage "
+                         "and cost figures are approximate.")
         failed = [claim["id"] for claim in claims if claim["status"] != "ok"]
         if failed:
             notes.append(f"Not analysed: {', '.join(failed)} (see each claim's status).")

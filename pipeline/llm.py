@@ -376,7 +376,8 @@ def _reply_from(completion: Any, latency: float) -> Reply:
     """The SDK builds its objects without validating them, so every field used is checked here."""
     usage_obj = getattr(completion, "usage", None)
     details = getattr(usage_obj, "prompt_tokens_details", None)
-    usage, clamped = clamp_usage(None if usage_obj is None else {
+    plain = usage_obj is None or isinstance(usage_obj, (str, int, float, list))  # not the SDK's object
+    usage, clamped = clamp_usage(usage_obj if plain else {
         "prompt_tokens": getattr(usage_obj, "prompt_tokens", None),
         "completion_tokens": getattr(usage_obj, "completion_tokens", None),
         "cached_tokens": getattr(details, "cached_tokens", None),
@@ -388,6 +389,8 @@ def _reply_from(completion: Any, latency: float) -> Reply:
         return Reply(content=None, finish_reason=None, usage=usage, no_choices=True, latency_s=latency,
                      usage_clamped=clamped)
     message = getattr(choices[0], "message", None)
+    if message is None:
+        return _malformed("the answer's first choice holds no message", latency, usage)
     fields = {"content": getattr(message, "content", None), "refusal": getattr(message, "refusal", None),
               "finish_reason": getattr(choices[0], "finish_reason", None)}
     for name, value in fields.items():

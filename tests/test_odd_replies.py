@@ -56,6 +56,7 @@ ODD: dict[str, tuple[Any, str]] = {
     "surrogate-in-reply-text": (lambda s: _with_surrogate(s, escaped=False), "invalid"),
     "content-is-object": (lambda s: FakeResponse(body=completion(message(s["rebuttals"]["C3"]))), "malformed"),
     "choices-is-string": (lambda s: FakeResponse(body=completion("not a list")), "malformed"),
+    "choice-without-message": (lambda s: FakeResponse(body=completion([5])), "malformed"),
     "html-error-page": (lambda s: FakeResponse(
         body="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"), "malformed"),
 }
@@ -103,7 +104,7 @@ def test_odd_token_counts_are_clamped_noted_and_resumable(cli, server, seed_scri
     (c2,) = [c for c in calls if c["unit"] == "C2"]
     assert c2["usage"] == {"prompt_tokens": 0, "completion_tokens": 12, "cached_tokens": 0}
     assert c2["usage_clamped"] is True
-    assert any("negative or not whole numbers in 1 call(s)" in note for note in brief["notes"])
+    assert any("not non-negative whole numbers in 1 call(s)" in note for note in brief["notes"])
     assert all(value >= 0 for value in manifest["usage"]["total"].values())
     assert cli("validate", str(result.run_dir)).exit_code == 0
 
@@ -117,7 +118,7 @@ def test_odd_token_counts_are_clamped_noted_and_resumable(cli, server, seed_scri
     assert resumed.exit_code == 0, resumed.stderr
     brief, manifest, _ = load(resumed.run_dir)
     assert brief["status"] == "complete" and manifest["status"] == "complete"
-    assert any("negative or not whole numbers in 2 call(s)" in note for note in brief["notes"])
+    assert any("not non-negative whole numbers in 2 call(s)" in note for note in brief["notes"])
     assert cli("validate", str(resumed.run_dir)).exit_code == 0
 
 
