@@ -29,14 +29,14 @@ def test_timeout_bounds_a_call_whose_body_trickles(server, seed_script, runs_dir
     elapsed = time.monotonic() - started
     print(f"\nrun ended after {elapsed:.1f} s (exit {result.returncode})")
     assert result.returncode == 3, result.stderr
-    assert elapsed < 3 + 5, "the run ends within a few seconds of the timeout"
+    assert elapsed < 3 + 7, "the run ends within a few seconds of the timeout (it ran past 40 s before)"
     run_dir = Path(result.stdout.strip().splitlines()[-1])
     brief = json.loads((run_dir / "brief.json").read_text(encoding="utf-8"))
     (claim,) = [c for c in brief["claims"] if c["id"] == "C3"]
     assert claim["status"] == "failed" and claim["error"]["kind"] == "transport"
     calls = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text(encoding="utf-8").splitlines()]
     (attempt,) = [c for c in calls if c["unit"] == "C3"]
-    assert attempt["outcome"] == "timeout" and 2.9 <= attempt["latency_s"] < 4
+    assert attempt["outcome"] == "timeout" and 2.9 <= attempt["latency_s"] < 5
 
 
 @pytest.mark.parametrize("headers,expected", [
