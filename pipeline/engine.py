@@ -19,7 +19,7 @@ from . import __version__, prompts, schemas, stages
 from . import brief as brief_mod
 from .article import Article
 from .errors import ModelError, ResumeMismatch, UnitFailed
-from .llm import DEFAULT_CONCURRENCY, DEFAULT_MODEL, ModelClient, Usage
+from .llm import DEFAULT_CONCURRENCY, DEFAULT_MODEL, ModelClient, Usage, clamp_usage
 from .pricing import estimate
 from .runs import RunDir, utc_now
 
@@ -278,7 +278,8 @@ class BriefRun:
 
     def usage(self, stage: str | None = None) -> dict[str, int]:
         records = [r for r in self.records if stage is None or r["stage"] == stage]
-        total = sum((Usage(**r["usage"]) for r in records), Usage())
+        # Clamped again here: a calls log written before clamping existed may hold negative counts.
+        total = sum((clamp_usage(r["usage"])[0] for r in records), Usage())
         return {"calls": sum(1 for r in records if not r["cache_hit"]),
                 "cache_hits": sum(1 for r in records if r["cache_hit"]), **asdict(total)}
 
@@ -290,6 +291,11 @@ class BriefRun:
         if self.article.truncated:
             notes.append(f"The article was cut to {len(self.article.text):,} characters (--truncate); "
                          "claims in the rest were not analysed.")
+        clamped = sum(1 for r in self.records if r.get("usage_clamped") or clamp_usage(r["usage"])[1])
+        if clamped:
+            notes.append(f"The endpoint reported token counts that were not non-negative whole numbers in "
+                         f"{clamped} call(s); they were counted as such (rounded, negatives as 0), so the usage "
+                         "and cost figures are approximate.")
         failed = [claim["id"] for claim in claims if claim["status"] != "ok"]
         if failed:
             notes.append(f"Not analysed: {', '.join(failed)} (see each claim's status).")

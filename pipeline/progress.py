@@ -14,6 +14,7 @@ from .brief import status_label
 # What an attempt that did not succeed means, for the retry lines.
 _ATTEMPT_PROBLEMS = {"invalid": "output failed validation", "truncated": "reply cut off at max_tokens",
                      "empty": "no choices in the reply", "refused": "the model declined",
+                     "malformed": "not a usable chat completion",
                      "timeout": "timed out", "connection_error": "connection dropped"}
 _STATUS_LABELS = ("ok", "failed", "refused", "skipped", "interrupted")
 
