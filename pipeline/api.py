@@ -117,6 +117,7 @@ async def resume_brief(runs_dir: Path, ref: str, settings: Settings, client: Mod
     run_dir = resolve(runs_dir, ref)
     check_runs_dir(run_dir.path)
     manifest = run_dir.manifest()
+    run_dir.check_resumable()
     recorded = load_recorded_article(run_dir)
     run = BriefRun(article or recorded, settings, client, run_dir=run_dir, on_event=on_event, notes=notes)
     for warning in run.adopt(manifest, force=force):

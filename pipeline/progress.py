@@ -10,6 +10,7 @@ import sys
 from typing import Any, TextIO
 
 from .brief import status_label
+from .terminal import clean
 
 # What an attempt that did not succeed means, for the retry lines.
 _ATTEMPT_PROBLEMS = {"invalid": "output failed validation", "truncated": "reply cut off at max_tokens",
@@ -34,8 +35,8 @@ class Progress:
         return sum(count - 1 for count in self.attempts.values())
 
     def say(self, text: str) -> None:
-        if not self.quiet:
-            print(text, file=self.stream, flush=True)
+        if not self.quiet:  # model names, messages and paths may carry escape sequences: never raw
+            print(clean(text, one_line=True), file=self.stream, flush=True)
 
     def __call__(self, event: str, **data: Any) -> None:
         if event == "attempt":
