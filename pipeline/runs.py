@@ -11,12 +11,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import secrets
 import shlex
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -108,20 +112,42 @@ class RunDir:
     @classmethod
     def create(cls, runs_dir: Path, title: str | None) -> RunDir:
         check_runs_dir(runs_dir)
-        path = runs_dir / new_run_id(title)
-        (path / "units").mkdir(parents=True)
-        return cls(path)
+        run = cls(runs_dir / new_run_id(title))
+        with run.writing(run.path / "units"):
+            (run.path / "units").mkdir(parents=True)
+        return run
 
     # -- records --------------------------------------------------------------------------
 
+    @contextmanager
+    def writing(self, path: Path) -> Iterator[None]:
+        """A failed write of the record (a full disk, most often) is one line that says what to do.
+
+        A run is resumable once its manifest exists. Before that, the folder could only mislead
+        (`latest` would pick it, resume would fail): it is removed and the message says so.
+        """
+        try:
+            yield
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            fix = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "fix that"
+            if not (self.path / "manifest.json").is_file():
+                shutil.rmtree(self.path, ignore_errors=True)
+                raise RunDirError(f"cannot write {path} ({why}); nothing was saved: {fix} (or pass --runs-dir), "
+                                  "then run again") from None
+            raise RunDirError(f"cannot write {path} ({why}); what finished is saved in {self.path}: {fix}, "
+                              f"then continue with '{resume_command(self)}'") from None
+
     def write_text(self, name: str, text: str) -> None:
-        atomic_write(self.path / name, text)
+        with self.writing(self.path / name):
+            atomic_write(self.path / name, text)
 
     def read_text(self, name: str) -> str:
         return read_text_file(self.path / name)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        write_json(self.path / "manifest.json", manifest)
+        with self.writing(self.path / "manifest.json"):
+            write_json(self.path / "manifest.json", manifest)
 
     def manifest(self) -> dict[str, Any]:
         """The manifest, checked to hold what resume reads; a damaged one is a one-line RunDirError."""
@@ -140,7 +166,8 @@ class RunDir:
 
     def append_call(self, record: dict[str, Any]) -> None:
         """One line per attempt, flushed at once so a killed run keeps its log."""
-        with open(self.path / "calls.jsonl", "a", encoding="utf-8") as handle:
+        path = self.path / "calls.jsonl"
+        with self.writing(path), open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def calls(self) -> list[dict[str, Any]]:
@@ -168,7 +195,7 @@ class RunDir:
             raise RunDirError(f"{units} is not a folder; move it aside, then resume again")
         calls = self.path / "calls.jsonl"
         if calls.is_file() and calls.stat().st_size:
-            with open(calls, "rb+") as handle:
+            with self.writing(calls), open(calls, "rb+") as handle:
                 handle.seek(-1, os.SEEK_END)
                 if handle.read(1) != b"\n":
                     handle.write(b"\n")
@@ -176,8 +203,10 @@ class RunDir:
     # -- finished units (for resume) -------------------------------------------------------
 
     def save_unit(self, name: str, unit: dict[str, Any]) -> None:
-        (self.path / "units").mkdir(exist_ok=True)
-        write_json(self.path / "units" / f"{name}.json", unit)
+        path = self.path / "units" / f"{name}.json"
+        with self.writing(path):
+            path.parent.mkdir(exist_ok=True)
+            write_json(path, unit)
 
     def load_unit(self, name: str) -> dict[str, Any] | None:
         """A finished unit; None when there is none. A damaged one is a RunDirError naming it."""
