@@ -253,11 +253,28 @@ async def stop_on_sigterm(work: Any) -> Any:
 
 
 def recorded_defaults(runs_dir: Path, ref: str, options: dict[str, Any]) -> dict[str, Any]:
-    """On --resume, options left at their defaults take the recorded run's values."""
+    """On --resume, options left at their defaults take the recorded run's values, checked as the
+    option itself checks them (a damaged manifest must not reach the pipeline)."""
+    from .errors import RunDirError
     from .runs import resolve
 
-    recorded = resolve(runs_dir, ref).manifest().get("settings", {})
-    return {name: recorded[name] for name in options if name in recorded and defaulted(name)}
+    run_dir = resolve(runs_dir, ref)
+    recorded = run_dir.manifest().get("settings", {})
+    context = click.get_current_context()
+    params = {param.name: param for param in context.command.params}
+    taken = {}
+    for name, current in options.items():
+        if name not in recorded or not defaulted(name):
+            continue
+        value, param = recorded[name], params[name]
+        try:
+            if value is None and current is not None:  # None only where the default is None
+                raise click.BadParameter("missing")
+            taken[name] = param.type_cast_value(context, value)
+        except click.BadParameter:
+            raise RunDirError(f"{run_dir.path / 'manifest.json'} is damaged (settings.{name} is {value!r}); pass "
+                              f"--{name.replace('_', '-')} to resume anyway, or start a new run") from None
+    return taken
 
 
 @main.command(name="runs")

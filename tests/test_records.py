@@ -83,6 +83,30 @@ def test_resume_of_a_damaged_manifest_is_one_line_naming_it(cli, server, partial
     assert len(server.requests) == seen
 
 
+@pytest.mark.parametrize("name,value", [("max_claims", "lots"), ("reasks", None), ("temperature", "hot")])
+def test_resume_of_a_wrongly_typed_recorded_setting_is_one_line_naming_it(cli, server, partial_run: Path,
+                                                                         name: str, value: Any) -> None:
+    manifest = json.loads((partial_run / "manifest.json").read_text())
+    manifest["settings"][name] = value
+    (partial_run / "manifest.json").write_text(json.dumps(manifest))
+    seen = len(server.requests)
+    result = resume(cli, partial_run)
+    assert result.exit_code == 1
+    assert one_error_line(result) == (f"error: {partial_run / 'manifest.json'} is damaged (settings.{name} is "
+                                      f"{value!r}); pass --{name.replace('_', '-')} to resume anyway, or start a "
+                                      "new run")
+    assert len(server.requests) == seen
+
+
+def test_resume_drops_a_wrongly_typed_article_field(cli, server, partial_run: Path) -> None:
+    manifest = json.loads((partial_run / "manifest.json").read_text())
+    manifest["article"].update(title=5, source=["x"], truncated="yes")
+    (partial_run / "manifest.json").write_text(json.dumps(manifest))
+    result = resume(cli, partial_run)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((partial_run / "brief.json").read_text())["article"]["title"] is None
+
+
 @pytest.mark.parametrize("content", [DEEP, "[]", '{"inputs": 5, "output": "not a rebuttal"}', "\xff\xfe"])
 def test_resume_redoes_a_damaged_unit(cli, server, partial_run: Path, content: str) -> None:
     (partial_run / "units" / "rebut-C1.json").write_bytes(content.encode("latin-1"))
