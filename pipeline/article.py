@@ -186,8 +186,9 @@ def _control_share(text: str) -> float:
 def count_words(text: str) -> int:
     """Words as a reader counts them. Chinese and Japanese put no spaces between words, so each Han
     or kana character counts as one word (as word processors count them); everything else, Korean
-    included (it spaces its words), is counted by spaces."""
-    return len(_CJK.findall(text)) + len(_CJK.sub(" ", text).split())
+    included (it spaces its words), is counted by spaces. Punctuation alone ("—", "。") is no word."""
+    spaced = _CJK.sub(" ", text).split()
+    return len(_CJK.findall(text)) + sum(1 for token in spaced if any(ch.isalnum() for ch in token))
 
 
 def from_text(
