@@ -97,7 +97,7 @@ def _items(value: Any) -> list[tuple[int, Any]]:
 
 def _check_article(brief: dict[str, Any], claims: list[tuple[int, Any]], synthesis: dict[str, Any],
                    article_text: str) -> list[str]:
-    from .article import MIN_QUOTE_WORDS, long_enough, locate
+    from .article import MIN_QUOTE_WORDS, locate, long_enough
 
     problems = []
     article = brief.get("article")

@@ -12,7 +12,14 @@ import re
 from dataclasses import dataclass
 
 from . import __version__
-from .article import DEFAULT_MAX_CHARS, MIN_WORDS, Article, count_words, decode, from_text
+from .article import (
+    DEFAULT_MAX_CHARS,
+    MIN_WORDS,
+    Article,
+    count_words,
+    decode,
+    from_text,
+)
 from .errors import FetchError, InputError
 
 DEFAULT_FETCH_TIMEOUT = 20.0

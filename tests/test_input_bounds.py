@@ -25,11 +25,6 @@ OVER_DEFAULT = ("error: {name} is over 240,004 bytes, more than --max-chars 60,0
                 "raise --max-chars or pass --truncate")
 
 
-def _cap_memory() -> None:
-    # Without the bound, reading /dev/zero would take the machine's memory: fail at 2 GiB instead.
-    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
-
-
 def run_measured(args: list[str], tmp_path: Path, stdin: int | object = subprocess.DEVNULL,
                  ) -> tuple[int, str, float, float]:
     """Run counterpoint in a child; return (exit code, stderr, seconds, peak RSS in MB)."""
@@ -38,8 +33,9 @@ def run_measured(args: list[str], tmp_path: Path, stdin: int | object = subproce
     started = time.monotonic()
     with out.open("wb") as stdout, err.open("wb") as stderr:
         child = subprocess.Popen([str(EXE), *args, "--base-url", "http://127.0.0.1:9", "--runs-dir",
-                                  str(tmp_path / "runs")], stdin=stdin, stdout=stdout, stderr=stderr, env=env,
-                                 preexec_fn=_cap_memory)
+                                  str(tmp_path / "runs")], stdin=stdin, stdout=stdout, stderr=stderr, env=env)
+    # Without the bound, reading /dev/zero would take the machine's memory: fail at 2 GiB instead.
+    resource.prlimit(child.pid, resource.RLIMIT_AS, (2 << 30, 2 << 30))
     watchdog = threading.Timer(60, child.kill)
     watchdog.start()
     try:
@@ -57,11 +53,11 @@ def test_dev_zero_is_refused_quickly_in_bounded_memory(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+ENDLESS = "import sys\nline = b'all work and no play\\n' * 4096\nwhile True: sys.stdout.buffer.write(line)"
+
+
 def test_endless_stdin_is_refused_quickly_in_bounded_memory(tmp_path: Path) -> None:
-    endless = subprocess.Popen(
-        [sys.executable, "-c", "import sys\nline = b'all work and no play\\n' * 4096\n"
-                               "while True: sys.stdout.buffer.write(line)"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    endless = subprocess.Popen([sys.executable, "-c", ENDLESS], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         code, stderr, seconds, peak_mb = run_measured(["run", "-"], tmp_path, stdin=endless.stdout)
     finally:
@@ -72,7 +68,7 @@ def test_endless_stdin_is_refused_quickly_in_bounded_memory(tmp_path: Path) -> N
     assert seconds < 20 and peak_mb < 200, (seconds, peak_mb)
 
 
-def test_a_huge_file_with_truncate_is_read_only_to_its_bound(cli, server, tmp_path: Path) -> None:
+def test_a_huge_file_with_truncate_is_cut_at_max_chars(cli, server, tmp_path: Path) -> None:
     path = tmp_path / "huge.txt"
     with path.open("w", encoding="utf-8") as out:
         out.write(SEED_TEXT + "\n\n")

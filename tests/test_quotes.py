@@ -14,7 +14,6 @@ import pytest
 
 from pipeline import article as article_mod
 from pipeline import stages
-from pipeline.errors import UnitFailed
 from pipeline.testing import FakeLLM
 
 from .conftest import SEED
