@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -25,25 +23,30 @@ OVER_DEFAULT = ("error: {name} is over 240,004 bytes, more than --max-chars 60,0
                 "raise --max-chars or pass --truncate")
 
 
-def run_measured(args: list[str], tmp_path: Path, stdin: int | object = subprocess.DEVNULL,
+# Measures counterpoint from a small launcher: a child forked from pytest itself would start with
+# pytest's resident memory, and ru_maxrss would report that instead.
+MEASURE = """
+import json, os, resource, subprocess, sys, time
+# Without the bound, reading /dev/zero would take the machine's memory: fail at 2 GiB instead.
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+started = time.monotonic()
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as out:
+    json.dump([os.waitstatus_to_exitcode(status), time.monotonic() - started, usage.ru_maxrss / 1024], out)
+"""
+
+
+def run_measured(args: list[str], tmp_path: Path, stdin: int | IO[bytes] = subprocess.DEVNULL,
                  ) -> tuple[int, str, float, float]:
     """Run counterpoint in a child; return (exit code, stderr, seconds, peak RSS in MB)."""
-    out, err = tmp_path / "stdout", tmp_path / "stderr"
-    env = {**os.environ, "OPENAI_API_KEY": TEST_KEY}
-    started = time.monotonic()
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        child = subprocess.Popen([str(EXE), *args, "--base-url", "http://127.0.0.1:9", "--runs-dir",
-                                  str(tmp_path / "runs")], stdin=stdin, stdout=stdout, stderr=stderr, env=env)
-    # Without the bound, reading /dev/zero would take the machine's memory: fail at 2 GiB instead.
-    resource.prlimit(child.pid, resource.RLIMIT_AS, (2 << 30, 2 << 30))
-    watchdog = threading.Timer(60, child.kill)
-    watchdog.start()
-    try:
-        _, status, usage = os.wait4(child.pid, 0)
-    finally:
-        watchdog.cancel()
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return child.returncode, err.read_text(), time.monotonic() - started, usage.ru_maxrss / 1024
+    measured = tmp_path / "measured.json"
+    command = [str(EXE), *args, "--base-url", "http://127.0.0.1:9", "--runs-dir", str(tmp_path / "runs")]
+    done = subprocess.run([sys.executable, "-c", MEASURE, str(measured), *command], stdin=stdin,
+                          capture_output=True, text=True, env={**os.environ, "OPENAI_API_KEY": TEST_KEY},
+                          timeout=120, check=True)
+    code, seconds, peak_mb = json.loads(measured.read_text())
+    return code, done.stderr, seconds, peak_mb
 
 
 def test_dev_zero_is_refused_quickly_in_bounded_memory(tmp_path: Path) -> None:
