@@ -301,7 +301,7 @@ def _find_metadata(text: str) -> dict[str, str | None]:
     lines = [line.strip() for line in text.split("\n") if line.strip()]
     found: dict[str, str | None] = {"title": None, "author": None, "date": None}
     first = lines[0].lstrip("#").strip() if lines else ""
-    if first and any(ch.isalnum() for ch in first) and len(first) <= 200 and len(first.split()) <= 30 and not first.endswith((".", ":", ";")):
+    if _is_title(first):
         found["title"] = first
     for line in lines[1:6]:
         byline = _BYLINE.match(line)
@@ -315,6 +315,12 @@ def _find_metadata(text: str) -> dict[str, str | None]:
         if bio and len(lines[-1]) < 300:
             found["author"] = bio.group("name")
     return found
+
+
+def _is_title(line: str) -> bool:
+    """A first line reads as a title: short, with words in it ("---" is not one), and no sentence end."""
+    return (any(ch.isalnum() for ch in line) and len(line) <= 200 and count_words(line) <= 30
+            and not line.endswith((".", ":", ";", "。", "：", "；")))
 
 
 def locate(text: str, quote: str) -> tuple[int, int] | None:

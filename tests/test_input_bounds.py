@@ -129,6 +129,11 @@ def test_a_tiny_chinese_or_japanese_text_is_still_refused(text: str) -> None:
         article_mod.from_text(text)
 
 
+def test_a_chinese_headline_is_the_title_and_a_first_sentence_is_not() -> None:
+    assert article_mod.from_text("公共交通应该免费\n\n" + CHINESE).title == "公共交通应该免费"
+    assert article_mod.from_text("我们必须立即降低票价。\n\n" + CHINESE).title is None
+
+
 def test_mixed_text_counts_spaced_words_and_han_characters() -> None:
     assert article_mod.count_words("The 东京 plan, said Tanaka: 反対です。") == 4 + 2 + 4
 
