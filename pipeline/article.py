@@ -6,12 +6,15 @@ The normalised text is the reference for every quote offset in the brief.
 from __future__ import annotations
 
 import codecs
+import functools
 import hashlib
 import re
 import sys
+import unicodedata
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from .errors import InputError
 
@@ -46,11 +49,20 @@ _DATE = re.compile(
     r"|November|December) \d{1,2}, \d{4}|\d{1,2} (?:January|February|March|April|May|June|July"
     r"|August|September|October|November|December) \d{4})\b"
 )
-_QUOTE_CHARS = {
-    "'": "['‘’‛′]", "‘": "['‘’‛′]", "’": "['‘’‛′]",
-    '"': "[\"“”„″]", "“": "[\"“”„″]", "”": "[\"“”„″]",
-    "-": "[-‐‑–—]", "–": "[-‐‑–—]", "—": "[-‐‑–—]",
-}
+# Quote matching folds these to one form on both sides (see `locate`).
+_FOLD = {**dict.fromkeys("‘’‛′", "'"), **dict.fromkeys("“”„″", '"'), **dict.fromkeys("‐‑‒–—―", "-"),
+         "…": "..."}
+# Invisible characters an article may carry and a model drops when it copies a passage.
+_INVISIBLE = frozenset("\u00ad\u200b\u200c\u200d\u2060\ufeff")
+# A quote grounds a claim when it has this many words (see `count_words`) or is a whole sentence.
+MIN_QUOTE_WORDS = 4
+# Han ideographs and kana: each counts as a word, as word processors count them (see `count_words`).
+_CJK = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+                  r"\U00020000-\U0003134f]")
+_SENTENCE_PUNCT = ".!?…。！？"
+_CLOSERS = "\"'”’»)]」』）"
+_OPENERS = "\"'“‘«([「『（"
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<yaml>.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -72,7 +84,7 @@ class Article:
 
     @property
     def word_count(self) -> int:
-        return len(self.text.split())
+        return count_words(self.text)
 
     def metadata(self) -> dict[str, object]:
         return {
@@ -82,16 +94,24 @@ class Article:
         }
 
 
-def read_source(source: str) -> tuple[str, bytes]:
-    """Return (display name, raw bytes) for a path or '-' (stdin)."""
+def byte_limit(max_chars: int) -> int:
+    """The most bytes `max_chars` characters can take: 4 each (UTF-8 at worst, UTF-32) plus a BOM."""
+    return 4 * max_chars + 4
+
+
+def read_source(source: str, limit: int, html_limit: int | None = None) -> tuple[str, bytes]:
+    """Return (display name, raw bytes) for a path or '-' (stdin), reading at most `limit` + 1 bytes
+    (`html_limit` + 1 for an HTML page, whose markup outweighs its text): one byte more than the
+    limit says the input is longer, without reading an endless one whole."""
     if source == "-":
         if sys.stdin is None:  # started with file descriptor 0 closed (`counterpoint run - <&-`)
             raise InputError("stdin is closed; pipe the article in (counterpoint run - < article.txt) "
                              "or give its path")
-        return "<stdin>", sys.stdin.buffer.read()
+        return "<stdin>", _read_bounded(sys.stdin.buffer, "<stdin>", limit, html_limit)
     path = Path(source).expanduser()
     try:
-        return str(path), path.read_bytes()
+        with path.open("rb") as stream:
+            return str(path), _read_bounded(stream, str(path), limit, html_limit)
     except FileNotFoundError:
         raise InputError(f"no such file: {source}; check the path") from None
     except IsADirectoryError:
@@ -102,11 +122,34 @@ def read_source(source: str) -> tuple[str, bytes]:
         raise InputError(f"cannot read {source}: {exc.strerror}") from None
 
 
-def decode(raw: bytes, name: str, *, encoding: str | None = None) -> str:
-    """Decode bytes: an explicit encoding, else a BOM, else UTF-8, else Windows-1252."""
+def _read_bounded(stream: IO[bytes], name: str, limit: int, html_limit: int | None) -> bytes:
+    from .web import is_html  # imported here: web imports this module
+
+    raw = stream.read(limit + 1)
+    if len(raw) > limit and html_limit is not None and html_limit > limit and is_html(name, raw):
+        raw += stream.read(html_limit - limit)
+    return raw
+
+
+def _refuse_binary(raw: bytes, name: str) -> None:
+    for signature, what in _BINARY_SIGNATURES.items():
+        if raw.startswith(signature):
+            raise InputError(f"{name} is {what}, not an article; give a text, Markdown or HTML file")
+
+
+def _decode(raw: bytes, codec: str, partial: bool) -> str:
+    """Decode; input cut at a byte limit may end inside a character, which is dropped."""
+    return codecs.getincrementaldecoder(codec)().decode(raw, final=not partial)
+
+
+def decode(raw: bytes, name: str, *, encoding: str | None = None, partial: bool = False) -> str:
+    """Decode bytes: an explicit encoding, else a BOM, else UTF-8, else Windows-1252.
+
+    `partial`: `raw` is the head of a longer input, so a character cut at its end is not an error.
+    """
     if encoding:
         try:
-            return raw.decode(encoding)
+            return _decode(raw, encoding, partial)
         except LookupError:
             raise InputError(f"unknown encoding {encoding!r}; use a name such as utf-8 or cp1252") from None
         except UnicodeDecodeError as exc:
@@ -114,16 +157,14 @@ def decode(raw: bytes, name: str, *, encoding: str | None = None) -> str:
     for bom, codec in _BOMS:
         if raw.startswith(bom):
             try:
-                return raw[len(bom):].decode(codec)
+                return _decode(raw[len(bom):], codec, partial)
             except UnicodeDecodeError:
                 raise InputError(f"{name} starts with a {codec} byte-order mark but is not valid {codec}") from None
-    for signature, what in _BINARY_SIGNATURES.items():
-        if raw.startswith(signature):
-            raise InputError(f"{name} is {what}, not an article; give a text, Markdown or HTML file")
+    _refuse_binary(raw, name)
     if b"\x00" in raw:
         raise InputError(f"{name} contains NUL bytes, so it is binary, not text; give a text, Markdown or HTML file")
     try:
-        return raw.decode("utf-8")
+        return _decode(raw, "utf-8", partial)
     except UnicodeDecodeError:
         pass
     try:
@@ -145,21 +186,32 @@ def _control_share(text: str) -> float:
     return controls / max(len(text), 1)
 
 
+def count_words(text: str) -> int:
+    """Words as a reader counts them. Chinese and Japanese put no spaces between words, so each Han
+    or kana character counts as one word (as word processors count them); everything else, Korean
+    included (it spaces its words), is counted by spaces. Punctuation alone ("—", "。") is no word."""
+    spaced = _CJK.sub(" ", text).split()
+    return len(_CJK.findall(text)) + sum(1 for token in spaced if any(ch.isalnum() for ch in token))
+
+
 def from_text(
     text: str,
     source: str = "<text>",
     *,
     max_chars: int = DEFAULT_MAX_CHARS,
     truncate: bool = False,
+    truncated: bool = False,
     **metadata: str | None,
 ) -> Article:
-    """Build an Article from already-decoded text: normalise, check size, find metadata."""
-    text = normalise(text)
+    """Build an Article from already-decoded text: normalise, check size, find metadata.
+
+    `truncated`: the text is already the head of a longer input (cut at its byte limit).
+    """
+    text, front = _front_matter(normalise(text))
     if not text.strip():
         raise InputError(f"{source} is empty; give an article with text in it")
     if _control_share(text) > 0.01:
         raise InputError(f"{source} looks like binary data, not text; give a text, Markdown or HTML file")
-    truncated = False
     if len(text) > max_chars:
         if not truncate:
             raise InputError(
@@ -167,12 +219,13 @@ def from_text(
                 "raise --max-chars or pass --truncate"
             )
         text, truncated = _cut(text, max_chars), True
-    words = len(text.split())
+    words = count_words(text)
     if words < MIN_WORDS:
         raise InputError(
             f"{source} has only {words} words; counterpoint needs an article of at least {MIN_WORDS} words"
         )
     found = _find_metadata(text)
+    found.update(front)
     found.update({key: value for key, value in metadata.items() if value})
     return Article(text=text, source=source, truncated=truncated, **found)
 
@@ -182,17 +235,59 @@ def load(source: str, *, max_chars: int = DEFAULT_MAX_CHARS, truncate: bool = Fa
     """Read a text, Markdown or HTML file, '-' for stdin, or an http(s) URL into an Article.
 
     HTML (by extension, or by how the content opens) goes through the article extractor in web.py.
+    At most `byte_limit(max_chars)` bytes are read (an HTML page: up to web.DEFAULT_MAX_BYTES);
+    a longer input is refused, or with `truncate` cut there.
     """
     from . import web  # imported here: web imports this module
 
     if web.is_url(source):
         return web.load_url(source, fetch or web.FetchOptions(), max_chars=max_chars, truncate=truncate,
                             encoding=encoding)
-    name, raw = read_source(source)
-    if web.is_html(name, raw):
-        return web.from_html(web.decode_html(raw, name, encoding=encoding), name, max_chars=max_chars,
-                             truncate=truncate)
-    return from_text(decode(raw, name, encoding=encoding), name, max_chars=max_chars, truncate=truncate)
+    limit = byte_limit(max_chars)
+    html_limit = max(limit, web.DEFAULT_MAX_BYTES)
+    name, raw = read_source(source, limit, html_limit)
+    html = web.is_html(name, raw)
+    bound = html_limit if html else limit
+    cut = len(raw) > bound
+    if cut:
+        _refuse_binary(raw, name)
+        if not truncate:
+            raise InputError(f"{name} is over {bound:,} bytes, more than --max-chars {max_chars:,} characters "
+                             "can take; raise --max-chars or pass --truncate")
+        raw = raw[:bound]
+    if html:
+        return web.from_html(web.decode_html(raw, name, encoding=encoding, partial=cut), name,
+                             max_chars=max_chars, truncate=truncate, truncated=cut)
+    return from_text(decode(raw, name, encoding=encoding, partial=cut), name, max_chars=max_chars,
+                     truncate=truncate, truncated=cut)
+
+
+def _front_matter(text: str) -> tuple[str, dict[str, str]]:
+    """Split YAML front matter (`---` ... `---` at the top) off a Markdown article: (the rest, its
+    title, author and date). A block that is not a YAML mapping is not front matter: the text is kept."""
+    match = _FRONT_MATTER.match(text)
+    if match is None:
+        return text, {}
+    import yaml  # imported here: only front matter needs it
+
+    try:
+        data = yaml.safe_load(match.group("yaml"))
+    except (yaml.YAMLError, RecursionError):
+        return text, {}
+    if not isinstance(data, dict):
+        return text, {}
+    fields = {key: value for key in ("title", "author", "date") if (value := _front_value(data.get(key)))}
+    return text[match.end():].lstrip("\n"), fields
+
+
+def _front_value(value: Any) -> str | None:
+    if isinstance(value, date):  # YAML reads 2024-03-03 as a date (a datetime is one too)
+        return value.isoformat()
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):  # several authors
+        return ", ".join(item.strip() for item in value) or None
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value).strip() or None
+    return None
 
 
 def _cut(text: str, max_chars: int) -> str:
@@ -209,7 +304,7 @@ def _find_metadata(text: str) -> dict[str, str | None]:
     lines = [line.strip() for line in text.split("\n") if line.strip()]
     found: dict[str, str | None] = {"title": None, "author": None, "date": None}
     first = lines[0].lstrip("#").strip() if lines else ""
-    if first and len(first) <= 200 and len(first.split()) <= 30 and not first.endswith((".", ":", ";")):
+    if _is_title(first):
         found["title"] = first
     for line in lines[1:6]:
         byline = _BYLINE.match(line)
@@ -225,17 +320,86 @@ def _find_metadata(text: str) -> dict[str, str | None]:
     return found
 
 
-def locate(text: str, quote: str) -> tuple[int, int] | None:
-    """Find `quote` in `text`, allowing only whitespace and typographic quote/dash variants.
+def _is_title(line: str) -> bool:
+    """A first line reads as a title: short, with words in it ("---" is not one), and no sentence end."""
+    return (any(ch.isalnum() for ch in line) and len(line) <= 200 and count_words(line) <= 30
+            and not line.endswith((".", ":", ";", "。", "：", "；")))
 
-    Returns the (start, end) offsets of the match in `text`, or None.
+
+def locate(text: str, quote: str) -> tuple[int, int] | None:
+    """Find `quote` in `text` up to how a copied passage may differ from its source: whitespace,
+    typographic quotes and dashes (`--` for `—`), `...` for `…`, dropped soft hyphens and zero-width
+    characters, and composed or decomposed accents (NFC/NFD). Case and punctuation still count.
+
+    Returns the (start, end) offsets in `text` of the article's own characters, or None.
     """
-    tokens = quote.split()
-    if not tokens:
-        return None
-    pattern = r"\s+".join("".join(_QUOTE_CHARS.get(ch, re.escape(ch)) for ch in token) for token in tokens)
-    match = re.search(pattern, text)
-    return (match.start(), match.end()) if match else None
+    folded, origin = _folded(text)
+    needle = _fold(quote)[0].strip()
+    at = folded.find(needle) if needle else -1
+    while at != -1:
+        end = at + len(needle)
+        # The match must start and end on whole characters of `text` (not inside "é" or "…").
+        if (at == 0 or origin[at - 1] != origin[at]) and (
+                end == len(folded) or (origin[end] != origin[end - 1] and not unicodedata.combining(folded[end]))):
+            return origin[at], origin[end - 1] + 1
+        at = folded.find(needle, at + 1)
+    return None
+
+
+@functools.lru_cache(maxsize=4)
+def _folded(text: str) -> tuple[str, tuple[int, ...]]:
+    """`_fold` of an article, kept: every quote of a brief is looked up in the same text."""
+    return _fold(text)
+
+
+def _fold(text: str) -> tuple[str, tuple[int, ...]]:
+    """`text` in matching form, and for each of its characters the index in `text` it comes from."""
+    chars: list[str] = []
+    origin: list[int] = []
+    for index, ch in enumerate(text):
+        if ch in _INVISIBLE:
+            continue
+        piece = " " if ch.isspace() else _FOLD.get(ch) or unicodedata.normalize("NFD", ch)
+        for part in piece:
+            if part in " -" and chars and chars[-1] == part:
+                continue  # any run of whitespace, and "--" or "---" for a dash
+            chars.append(part)
+            origin.append(index)
+    return "".join(chars), tuple(origin)
+
+
+def grounding_problem(text: str, quote: str) -> str | None:
+    """Why `quote` cannot ground a claim in `text`, or None when it can: it must be in the text and
+    hold at least MIN_QUOTE_WORDS words (`count_words`) or a whole sentence ("the" or "." grounds nothing)."""
+    span = locate(text, quote)
+    if span is None:
+        return "not found verbatim in the article"
+    return None if long_enough(text, *span) else (
+        f"too short to ground a claim; quote at least {MIN_QUOTE_WORDS} words or a whole sentence")
+
+
+def long_enough(text: str, start: int, end: int) -> bool:
+    """Whether the article's span start:end holds enough to ground a claim (see `grounding_problem`)."""
+    span = text[start:end]
+    if count_words(span) >= MIN_QUOTE_WORDS:
+        return True
+    return any(ch.isalnum() for ch in span) and _starts_sentence(text, start) and _ends_sentence(text, end)
+
+
+def _starts_sentence(text: str, start: int) -> bool:
+    before = text[:start].rstrip(_OPENERS)
+    kept = before.rstrip()
+    if not kept or "\n" in before[len(kept):]:
+        return True
+    ended = kept.rstrip(_CLOSERS)[-1:]
+    # After Western punctuation a space must follow ("U.S.A" is one word); CJK sets none.
+    return bool(ended) and (ended in "。！？" or (ended in _SENTENCE_PUNCT and kept != before))
+
+
+def _ends_sentence(text: str, end: int) -> bool:
+    last = text[:end].rstrip(_CLOSERS)[-1:]
+    after = text[end:].lstrip(_CLOSERS).lstrip(" \t")
+    return (bool(last) and last in _SENTENCE_PUNCT) or not after or after[0] == "\n" or after[0] in _SENTENCE_PUNCT
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’»)\]]*\s+|\n+")

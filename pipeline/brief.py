@@ -97,7 +97,7 @@ def _items(value: Any) -> list[tuple[int, Any]]:
 
 def _check_article(brief: dict[str, Any], claims: list[tuple[int, Any]], synthesis: dict[str, Any],
                    article_text: str) -> list[str]:
-    from .article import locate
+    from .article import MIN_QUOTE_WORDS, locate, long_enough
 
     problems = []
     article = brief.get("article")
@@ -115,6 +115,9 @@ def _check_article(brief: dict[str, Any], claims: list[tuple[int, Any]], synthes
             found = locate(article_text, quote)
             detail = "not in the article" if found is None else f"found at {found[0]}-{found[1]}"
             problems.append(f"{where}.quote: does not match the article at {start}-{end} ({detail})")
+        elif not long_enough(article_text, start, end):
+            problems.append(f"{where}.quote: {quote[:40]!r} is too short to ground a claim (at least "
+                            f"{MIN_QUOTE_WORDS} words or a whole sentence)")
     return problems
 
 
@@ -137,9 +140,13 @@ def _check_ids(claims: list[tuple[int, Any]], synthesis: dict[str, Any]) -> list
             if rebuttal_id in rebuttal_ids:
                 problems.append(f"$.claims[{index}].rebuttals[{r_index}].id: duplicate rebuttal id {rebuttal_id}")
             rebuttal_ids.append(rebuttal_id)
+    strongest: list[str] = []
     for index, rebuttal_id in _items(synthesis.get("strongest_rebuttals")):
-        if isinstance(rebuttal_id, str) and rebuttal_id not in rebuttal_ids:
+        if isinstance(rebuttal_id, str) and rebuttal_id in strongest:
+            problems.append(f"$.synthesis.strongest_rebuttals[{index}]: duplicate rebuttal id {rebuttal_id}")
+        elif isinstance(rebuttal_id, str) and rebuttal_id not in rebuttal_ids:
             problems.append(f"$.synthesis.strongest_rebuttals[{index}]: unknown rebuttal id {rebuttal_id}")
+        strongest.append(rebuttal_id)
     return problems
 
 

@@ -218,6 +218,10 @@ class BriefRun:
             output = await stages.extract_claims(self.client, base, self.article, self.nonce,
                                                  max_claims=self.settings.max_claims, reasks=self.settings.reasks)
             self._save("extract", inputs, output)
+        # The unit keeps every claim the model gave, so a resumed run writes the same note.
+        output, dropped = stages.keep_central(output, self.settings.max_claims)
+        if dropped:
+            self.extra_notes.append(dropped)
         return stages.ground_claims(self.article, output)
 
     async def _rebut_all(self, extraction: dict[str, Any]) -> None:

@@ -42,17 +42,15 @@ def base_messages(article: Article, nonce: str, language: str | None) -> list[Me
 # -- stage 1 ----------------------------------------------------------------------------------
 
 def check_claims(article: Article, max_claims: int):
-    """Semantic checks on stage 1: quote grounding, unique ids and claims, the claim limit."""
+    """Semantic checks on stage 1, on the claims `keep_central` keeps: quote grounding, unique ids and claims."""
 
     def check(data: dict[str, Any]) -> list[str]:
         errors: list[str] = []
         claims = data["claims"]
-        if len(claims) > max_claims:
-            errors.append(f"$.claims: {len(claims)} claims, but at most {max_claims} are allowed")
         seen_ids: set[str] = set()
         seen_texts: dict[str, str] = {}
-        for index, claim in enumerate(claims):
-            where = f"$.claims[{index}]"
+        for index in _central(claims, max_claims):
+            claim, where = claims[index], f"$.claims[{index}]"
             if claim["id"] in seen_ids:
                 errors.append(f"{where}.id: duplicate id {claim['id']}")
             seen_ids.add(claim["id"])
@@ -60,11 +58,29 @@ def check_claims(article: Article, max_claims: int):
             if key in seen_texts:
                 errors.append(f"{where}.text: duplicates claim {seen_texts[key]}")
             seen_texts.setdefault(key, claim["id"])
-            if article_mod.locate(article.text, claim["quote"]) is None:
-                errors.append(f"{where}.quote: not found verbatim in the article: {claim['quote'][:120]!r}")
+            problem = article_mod.grounding_problem(article.text, claim["quote"])
+            if problem:
+                errors.append(f"{where}.quote: {problem}: {claim['quote'][:120]!r}")
         return errors
 
     return check
+
+
+def keep_central(data: dict[str, Any], max_claims: int) -> tuple[dict[str, Any], str | None]:
+    """At most `max_claims` claims, the most central, in the model's order; and a note when some were dropped."""
+    claims = data["claims"]
+    if len(claims) <= max_claims:
+        return data, None
+    kept = [claims[index] for index in _central(claims, max_claims)]
+    note = (f"The model returned {len(claims)} claims; the {max_claims} most central were kept "
+            f"(--max-claims {max_claims}).")
+    return {**data, "claims": kept}, note
+
+
+def _central(claims: list[dict[str, Any]], max_claims: int) -> list[int]:
+    """Indexes of the `max_claims` most central claims (ties: the model's order), in the model's order."""
+    ranked = sorted(range(len(claims)), key=lambda index: -claims[index]["centrality"])  # stable: keeps ties in order
+    return sorted(ranked[:max_claims])
 
 
 async def extract_claims(client: ModelClient, base: list[Message], article: Article, nonce: str, *,
@@ -144,12 +160,17 @@ def claims_digest(claims: list[dict[str, Any]]) -> str:
 def check_synthesis(article: Article, rebuttal_ids: set[str]):
     def check(data: dict[str, Any]) -> list[str]:
         errors = []
+        seen: set[str] = set()
         for index, rebuttal_id in enumerate(data["strongest_rebuttals"]):
-            if rebuttal_id not in rebuttal_ids:
+            if rebuttal_id in seen:
+                errors.append(f"$.strongest_rebuttals[{index}]: {rebuttal_id} is listed twice; list each once")
+            elif rebuttal_id not in rebuttal_ids:
                 errors.append(f"$.strongest_rebuttals[{index}]: {rebuttal_id} is not one of the listed rebuttal ids")
+            seen.add(rebuttal_id)
         for index, item in enumerate(data["rhetoric"]):
-            if article_mod.locate(article.text, item["quote"]) is None:
-                errors.append(f"$.rhetoric[{index}].quote: not found verbatim in the article: {item['quote'][:120]!r}")
+            problem = article_mod.grounding_problem(article.text, item["quote"])
+            if problem:
+                errors.append(f"$.rhetoric[{index}].quote: {problem}: {item['quote'][:120]!r}")
         return errors
 
     return check

@@ -12,7 +12,14 @@ import re
 from dataclasses import dataclass
 
 from . import __version__
-from .article import DEFAULT_MAX_CHARS, MIN_WORDS, Article, decode, from_text
+from .article import (
+    DEFAULT_MAX_CHARS,
+    MIN_WORDS,
+    Article,
+    count_words,
+    decode,
+    from_text,
+)
 from .errors import FetchError, InputError
 
 DEFAULT_FETCH_TIMEOUT = 20.0
@@ -54,18 +61,22 @@ def is_html(name: str, raw: bytes) -> bool:
 
 # -- extraction -------------------------------------------------------------------------------
 
-def decode_html(raw: bytes, name: str, *, declared: str | None = None, encoding: str | None = None) -> str:
-    """--encoding, else a BOM, else the HTTP charset, else <meta charset>, else UTF-8/Windows-1252."""
+def decode_html(raw: bytes, name: str, *, declared: str | None = None, encoding: str | None = None,
+                partial: bool = False) -> str:
+    """--encoding, else a BOM, else the HTTP charset, else <meta charset>, else UTF-8/Windows-1252.
+
+    `partial`: `raw` is the head of a longer page (see `article.decode`).
+    """
     if encoding is None and not raw.startswith(_UNICODE_BOMS):
         for label in (declared, _meta_charset(raw)):
             codec = _codec(label)
             if codec is None:
                 continue
             try:
-                return raw.decode(codec)
+                return codecs.getincrementaldecoder(codec)().decode(raw, final=not partial)
             except UnicodeDecodeError:
                 break  # the page lies about its encoding: detect it instead
-    return decode(raw, name, encoding=encoding)
+    return decode(raw, name, encoding=encoding, partial=partial)
 
 
 def _meta_charset(raw: bytes) -> str | None:
@@ -84,7 +95,7 @@ def _codec(label: str | None) -> str | None:
 
 
 def from_html(html: str, source: str, *, url: str | None = None, max_chars: int = DEFAULT_MAX_CHARS,
-              truncate: bool = False, error: type[InputError] = InputError) -> Article:
+              truncate: bool = False, truncated: bool = False, error: type[InputError] = InputError) -> Article:
     """The article in a page, without navigation, ads, comments or footer, plus its metadata."""
     import trafilatura  # imported here: it takes a third of a second and only HTML input needs it
 
@@ -97,12 +108,12 @@ def from_html(html: str, source: str, *, url: str | None = None, max_chars: int 
     )
     text = document.text if document is not None else ""
     paragraphs = [line.strip() for line in (text or "").split("\n") if line.strip()]
-    words = sum(len(paragraph.split()) for paragraph in paragraphs)
+    words = sum(count_words(paragraph) for paragraph in paragraphs)
     if document is None or words < MIN_WORDS:
         raise error(f"{source} holds no article that can be extracted ({words} words of article text, "
                     f"at least {MIN_WORDS} needed); if it does show one, save its text to a file and pass that")
     # Paragraphs separated by a blank line, as in a text article (and what --truncate cuts at).
-    return from_text("\n\n".join(paragraphs), source, max_chars=max_chars, truncate=truncate,
+    return from_text("\n\n".join(paragraphs), source, max_chars=max_chars, truncate=truncate, truncated=truncated,
                      title=document.title, author=document.author, date=document.date,
                      site=document.sitename, url=document.url or url, html=html)
 

@@ -45,14 +45,14 @@ def test_unreadable_file_as_root(cli, server, tmp_path: Path, monkeypatch) -> No
     """Root ignores permission bits, so the EACCES that a user would get is raised for this one file."""
     path = tmp_path / "secret.txt"
     path.write_text(SEED_TEXT)
-    real_read_bytes = Path.read_bytes
+    real_open = Path.open
 
-    def read_bytes(self: Path) -> bytes:
+    def open_(self: Path, *args, **kwargs):
         if self == path:
             raise PermissionError(13, "Permission denied", str(self))
-        return real_read_bytes(self)
+        return real_open(self, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(Path, "open", open_)
     assert_one_line_error(cli("run", str(path)), server, "permission denied")
 
 
@@ -125,7 +125,7 @@ def test_stdin(cli, server) -> None:
 
 def test_over_max_chars_is_refused_or_truncated(cli, server, tmp_path: Path) -> None:
     path = tmp_path / "long.txt"
-    path.write_text(SEED_TEXT + "\n\n" + "Filler paragraph about something else entirely. " * 200)
+    path.write_text(SEED_TEXT + "\n\n" + "Filler paragraph about something else entirely. " * 100)
     assert_one_line_error(cli("run", str(path), "--max-chars", "3000"), server, "over the limit of 3,000",
                           "--truncate")
     result = cli("run", str(path), "--max-chars", "3000", "--truncate")

@@ -59,15 +59,6 @@ def test_duplicate_claims_and_ids_are_rejected(seed_script) -> None:
     assert "$.claims[3].text: duplicates claim C1" in repair
 
 
-def test_too_many_claims_for_max_claims(seed_script) -> None:
-    llm = FakeLLM(seed_script["extract"], seed_script["extract"], seed_script["extract"])
-    with pytest.raises(UnitFailed) as failure:
-        extract(llm, max_claims=3)
-    assert failure.value.kind == "invalid"
-    assert "8 claims, but at most 3 are allowed" in str(failure.value)
-    assert "at most 3 claims" in llm.history[0]["messages"][-1]["content"]
-
-
 def test_rebuttal_with_url_lead_is_reasked(seed_script) -> None:
     bad = copy.deepcopy(seed_script["rebuttals"]["C1"])
     bad["rebuttals"][1]["what_to_check"].append("see www.example.org/report")
