@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,18 +23,21 @@ from .conftest import ROOT, SEED, TEST_KEY
 SLOW_CLAIMS = {"C5", "C6", "C7", "C8"}
 
 
-def slow_handler(seed_script: dict[str, Any]):
-    """Extraction and C1–C4 answer at once; C5–C8 take far longer than the test waits."""
+def slow_handler(seed_script: dict[str, Any], fast: threading.Event | None = None):
+    """Extraction and C1–C4 answer at once; C5–C8 take far longer than the test waits, until `fast` is set
+    (so that a resume, which goes to the same server, is answered at once)."""
     answer = scripted_handler(seed_script)
 
     def handler(unit: str, body: dict[str, Any]) -> Any:
-        return FakeResponse(content=answer(unit, body), delay=30 if unit in SLOW_CLAIMS else 0.05)
+        slow = unit in SLOW_CLAIMS and not (fast and fast.is_set())
+        return FakeResponse(content=answer(unit, body), delay=30 if slow else 0.05)
 
     return handler
 
 
-def test_sigkill_mid_run_then_resume_repeats_no_finished_unit(seed_script, runs_dir: Path, cli, server) -> None:
-    with FakeOpenAIServer(slow_handler(seed_script)) as slow:
+def test_sigkill_mid_run_then_resume_repeats_no_finished_unit(seed_script, runs_dir: Path, cli) -> None:
+    fast = threading.Event()
+    with FakeOpenAIServer(slow_handler(seed_script, fast)) as slow:
         exe = Path(sys.executable).with_name("counterpoint")
         process = subprocess.Popen(
             [str(exe), "run", str(SEED), "--base-url", slow.base_url, "--runs-dir", str(runs_dir), "--no-cache"],
@@ -54,15 +58,17 @@ def test_sigkill_mid_run_then_resume_repeats_no_finished_unit(seed_script, runs_
         finally:
             process.kill()
         killed_units = {r.unit for r in slow.requests}
-    assert killed_units == {"extract", "C1", "C2", "C3", "C4"} | SLOW_CLAIMS
-    (run_dir,) = runs_dir.iterdir()
-    assert not (run_dir / "brief.json").exists()
-    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
+        assert killed_units == {"extract", "C1", "C2", "C3", "C4"} | SLOW_CLAIMS
+        (run_dir,) = runs_dir.iterdir()
+        assert not (run_dir / "brief.json").exists()
+        assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
 
-    result = cli("run", "--resume", run_dir.name, "--no-cache")
-    assert result.exit_code == 0, result.stderr
-    assert result.run_dir == run_dir
-    assert sorted(r.unit for r in server.requests) == sorted([*SLOW_CLAIMS, "synthesize"])
+        seen = len(slow.requests)
+        fast.set()
+        result = cli("run", "--resume", run_dir.name, "--no-cache", endpoint=False)  # the recorded endpoint
+        assert result.exit_code == 0, result.stderr
+        assert result.run_dir == run_dir
+        assert sorted(r.unit for r in slow.requests[seen:]) == sorted([*SLOW_CLAIMS, "synthesize"])
     brief = json.loads((run_dir / "brief.json").read_text())
     assert brief["status"] == "complete" and schemas.validate("brief", brief) == []
     assert [c["id"] for c in brief["claims"]] == [f"C{n}" for n in range(1, 9)]
@@ -148,10 +154,12 @@ def test_resume_of_an_unknown_run_is_a_clear_error(cli, server) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_writes_a_partial_brief_then_resume_finishes(seed_script, runs_dir: Path, cli, server,
                                                                sig: signal.Signals) -> None:
-    with FakeOpenAIServer(slow_handler(seed_script)) as slow:
+    fast = threading.Event()
+    with FakeOpenAIServer(slow_handler(seed_script, fast)) as slow:
+        slow_url = slow.base_url
         exe = Path(sys.executable).with_name("counterpoint")
         process = subprocess.Popen(
-            [str(exe), "run", str(SEED), "--base-url", slow.base_url, "--runs-dir", str(runs_dir), "--no-cache"],
+            [str(exe), "run", str(SEED), "--base-url", slow_url, "--runs-dir", str(runs_dir), "--no-cache"],
             env={**os.environ, "OPENAI_API_KEY": TEST_KEY}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             cwd=ROOT, text=True,
         )
@@ -160,18 +168,31 @@ def test_interrupt_writes_a_partial_brief_then_resume_finishes(seed_script, runs
             time.sleep(0.05)
         process.send_signal(sig)
         stdout, stderr = process.communicate(timeout=20)
-    assert process.returncode == 130
-    assert "Traceback" not in stderr
-    assert stderr.strip().splitlines()[-1].startswith("error: interrupted")
-    (run_dir,) = runs_dir.iterdir()
-    brief = json.loads((run_dir / "brief.json").read_text())
-    assert schemas.validate("brief", brief) == [] and brief["status"] == "partial"
-    assert [c["status"] for c in brief["claims"]] == ["ok"] * 4 + ["failed"] * 4
-    assert {c["error"]["kind"] for c in brief["claims"][4:]} == {"interrupted"}
+        assert process.returncode == 130
+        assert "Traceback" not in stderr
+        (run_dir,) = runs_dir.iterdir()
+        # It ends like a run: the summary, the run directory as stdout's last line, a runnable resume hint.
+        assert stdout.strip().splitlines()[-1] == str(run_dir)
+        assert "partial: 8 claims (4 ok, 4 interrupted)" in stderr
+        assert stderr.strip().splitlines()[-1] == (
+            f"error: interrupted; what finished is saved in {run_dir}; continue with "
+            f"'counterpoint run --resume {run_dir.name}'")
+        brief = json.loads((run_dir / "brief.json").read_text())
+        assert schemas.validate("brief", brief) == [] and brief["status"] == "partial"
+        assert [c["status"] for c in brief["claims"]] == ["ok"] * 4 + ["failed"] * 4
+        assert {c["error"]["kind"] for c in brief["claims"][4:]} == {"interrupted"}
 
-    result = cli("run", "--resume", "latest", "--no-cache")
-    assert result.exit_code == 0, result.stderr
-    assert sorted(r.unit for r in server.requests) == sorted([*SLOW_CLAIMS, "synthesize"])
+        # As the hint says, with a key in the environment and no --base-url: the rest goes to the
+        # server the run was started on, never to OpenAI, and with the cache still off.
+        seen = len(slow.requests)
+        fast.set()
+        result = cli("run", "--resume", run_dir.name, endpoint=False)
+        assert result.exit_code == 0, result.stderr
+        assert sorted(r.unit for r in slow.requests[seen:]) == sorted([*SLOW_CLAIMS, "synthesize"])
+    assert server.requests == []
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["endpoint"] == slow_url and manifest["no_cache"] is True and manifest["local"] is None
+    assert manifest["cache"]["hits"] == 0
 
 
 def test_fatal_error_in_one_claim_keeps_the_claims_that_finished(cli, server, runs_dir: Path) -> None:
