@@ -18,7 +18,7 @@ import pytest
 from pipeline import schemas
 from pipeline.testing import FakeOpenAIServer, FakeResponse, scripted_handler
 
-from .conftest import ROOT, SEED, TEST_KEY
+from .conftest import ROOT, SEED, TEST_KEY, run_subprocess
 
 SLOW_CLAIMS = {"C5", "C6", "C7", "C8"}
 
@@ -195,12 +195,53 @@ def test_interrupt_writes_a_partial_brief_then_resume_finishes(seed_script, runs
     assert manifest["cache"]["hits"] == 0
 
 
-def test_fatal_error_in_one_claim_keeps_the_claims_that_finished(cli, server, runs_dir: Path) -> None:
-    server.script("C5", FakeResponse(status=401))
+@pytest.mark.parametrize("status", [401, 404])
+def test_fatal_error_in_one_claim_keeps_the_claims_that_finished(cli, server, runs_dir: Path, status: int) -> None:
+    server.script("C5", FakeResponse(status=status))
     result = cli("run", str(SEED), "--concurrency", "1")
-    assert result.exit_code == 1 and "check OPENAI_API_KEY" in result.stderr
+    assert result.exit_code == 1
     (run_dir,) = runs_dir.iterdir()
+    # The failed run's path, as stdout's last line and in the error, with a runnable resume command.
+    assert result.stdout.splitlines()[-1] == str(run_dir)
+    assert "partial: 8 claims (4 ok, 4 skipped)" in result.stderr
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith("error: " + ("the endpoint at" if status == 401 else "model 'gpt-4.1-mini' was not"))
+    assert "check OPENAI_API_KEY" in error if status == 401 else "check --model and --base-url" in error
+    assert error.endswith(f". The record is in {run_dir}; once that is fixed, continue with "
+                          f"'counterpoint run --resume {run_dir.name}'")
     brief = json.loads((run_dir / "brief.json").read_text())
     assert [c["status"] for c in brief["claims"]] == ["ok"] * 4 + ["failed"] * 4
     assert all(c["error"]["kind"] == "skipped" for c in brief["claims"][4:])
     assert [r.unit for r in server.requests] == ["extract", "C1", "C2", "C3", "C4", "C5"]
+
+
+def test_a_second_resume_of_a_running_run_is_refused(cli, server, runs_dir: Path) -> None:
+    server.script("C3", *[FakeResponse(status=503)] * 2)
+    first = cli("run", str(SEED), "--max-retries", "1")
+    assert first.exit_code == 3
+    run_dir, seen = first.run_dir, len(server.requests)
+    server.latency = 3.0  # the first resume is still waiting for C3 when the second starts
+    env = {"OPENAI_API_KEY": TEST_KEY}
+    exe = Path(sys.executable).with_name("counterpoint")
+    resuming = subprocess.Popen([str(exe), "run", "--resume", run_dir.name, "--runs-dir", str(runs_dir)],
+                                env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                cwd=ROOT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(server.requests) == seen:
+            time.sleep(0.02)
+        assert len(server.requests) == seen + 1, "the first resume should have asked for C3"
+        second = run_subprocess(["run", "--resume", run_dir.name, "--runs-dir", str(runs_dir)], env=env)
+        assert resuming.poll() is None, "the first resume should still be running"
+        stdout, stderr = resuming.communicate(timeout=60)
+    finally:
+        resuming.kill()
+    assert second.returncode == 1 and second.stdout == ""
+    assert second.stderr == (f"error: run {run_dir.name} is already running (pid {resuming.pid}); wait for it to "
+                             "finish, or stop it, before resuming it\n")
+    assert resuming.returncode == 0, stderr
+    assert [r.unit for r in server.requests[seen:]] == ["C3", "synthesize"]  # nothing asked twice
+    calls = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text().splitlines()]
+    assert len(calls) == len(server.requests) == seen + 2  # one line per request, none from the refused resume
+    assert [c["outcome"] for c in calls if c["unit"] == "C3"] == ["http_503", "http_503", "ok"]
+    assert [c["unit"] for c in calls[seen:]] == ["C3", "synthesize"]
