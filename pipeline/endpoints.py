@@ -55,7 +55,7 @@ class Endpoint:
         return f"llama.cpp:{self.local_model}" if self.local_model else self.url
 
     def describe(self) -> str:
-        return f"a local llama.cpp run on {self.local_model}" if self.local_model else self.url
+        return f"llama.cpp (--local) with {self.local_model}" if self.local_model else self.url
 
     def record(self) -> dict[str, Any]:
         """The manifest's fields."""

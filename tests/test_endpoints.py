@@ -155,3 +155,25 @@ def test_a_cache_entry_answered_by_another_endpoint_is_a_miss(tmp_path: Path) ->
     cache.put(key, {"content": "{}", "finish_reason": "stop", "refusal": None}, endpoint="http://a/v1")
     assert cache.get(key, endpoint="http://a/v1") == {"content": "{}", "finish_reason": "stop", "refusal": None}
     assert cache.get(key, endpoint="http://b/v1") is None  # e.g. an entry copied or written under a wrong key
+
+
+def test_a_local_run_resumes_locally_on_its_model_file(cli, server, tmp_path: Path) -> None:
+    from pipeline import local
+
+    if local.missing_runtime():
+        pytest.skip("the runtime check comes before the model file's")
+    run_dir = partial_run(cli, server)
+    model_file = tmp_path / "recorded.gguf"
+    model_file.write_bytes(b"PK\x03\x04 not a model")  # refused before llama.cpp starts: the test stays fast
+    manifest = manifest_of(run_dir)
+    manifest.update(endpoint="http://127.0.0.1:9/v1", local={"model_file": str(model_file)})
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    seen = len(server.requests)
+
+    result = cli("run", "--resume", "latest", endpoint=False)  # a key in the environment, no --base-url
+    assert result.exit_code == 1
+    assert "not a GGUF file" in result.stderr and str(model_file) in result.stderr
+    hosted = cli("run", "--resume", "latest")  # --base-url: not where the run was started
+    assert hosted.exit_code == 1
+    assert f"the run was started on llama.cpp (--local) with {model_file}, not {server.base_url}" in hosted.stderr
+    assert len(server.requests) == seen
