@@ -55,11 +55,11 @@ def broken_schemas(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("variable,folder,expected", [
-    ("COUNTERPOINT_SCHEMAS_DIR", lambda tmp: tmp / "absent", "schema file {folder}/claims.schema.json cannot be read "
-     "(No such file or directory); fix or unset COUNTERPOINT_SCHEMAS_DIR"),
+    ("COUNTERPOINT_SCHEMAS_DIR", lambda tmp: tmp / "absent", ("schema file {folder}/claims.schema.json cannot be "
+     "read (No such file or directory); fix or unset COUNTERPOINT_SCHEMAS_DIR")),
     ("COUNTERPOINT_SCHEMAS_DIR", broken_schemas, "schema file {folder}/rebuttal.schema.json is not JSON "),
-    ("COUNTERPOINT_PROMPTS_DIR", lambda tmp: tmp / "absent", "prompt file {folder}/system.md cannot be read "
-     "(No such file or directory); fix or unset COUNTERPOINT_PROMPTS_DIR"),
+    ("COUNTERPOINT_PROMPTS_DIR", lambda tmp: tmp / "absent", ("prompt file {folder}/system.md cannot be read "
+     "(No such file or directory); fix or unset COUNTERPOINT_PROMPTS_DIR")),
 ], ids=["missing-schemas", "invalid-schema", "missing-prompts"])
 def test_a_broken_resource_folder_fails_before_a_run_directory(cli, server, runs_dir: Path, tmp_path: Path,
                                                                fresh_resources: None, variable: str, folder,

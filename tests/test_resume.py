@@ -233,7 +233,7 @@ def test_a_second_resume_of_a_running_run_is_refused(cli, server, runs_dir: Path
         assert len(server.requests) == seen + 1, "the first resume should have asked for C3"
         second = run_subprocess(["run", "--resume", run_dir.name, "--runs-dir", str(runs_dir)], env=env)
         assert resuming.poll() is None, "the first resume should still be running"
-        stdout, stderr = resuming.communicate(timeout=60)
+        _, stderr = resuming.communicate(timeout=60)
     finally:
         resuming.kill()
     assert second.returncode == 1 and second.stdout == ""
