@@ -25,8 +25,8 @@ def check_base_url(raw: str) -> str:
         raise ConfigError(f"--base-url {shown!r} is not a valid URL ({exc}); give e.g. http://127.0.0.1:8080/v1") \
             from None
     if not raw.strip():
-        raise ConfigError("--base-url is empty; give the server's URL, e.g. http://127.0.0.1:8080/v1, or leave it "
-                          "out to use OpenAI")
+        raise ConfigError(f"--base-url {raw!r} is empty; give the server's URL, e.g. http://127.0.0.1:8080/v1, "
+                          "or leave it out to use OpenAI")
     if parts.scheme.lower() not in _SCHEMES or not parts.hostname:
         raise ConfigError(f"--base-url {shown!r} is not an http:// or https:// URL with a host; give e.g. "
                           "http://127.0.0.1:8080/v1")

@@ -84,6 +84,9 @@ def test_resume_on_another_endpoint_is_refused_unless_forced(cli, server, seed_s
             f"error: cannot resume {run_dir.name}: the run was started on {server.base_url}, not {other.base_url}; "
             "resume without --base-url to use the recorded endpoint, or pass --force to send the rest there\n")
         assert other.requests == [] and len(server.requests) == seen
+        from_env = cli("run", "--resume", "latest", endpoint=False, env={"OPENAI_BASE_URL": other.base_url})
+        assert from_env.exit_code == 1 and from_env.stderr == refused.stderr
+        assert other.requests == []
 
         forced = cli("run", "--resume", "latest", "--base-url", other.base_url, "--force", endpoint=False)
         assert forced.exit_code == 0, forced.stderr
