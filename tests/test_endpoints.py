@@ -180,3 +180,37 @@ def test_a_local_run_resumes_locally_on_its_model_file(cli, server, tmp_path: Pa
     assert hosted.exit_code == 1
     assert f"the run was started on llama.cpp (--local) with {model_file}, not {server.base_url}" in hosted.stderr
     assert len(server.requests) == seen
+
+
+def test_generate_brief_records_its_endpoint_and_locks_nothing_behind(server, runs_dir: Path) -> None:
+    brief = api.generate_brief(SEED.read_text(), base_url=server.base_url, api_key=TEST_KEY, runs_dir=runs_dir,
+                               use_cache=False)
+    assert brief.status == "complete" and brief.run_dir is not None
+    manifest = manifest_of(brief.run_dir)
+    assert (manifest["endpoint"], manifest["local"], manifest["no_cache"]) == (server.base_url, None, True)
+    # the lock is released with the run: the run can be resumed (here: nothing left to do) at once
+    settings = Settings(**{k: v for k, v in manifest["settings"].items() if k != "max_calls"})
+    client = api.make_client(settings=settings, base_url=server.base_url, api_key=TEST_KEY)
+    again = asyncio.run(api.resume_brief(runs_dir, "latest", settings, client))
+    assert again.status == "complete" and len(server.requests) == 10
+
+
+@pytest.mark.local_model
+def test_a_local_run_resumes_on_llama_cpp_with_its_model_file(cli, server, tmp_path: Path) -> None:
+    import os
+
+    from pipeline import local
+
+    if local.missing_runtime():
+        pytest.skip("the 'local' extra is not installed")
+    run_dir = partial_run(cli, server)
+    broken = tmp_path / "recorded.gguf"
+    broken.write_bytes(b"GGUF" + os.urandom(4096))  # passes the magic check, so llama.cpp is started on it
+    manifest = manifest_of(run_dir)
+    manifest.update(endpoint="http://127.0.0.1:9/v1", local={"model_file": str(broken)})
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    seen = len(server.requests)
+    result = cli("run", "--resume", "latest", endpoint=False)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1].startswith("error: the local model server exited at start-up")
+    assert (run_dir / local.LOG_NAME).is_file() and len(server.requests) == seen
