@@ -5,6 +5,7 @@ Import-light (no openai, no Click): the CLI checks --base-url with it before any
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -13,11 +14,13 @@ from .errors import ConfigError, ResumeMismatch
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _SCHEMES = ("http", "https")
+_USERINFO = re.compile(r"(?<=//)[^/?#]*@")
 
 
 def check_base_url(raw: str) -> str:
     """The base URL without userinfo, query or fragment; ConfigError when it cannot be an endpoint."""
-    shown = raw if len(raw) <= 200 else raw[:200] + "..."
+    shown = _USERINFO.sub("***@", raw)  # a password in the URL is never echoed
+    shown = shown if len(shown) <= 200 else shown[:200] + "..."
     try:
         parts = urlsplit(raw.strip())
         port = parts.port  # raises ValueError when out of range or not a number

@@ -49,6 +49,12 @@ def test_the_library_refuses_the_same_base_urls(url: str) -> None:
         api.generate_brief(SEED.read_text(), base_url=url, api_key=TEST_KEY)
 
 
+def test_a_password_in_a_malformed_base_url_is_not_echoed(cli) -> None:
+    result = cli("run", str(SEED), "--base-url", "http://editor:hunter2@[::1/v1", endpoint=False)
+    assert result.exit_code == 2 and "'http://***@[::1/v1' is not a valid URL" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+
+
 def test_the_endpoint_is_recorded_without_credentials(cli, server) -> None:
     host = server.base_url.removeprefix("http://")
     result = cli("run", str(SEED), "--base-url", f"http://editor:hunter2@{host}/#frag", endpoint=False)
