@@ -99,7 +99,11 @@ class RunDir:
         if self._lock_fd is not None:
             yield
             return
-        fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunDirError(f"cannot lock run {self.id} ({exc.strerror}); check that {self.path} is a run "
+                              "directory you can write to") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

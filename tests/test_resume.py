@@ -245,3 +245,12 @@ def test_a_second_resume_of_a_running_run_is_refused(cli, server, runs_dir: Path
     assert len(calls) == len(server.requests) == seen + 2  # one line per request, none from the refused resume
     assert [c["outcome"] for c in calls if c["unit"] == "C3"] == ["http_503", "http_503", "ok"]
     assert [c["unit"] for c in calls[seen:]] == ["C3", "synthesize"]
+
+
+def test_a_run_that_cannot_be_locked_is_a_one_line_error(cli, server, runs_dir: Path) -> None:
+    run_dir = cli("run", str(SEED)).run_dir
+    (run_dir / ".lock").unlink()
+    (run_dir / ".lock").mkdir()  # cannot be opened as the lock file
+    result = cli("run", "--resume", run_dir.name)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: cannot lock run {run_dir.name} (Is a directory); check that ")
