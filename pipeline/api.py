@@ -129,10 +129,15 @@ def load_recorded_article(run_dir: RunDir) -> article_mod.Article:
     """The article exactly as the run recorded it (its text is the quote-offset reference)."""
     metadata = run_dir.manifest().get("article", {})
     text = run_dir.read_text("article.txt")
-    fields = {key: metadata.get(key) for key in ("title", "author", "date", "site", "url", "language")}
+    # A damaged field is dropped rather than written into a brief it would make invalid.
+    fields = {key: value if isinstance(value := metadata.get(key), str) else None
+              for key in ("title", "author", "date", "site", "url", "language")}
     html = run_dir.read_text("source.html") if (run_dir.path / "source.html").is_file() else None
-    return article_mod.Article(text=text, source=metadata.get("source", str(run_dir.path / "article.txt")),
-                               truncated=bool(metadata.get("truncated")), html=html, **fields)
+    source = metadata.get("source")
+    if not isinstance(source, str):
+        source = str(run_dir.path / "article.txt")
+    return article_mod.Article(text=text, source=source, truncated=metadata.get("truncated") is True, html=html,
+                               **fields)
 
 
 async def resume_brief(runs_dir: Path, ref: str | RunDir, settings: Settings, client: ModelClient, *,
@@ -147,7 +152,8 @@ async def resume_brief(runs_dir: Path, ref: str | RunDir, settings: Settings, cl
     check_runs_dir(run_dir.path)
     with run_dir.lock():
         manifest = run_dir.manifest()
-        if manifest.get("no_cache"):
+        run_dir.check_resumable()
+        if manifest.get("no_cache") is True:
             client.cache = None
         recorded = load_recorded_article(run_dir)
         run = BriefRun(article or recorded, settings, client, run_dir=run_dir, on_event=on_event, notes=notes)

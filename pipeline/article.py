@@ -85,6 +85,9 @@ class Article:
 def read_source(source: str) -> tuple[str, bytes]:
     """Return (display name, raw bytes) for a path or '-' (stdin)."""
     if source == "-":
+        if sys.stdin is None:  # started with file descriptor 0 closed (`counterpoint run - <&-`)
+            raise InputError("stdin is closed; pipe the article in (counterpoint run - < article.txt) "
+                             "or give its path")
         return "<stdin>", sys.stdin.buffer.read()
     path = Path(source).expanduser()
     try:

@@ -17,9 +17,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+if TYPE_CHECKING:
+    from .runs import RunDir
 
 DEFAULT_MODEL = "gpt-4.1-mini"  # kept equal to pipeline.llm.DEFAULT_MODEL by a test
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
@@ -27,8 +30,17 @@ LOCAL_TIMEOUT = 600.0  # seconds per call on a local CPU model
 EXIT_BY_STATUS = {"complete": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}
 
 
+def echo(text: str, *, err: bool = False, nl: bool = True, as_json: bool = False) -> None:
+    """Print through the terminal filter: model text and titles must not drive the terminal."""
+    from .terminal import clean, clean_json
+
+    click.echo(clean_json(text) if as_json else clean(text), err=err, nl=nl)
+
+
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+    from .terminal import clean
+
+    click.echo(f"error: {clean(message, one_line=True)}", err=True)
     sys.exit(code)
 
 
@@ -186,7 +198,7 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     from .engine import Settings
     from .errors import ModelError
     from .progress import Progress
-    from .runs import resolve
+    from .runs import resolve, resume_command
     from .web import FetchOptions
 
     if article is None and resume_ref is None:
@@ -204,7 +216,7 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     run_dir = resolve(runs_dir, resume_ref) if resume_ref is not None else None
     if run_dir is not None:
         manifest = run_dir.manifest()
-        options.update(recorded_defaults(manifest, options))
+        options.update(recorded_defaults(run_dir, manifest, options))
         base_url, model_file = recorded_endpoint(manifest, base_url, use_local, model_file)
         no_cache = no_cache or bool(manifest.get("no_cache"))
     settings = Settings(concurrency=concurrency, **options)
@@ -254,17 +266,19 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
         except (KeyboardInterrupt, asyncio.CancelledError):  # the engine has already written what finished
             report_stopped(progress, run_dir.path, started, as_json, 130,
                            f"interrupted; what finished is saved in {run_dir.path}; continue with "
-                           f"'counterpoint run --resume {run_dir.id}'")
+                           f"'{resume_command(run_dir)}'")
         except ModelError as exc:
             report_stopped(progress, run_dir.path, started, as_json, EXIT_FAILED,
                            f"{exc}. The record is in {run_dir.path}; once that is fixed, continue with "
-                           f"'counterpoint run --resume {run_dir.id}'")
+                           f"'{resume_command(run_dir)}'")
     progress.summary(brief.data, str(brief.run_dir) if brief.run_dir else None, time.perf_counter() - started)
-    click.echo(brief.to_json() if as_json else str(brief.run_dir))
+    echo(brief.to_json() if as_json else str(brief.run_dir), as_json=as_json)
     if brief.status == "failed":
+        from .runs import RunDir, resume_command
+
         reason = brief.data["notes"][-1].rstrip(".")
-        click.echo(f"error: {reason}. The record is in {brief.run_dir}; "
-                   "retry with 'counterpoint run --resume latest'", err=True)
+        retry = f"retry with '{resume_command(RunDir(brief.run_dir))}'" if brief.run_dir else "run it again"
+        fail(f"{reason}. The record is in {brief.run_dir}; {retry}")
     sys.exit(EXIT_BY_STATUS[brief.status])
 
 
@@ -278,7 +292,7 @@ def report_stopped(progress: Any, path: Path, started: float, as_json: bool, cod
         text, brief = "", None
     if isinstance(brief, dict):
         progress.summary(brief, str(path), time.perf_counter() - started)
-    click.echo(text.rstrip("\n") if as_json and text else str(path))
+    echo(text.rstrip("\n") if as_json and text else str(path), as_json=as_json and bool(text))
     fail(message, code)
 
 
@@ -309,10 +323,27 @@ async def stop_on_sigterm(work: Any) -> Any:
     return await work
 
 
-def recorded_defaults(manifest: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    """On --resume, options left at their defaults take the recorded run's values."""
+def recorded_defaults(run_dir: RunDir, manifest: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """On --resume, options left at their defaults take the recorded run's values, checked as the
+    option itself checks them (a damaged manifest must not reach the pipeline)."""
+    from .errors import RunDirError
+
     recorded = manifest.get("settings", {})
-    return {name: recorded[name] for name in options if name in recorded and defaulted(name)}
+    context = click.get_current_context()
+    params = {param.name: param for param in context.command.params}
+    taken = {}
+    for name, current in options.items():
+        if name not in recorded or not defaulted(name):
+            continue
+        value, param = recorded[name], params[name]
+        try:
+            if value is None and current is not None:  # None only where the default is None
+                raise click.BadParameter("missing")
+            taken[name] = param.type_cast_value(context, value)
+        except click.BadParameter:
+            raise RunDirError(f"{run_dir.path / 'manifest.json'} is damaged (settings.{name} is {value!r}); pass "
+                              f"--{name.replace('_', '-')} to resume anyway, or start a new run") from None
+    return taken
 
 
 def recorded_endpoint(manifest: dict[str, Any], base_url: str | None, use_local: bool,
@@ -343,19 +374,22 @@ def list_runs(runs_dir: Path, as_json: bool) -> None:
 
     rows = collect(runs_dir)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo(json.dumps(rows, indent=2), as_json=True)
         return
     if not rows:
-        click.echo(f"no runs in {runs_dir}", err=True)
+        echo(f"no runs in {runs_dir}", err=True)
         return
     for line in runs_table(rows):
-        click.echo(line)
+        echo(line)
 
 
 def runs_table(rows: list[dict[str, Any]]) -> list[str]:
-    """Aligned columns, the title last so that a long one does not push the others about."""
+    """Aligned columns, the title last so that a long one does not push the others about. Every
+    cell is one line of printable text, whatever a manifest or a --model holds."""
+    from .terminal import clean
+
     header = ("ID", "STATUS", "CLAIMS", "TOKENS", "COST", "DATE", "MODEL", "TITLE")
-    cells = [header] + [(
+    cells = [header] + [tuple(clean(cell, one_line=True).strip() or "-" for cell in (
         row["id"],
         row["status"],
         "-" if row["claims"] is None else str(row["claims"]),
@@ -363,8 +397,8 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
         f"${row['cost_usd']:.4f}" if row["cost_usd"] is not None else (row["cost_status"] or "-"),
         (row["created"] or "-")[:16].replace("T", " "),
         row["model"] or "-",
-        (row["title"] or "-")[:60],
-    ) for row in rows]
+        clean(row["title"] or "-", one_line=True)[:60],
+    )) for row in rows]
     widths = [max(len(line[column]) for line in cells) for column in range(len(header) - 1)]
     right = {2, 3, 4}  # numbers line up on the right
     return ["  ".join([cell.rjust(width) if column in right else cell.ljust(width)
@@ -380,41 +414,49 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
 def show(run_ref: str, runs_dir: Path, fmt: str) -> None:
     """Print a run's brief. RUN is an id, a unique prefix, 'latest' or a run directory."""
     from .errors import RunDirError
-    from .runs import resolve
+    from .runs import resolve, resume_command
 
     run_dir = resolve(runs_dir, run_ref)
     if fmt == "path":
-        click.echo(str(run_dir.path))
+        echo(str(run_dir.path))
         return
     name = {"md": "brief.md", "json": "brief.json", "html": "brief.html"}[fmt]
-    try:
-        click.echo(run_dir.read_text(name), nl=False)
-    except FileNotFoundError:
+    if not (run_dir.path / name).exists():
         raise RunDirError(f"{run_dir.path} has no {name} (the run may have been interrupted; "
-                          "finish it with 'counterpoint run --resume')") from None
+                          f"finish it with '{resume_command(run_dir)}')")
+    echo(run_dir.read_text(name), nl=False, as_json=fmt == "json")
 
 
 @main.command()
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("target", metavar="RUN", default="latest")
+@runs_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as a JSON object on stdout.")
 @friendly_errors
-def validate(path: Path) -> None:
-    """Check a brief.json, or a run directory, against the schemas and the article."""
+def validate(target: str, runs_dir: Path, as_json: bool) -> None:
+    """Check a brief against the schemas and the article. RUN is an id, a unique prefix, 'latest', a run
+    directory or a brief.json file."""
     from .brief import check_brief
+    from .runs import read_json, read_text_file, resolve
+    from .terminal import clean
 
-    brief_path = path / "brief.json" if path.is_dir() else path
+    path = Path(target).expanduser()
+    if not path.is_file():
+        path = (path if path.is_dir() else resolve(runs_dir, target).path) / "brief.json"
+    brief_path = path
     article_path = brief_path.parent / "article.txt"
-    try:
-        brief = json.loads(brief_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        fail(f"cannot read {brief_path} as JSON ({exc})")
-    article_text = article_path.read_text(encoding="utf-8") if article_path.is_file() else None
+    brief = read_json(brief_path)
+    article_text = read_text_file(article_path) if article_path.is_file() else None
     problems = check_brief(brief, article_text)
-    for problem in problems:
-        click.echo(problem)
+    checked = "schema, ids and quotes" if article_text is not None else "schema and ids (no article.txt beside it)"
+    if as_json:
+        echo(json.dumps({"brief": str(brief_path), "ok": not problems, "checked": checked, "problems": problems},
+                        indent=2, ensure_ascii=False), as_json=True)
+    else:
+        for problem in problems:
+            echo(clean(problem, one_line=True))
     if problems:
         fail(f"{len(problems)} problem(s) in {brief_path}")
-    checked = "schema, ids and quotes" if article_text is not None else "schema and ids (no article.txt beside it)"
-    click.echo(f"ok: {brief_path} ({checked})", err=True)
+    echo(f"ok: {brief_path} ({checked})", err=True)
 
 
 @main.command()
@@ -430,11 +472,11 @@ def doctor(base_url: str | None, as_json: bool) -> None:
     checks = checks_mod.diagnose(base_url, os.environ.get("OPENAI_API_KEY"))
     usable = checks_mod.usable_backends(checks)
     if as_json:
-        click.echo(json.dumps({"checks": [asdict(c) for c in checks], "usable": usable}, indent=2))
+        echo(json.dumps({"checks": [asdict(c) for c in checks], "usable": usable}, indent=2), as_json=True)
     else:
         for check in checks:
-            click.echo(f"{'ok ' if check.ok else 'no '} {check.name}: {check.detail}")
-        click.echo(f"usable: {', '.join(usable)}" if usable else "usable: none")
+            echo(f"{'ok ' if check.ok else 'no '} {check.name}: {check.detail}")
+        echo(f"usable: {', '.join(usable)}" if usable else "usable: none")
     if not usable:
         fail("no usable backend: set OPENAI_API_KEY, pass --base-url for a running server, or install the "
              "'local' extra for --local")

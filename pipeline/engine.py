@@ -18,10 +18,10 @@ from typing import Any
 from . import __version__, endpoints, prompts, schemas, stages
 from . import brief as brief_mod
 from .article import Article
-from .errors import ModelError, ResumeMismatch, UnitFailed
-from .llm import DEFAULT_CONCURRENCY, DEFAULT_MODEL, ModelClient, Usage
+from .errors import ModelError, ResumeMismatch, RunDirError, UnitFailed
+from .llm import DEFAULT_CONCURRENCY, DEFAULT_MODEL, ModelClient, Usage, clamp_usage
 from .pricing import estimate
-from .runs import RunDir, created_stamp, utc_now
+from .runs import RunDir, created_stamp, resume_command, utc_now
 
 PROMPT_NAMES = ("system", "article", "extract_claims", "rebut_claim", "synthesize", "repair", "truncated",
                 "schema_in_prompt")
@@ -63,9 +63,14 @@ def fingerprint_differences(recorded: dict[str, Any], current: dict[str, Any]) -
     """Names of what changed between a run's record and now (e.g. 'prompts.rebut_claim')."""
     changed = []
     for section in ("settings", "prompts", "schemas"):
-        old, new = recorded.get(section, {}), current[section]
+        old, new = recorded.get(section), current[section]
+        old = old if isinstance(old, dict) else {}  # a damaged record differs in everything
         changed += [f"{section}.{key}" for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)]
     return changed
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _load_checks_and_renderers() -> None:
@@ -113,8 +118,8 @@ class BriefRun:
         if problems and not force:
             raise ResumeMismatch(f"cannot resume {run_id}: "
                                  + "; ".join(problems) + "; pass --force to resume anyway")
-        self.nonce = manifest.get("nonce", self.nonce)
-        self.created = manifest.get("created", self.created)
+        self.nonce = _text(manifest.get("nonce")) or self.nonce
+        self.created = _text(manifest.get("created")) or self.created
         self.resumed_from = {"status": manifest.get("status"), "at": utc_now()}
         self.records = self.run_dir.calls() if self.run_dir else []
         return problems
@@ -123,7 +128,11 @@ class BriefRun:
         """A unit's stored output if its inputs match and it still validates."""
         if self.resumed_from is None or self.run_dir is None:
             return None
-        unit = self.run_dir.load_unit(name)
+        try:
+            unit = self.run_dir.load_unit(name)
+        except RunDirError as damaged:
+            self.emit("warning", message=f"{damaged}; doing that unit again")
+            return None
         if not unit or unit.get("inputs") != digest(inputs):
             return None
         output = unit.get("output")
@@ -279,7 +288,8 @@ class BriefRun:
 
     def usage(self, stage: str | None = None) -> dict[str, int]:
         records = [r for r in self.records if stage is None or r["stage"] == stage]
-        total = sum((Usage(**r["usage"]) for r in records), Usage())
+        # Clamped again here: a calls log written before clamping existed may hold negative counts.
+        total = sum((clamp_usage(r["usage"])[0] for r in records), Usage())
         return {"calls": sum(1 for r in records if not r["cache_hit"]),
                 "cache_hits": sum(1 for r in records if r["cache_hit"]), **asdict(total)}
 
@@ -291,6 +301,11 @@ class BriefRun:
         if self.article.truncated:
             notes.append(f"The article was cut to {len(self.article.text):,} characters (--truncate); "
                          "claims in the rest were not analysed.")
+        clamped = sum(1 for r in self.records if r.get("usage_clamped") or clamp_usage(r["usage"])[1])
+        if clamped:
+            notes.append(f"The endpoint reported token counts that were not non-negative whole numbers in "
+                         f"{clamped} call(s); they were counted as such (rounded, negatives as 0), so the usage "
+                         "and cost figures are approximate.")
         failed = [claim["id"] for claim in claims if claim["status"] != "ok"]
         if failed:
             notes.append(f"Not analysed: {', '.join(failed)} (see each claim's status).")
@@ -307,7 +322,8 @@ class BriefRun:
         if isinstance(stopped, ModelError):
             notes.append(f"The run stopped early: {stopped}")
         elif stopped is not None:
-            notes.append("The run was interrupted; finish it with 'counterpoint run --resume'.")
+            finish = f"'{resume_command(self.run_dir)}'" if self.run_dir else "a new run"
+            notes.append(f"The run was interrupted; finish it with {finish}.")
         data = brief_mod.assemble(
             article=self.article.metadata(),
             thesis=extraction["thesis"] if extraction else None,

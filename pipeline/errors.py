@@ -46,7 +46,8 @@ class FetchError(InputError):
 class UnitFailed(CounterpointError):
     """One unit of work (extraction, one claim, synthesis) failed after its retries.
 
-    `kind` is one of: invalid, truncated, refused, empty, transport, bad_request, budget.
+    `kind` is one of: invalid, malformed (the HTTP answer was not a usable chat completion), truncated,
+    refused, empty, transport, bad_request, budget.
     """
 
     def __init__(self, kind: str, message: str) -> None:

@@ -8,12 +8,15 @@ checks, re-ask with the validator's messages. Neither knows about claims or brie
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
+import math
 import random
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, astuple, dataclass, field, replace
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -31,6 +34,13 @@ DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_CONCURRENCY = 8
 RESPONSE_FORMATS = ("json_schema", "json_object", "prompt")
 MAX_RETRY_AFTER = 60.0
+# A reply longer than max_tokens × this many characters cannot be an honest answer (a token is ~4
+# characters of English, rarely more than 8 even for whitespace runs) and is refused unparsed.
+MAX_CHARS_PER_TOKEN = 16
+MAX_MESSAGE_CHARS = 300  # each validator message, as re-asked, logged and stored in the brief
+ECHO_CHARS = 8000  # how much of a bad reply a re-ask quotes back
+RAW_KEEP = 64_000  # calls.jsonl keeps this much of a reply (more than any stage's size limit) and its length
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _KEY_LIKE = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_*.-]{6,}")
 _UNSUPPORTED_FORMAT = re.compile(r"response_format|json_schema|json_object|structured output", re.IGNORECASE)
 
@@ -49,6 +59,21 @@ class Usage:
         return Usage(*(a + b for a, b in zip(astuple(self), astuple(other))))
 
 
+def clamp_usage(counts: Any) -> tuple[Usage, bool]:
+    """Token counts as reported (or as recorded) → non-negative integers, and whether any had to
+    change. Accounting must never block a brief: an endpoint's odd figures are clamped, not trusted."""
+    if not isinstance(counts, Mapping):
+        return Usage(), counts is not None
+    clean: dict[str, int] = {}
+    changed = False
+    for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
+        value = counts.get(name)
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        clean[name] = max(0, round(number)) if number is not None and math.isfinite(number) else 0
+        changed = changed or (value is not None and clean[name] != value)
+    return Usage(**clean), changed
+
+
 @dataclass(frozen=True)
 class Reply:
     """What one chat completion came back with, reduced to what the pipeline needs."""
@@ -61,6 +86,8 @@ class Reply:
     cache_key: str | None = None
     cache_hit: bool = False
     latency_s: float = 0.0
+    malformed: str | None = None  # why the HTTP answer is not a usable chat completion
+    usage_clamped: bool = False  # the endpoint's token counts were not non-negative integers
 
 
 @dataclass(frozen=True)
@@ -180,8 +207,14 @@ class ModelClient:
             "latency_s": round(reply.latency_s, 4) if reply else extra.pop("latency_s", 0.0),
             "usage": asdict(usage), "cache_hit": bool(reply and reply.cache_hit),
             "finish_reason": reply.finish_reason if reply else None,
-            "raw": reply.content if reply else None,
+            "raw": None,
         }
+        if reply and reply.content is not None:
+            entry["raw"] = printable(reply.content[:RAW_KEEP])
+            if len(reply.content) > RAW_KEEP:
+                entry["raw_chars"] = len(reply.content)
+        if reply and reply.usage_clamped:
+            entry["usage_clamped"] = True
         entry.update(extra)
         self.log(entry)
 
@@ -227,6 +260,7 @@ class OpenAIClient(ModelClient):
         self.endpoint_host = urlsplit(base_url or DEFAULT_BASE_URL).netloc.rsplit("@", 1)[-1]
         self.transport_attempts = transport_attempts
         self._secret = api_key or ""
+        self.timeout = timeout
         self._sdk_options = {"api_key": api_key or "no-key", "base_url": base_url or DEFAULT_BASE_URL,
                              "timeout": timeout}
         self._sdk: Any = None
@@ -282,7 +316,9 @@ class OpenAIClient(ModelClient):
         sdk = self._client()
         self.request_sent.set()
         try:
-            completion = await sdk.chat.completions.create(**body)
+            # httpx's timeout bounds each read; this bounds the whole call, however slowly the body comes.
+            async with asyncio.timeout(self.timeout):
+                raw = await sdk.chat.completions.with_raw_response.create(**body)
         except openai.APIStatusError as exc:
             latency = time.perf_counter() - started
             failure = self._classify(exc)
@@ -296,13 +332,13 @@ class OpenAIClient(ModelClient):
             self.record(ctx, outcome=f"http_{exc.status_code}", latency_s=round(latency, 4),
                         error=str(failure))
             raise failure from None
-        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+        except (TimeoutError, openai.APITimeoutError, openai.APIConnectionError) as exc:
             latency = time.perf_counter() - started
-            kind = "timeout" if isinstance(exc, openai.APITimeoutError) else "connection_error"
+            kind = "timeout" if isinstance(exc, (TimeoutError, openai.APITimeoutError)) else "connection_error"
             self.record(ctx, outcome=kind, latency_s=round(latency, 4), error=type(exc).__name__)
             raise _Retryable(f"{kind.replace('_', ' ')} talking to {self.endpoint_host}") from None
         self._throttle.answered()
-        return _reply_from(completion, time.perf_counter() - started)
+        return _reply_from_http(raw, time.perf_counter() - started)
 
     def _classify(self, exc: Any) -> Exception:
         """Map an HTTP error to: retry, step down the format, fail the unit, or stop the run.
@@ -330,17 +366,69 @@ class OpenAIClient(ModelClient):
         return _KEY_LIKE.sub("[redacted]", text)
 
 
+def _reply_from_http(raw: Any, latency: float) -> Reply:
+    """The reply in an HTTP 200 answer; an answer that is not a chat completion is `malformed`."""
+    try:
+        completion = raw.parse()
+    except (ValueError, RecursionError) as exc:
+        return _malformed(f"the endpoint's answer is not usable JSON ({_json_problem(exc)})", latency)
+    if isinstance(completion, str):  # the SDK hands back the text of a body that is not JSON
+        content_type = raw.headers.get("content-type") or "no content type"
+        return _malformed(f"the endpoint answered HTTP 200 with {clip(content_type, 60)}, not a JSON "
+                          "chat completion", latency)
+    return _reply_from(completion, latency)
+
+
 def _reply_from(completion: Any, latency: float) -> Reply:
-    usage = Usage()
-    if completion.usage is not None:
-        details = completion.usage.prompt_tokens_details
-        usage = Usage(completion.usage.prompt_tokens or 0, completion.usage.completion_tokens or 0,
-                      (details.cached_tokens or 0) if details else 0)
-    if not completion.choices:
-        return Reply(content=None, finish_reason=None, usage=usage, no_choices=True, latency_s=latency)
-    choice = completion.choices[0]
-    return Reply(content=choice.message.content, finish_reason=choice.finish_reason,
-                 refusal=getattr(choice.message, "refusal", None), usage=usage, latency_s=latency)
+    """The SDK builds its objects without validating them, so every field used is checked here."""
+    usage_obj = getattr(completion, "usage", None)
+    details = getattr(usage_obj, "prompt_tokens_details", None)
+    plain = usage_obj is None or isinstance(usage_obj, (str, int, float, list))  # not the SDK's object
+    usage, clamped = clamp_usage(usage_obj if plain else {
+        "prompt_tokens": getattr(usage_obj, "prompt_tokens", None),
+        "completion_tokens": getattr(usage_obj, "completion_tokens", None),
+        "cached_tokens": getattr(details, "cached_tokens", None),
+    })
+    choices = getattr(completion, "choices", None)
+    if not isinstance(choices, list):
+        return _malformed(f"the answer's choices are {_kind_of(choices)}, not a list", latency, usage)
+    if not choices:
+        return Reply(content=None, finish_reason=None, usage=usage, no_choices=True, latency_s=latency,
+                     usage_clamped=clamped)
+    message = getattr(choices[0], "message", None)
+    if message is None:
+        return _malformed("the answer's first choice holds no message", latency, usage)
+    fields = {"content": getattr(message, "content", None), "refusal": getattr(message, "refusal", None),
+              "finish_reason": getattr(choices[0], "finish_reason", None)}
+    for name, value in fields.items():
+        if value is not None and not isinstance(value, str):
+            return _malformed(f"the answer's {name} is {_kind_of(value)}, not a string", latency, usage)
+    return Reply(content=fields["content"], finish_reason=fields["finish_reason"], refusal=fields["refusal"],
+                 usage=usage, latency_s=latency, usage_clamped=clamped)
+
+
+def _malformed(why: str, latency: float, usage: Usage | None = None) -> Reply:
+    return Reply(content=None, finish_reason=None, malformed=why, latency_s=latency, usage=usage or Usage())
+
+
+def _kind_of(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+             float: "a number", type(None): "missing"}
+    return names.get(type(value), "of the wrong type")
+
+
+def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """About `limit` characters of `text`: its head and its tail (where a validator says what is
+    wrong with the value it quoted), and how much was left out between them."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    return f"{text[:limit - tail]} … [{len(text) - limit:,} characters left out] … {text[-tail:]}"
+
+
+def printable(text: str) -> str:
+    """`text` with any lone surrogate written as its escape, so it can be stored as UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _error_detail(exc: Any) -> str:
@@ -349,15 +437,35 @@ def _error_detail(exc: Any) -> str:
     return re.sub(r"\s+", " ", str(message or exc.response.reason_phrase or "no detail"))[:300]
 
 
-def _retry_after_seconds(headers: Any) -> float | None:
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is not None:
-            try:
-                return min(max(float(value) * scale, 0.0), MAX_RETRY_AFTER)
-            except ValueError:
-                return None
-    return None
+def _retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """The wait a server asked for: `retry-after-ms`, else `Retry-After` in seconds or as an HTTP
+    date. A value that does not parse is skipped, so a malformed one never hides a valid other."""
+    millis, value = headers.get("retry-after-ms"), headers.get("retry-after")
+    seconds = _number(millis, 0.001) if millis is not None else None
+    if seconds is None and value is not None:
+        seconds = _number(value, 1.0)
+        if seconds is None:
+            seconds = _until(value, now)
+    return None if seconds is None else min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _number(value: str, scale: float) -> float | None:
+    try:
+        seconds = float(value) * scale
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
+def _until(value: str, now: float | None) -> float | None:
+    """Seconds from `now` to an HTTP date (RFC 9110: 'Wed, 21 Oct 2015 07:28:00 GMT')."""
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # '-0000' parses without a zone; HTTP dates are UTC
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp() - (time.time() if now is None else now)
 
 
 def _wait_retry_after(retry_state: Any) -> float:
@@ -388,15 +496,20 @@ async def structured(client: ModelClient, ctx: CallContext, messages: Sequence[M
     Returns the data, or raises UnitFailed with the last problems.
     """
     state = {"messages": list(messages), "tightened": False}
+    size_limit = max_tokens * MAX_CHARS_PER_TOKEN
 
     async def attempt() -> Any:
         reply = await client.send(ctx, state["messages"], schema_name, max_tokens, choices)
+        if reply.malformed:  # nothing usable to quote back: ask again as before
+            client.record(ctx, outcome="malformed", reply=reply, errors=[reply.malformed])
+            raise _Invalid("malformed", [f"$: {reply.malformed}"])
         if reply.no_choices:
             client.record(ctx, outcome="empty", reply=reply)
             raise _Invalid("empty", ["$: the endpoint returned no choices"])
         if reply.refusal or (reply.finish_reason != "length" and not (reply.content or "").strip()):
             client.record(ctx, outcome="refused", reply=reply)
-            raise UnitFailed("refused", f"the model declined: {(reply.refusal or 'empty reply').strip()[:200]}")
+            why = printable((reply.refusal or "empty reply").strip()[:200])
+            raise UnitFailed("refused", f"the model declined: {why}")
         if reply.finish_reason == "length":
             client.record(ctx, outcome="truncated", reply=reply)
             if state["tightened"]:
@@ -404,14 +517,15 @@ async def structured(client: ModelClient, ctx: CallContext, messages: Sequence[M
             state["tightened"] = True
             state["messages"] = [*messages, {"role": "user", "content": prompts.render("truncated")}]
             raise _Invalid("truncated", ["$: the reply was cut off at max_tokens"])
-        data, errors = _parse(reply.content or "")
+        data, errors = _parse(reply.content or "", size_limit)
         if not errors:
             errors = schemas.validate(schema_name, data) or check(data)
         if errors:
+            errors = [clip(printable(error)) for error in errors]  # a validator quotes the bad value whole
             client.record(ctx, outcome="invalid", reply=reply, errors=errors)
             state["messages"] = [
                 *messages,
-                {"role": "assistant", "content": (reply.content or "")[:8000]},
+                {"role": "assistant", "content": printable((reply.content or "")[:ECHO_CHARS])},
                 {"role": "user", "content": prompts.render("repair", errors="\n".join(f"- {e}" for e in errors[:20]))},
             ]
             raise _Invalid("invalid", errors)
@@ -433,11 +547,44 @@ async def structured(client: ModelClient, ctx: CallContext, messages: Sequence[M
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(?P<body>.*?)\n\s*```\s*$", re.DOTALL)
 
 
-def _parse(content: str) -> tuple[Any, list[str]]:
+def _parse(content: str, size_limit: int) -> tuple[Any, list[str]]:
+    """The reply's JSON, or why it cannot be used. A reply too long to be an answer is refused
+    unparsed; one too deep to parse, or not valid Unicode, never reaches a validator or a file."""
+    if len(content) > size_limit:
+        return None, [(f"$: the reply is {len(content):,} characters long, more than the {size_limit:,} "
+                       "this answer can need; reply with the JSON object alone")]
     fenced = _FENCE.match(content)
     text = fenced.group("body") if fenced else content
     try:
         # strict=False accepts raw newlines and tabs inside strings, which llama.cpp's JSON grammar allows.
-        return json.loads(text, strict=False), []
+        data = json.loads(text, strict=False)
     except json.JSONDecodeError as exc:
-        return None, [f"$: the reply is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"]
+        return None, [f"$: the reply is not valid JSON ({_json_problem(exc)})"]
+    except (ValueError, RecursionError) as exc:
+        return None, [f"$: the reply is not usable JSON ({_json_problem(exc)})"]
+    # A lone surrogate outside a string is a JSON syntax error; inside one, UTF-8 cannot store it.
+    if _holds_lone_surrogate(data):
+        return None, ["$: a string in the reply holds a lone surrogate, which is not valid Unicode text"]
+    return data, []
+
+
+def _json_problem(exc: Exception) -> str:
+    """What Python's JSON parser refused, in words for the user and the model."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to read"
+    return "a number with too many digits to read"  # Python's 4,300-digit limit on int()
+
+
+def _holds_lone_surrogate(data: Any) -> bool:
+    stack = [data]  # walked without recursion: the data may nest as deep as the parser allowed
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(item for pair in node.items() for item in pair)
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str) and _LONE_SURROGATE.search(node):
+            return True
+    return False

@@ -10,10 +10,12 @@ import sys
 from typing import Any, TextIO
 
 from .brief import status_label
+from .terminal import clean
 
 # What an attempt that did not succeed means, for the retry lines.
 _ATTEMPT_PROBLEMS = {"invalid": "output failed validation", "truncated": "reply cut off at max_tokens",
                      "empty": "no choices in the reply", "refused": "the model declined",
+                     "malformed": "not a usable chat completion",
                      "timeout": "timed out", "connection_error": "connection dropped"}
 _STATUS_LABELS = ("ok", "failed", "refused", "skipped", "interrupted")
 
@@ -33,8 +35,8 @@ class Progress:
         return sum(count - 1 for count in self.attempts.values())
 
     def say(self, text: str) -> None:
-        if not self.quiet:
-            print(text, file=self.stream, flush=True)
+        if not self.quiet:  # model names, messages and paths may carry escape sequences: never raw
+            print(clean(text, one_line=True), file=self.stream, flush=True)
 
     def __call__(self, event: str, **data: Any) -> None:
         if event == "attempt":

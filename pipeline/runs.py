@@ -12,14 +12,17 @@
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import fcntl
 import json
 import os
 import re
 import secrets
+import shlex
+import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +33,35 @@ from .errors import RunDirError
 DEFAULT_RUNS_DIR = "runs"
 LOCK_NAME = ".lock"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+# What resume reads from a manifest, and the JSON type each must have.
+_MANIFEST_SHAPE = {"article": dict, "fingerprint": dict, "settings": dict}
+_CALL_SHAPE = {"stage": str, "unit": str, "cache_hit": bool, "usage": dict}
+
+
+def read_text_file(path: Path, *, kind: str = "") -> str:
+    """A record's text; a missing, unreadable or non-UTF-8 file is a RunDirError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    except UnicodeDecodeError as exc:
+        why = f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}"
+    raise RunDirError(f"cannot read {path}{kind} ({why})")
+
+
+def parse_json(text: str, source: Path | str) -> Any:
+    """JSON that may be hostile (nested 100,000 deep, a leading BOM): a RunDirError, never a crash."""
+    try:
+        return json.loads(text.removeprefix("\ufeff"))
+    except RecursionError:
+        raise RunDirError(f"cannot read {source} as JSON (nested too deeply)") from None
+    except ValueError as exc:
+        raise RunDirError(f"cannot read {source} as JSON ({exc})") from None
+
+
+def read_json(path: Path) -> Any:
+    """The one reader of JSON records (manifests, units, briefs): see `parse_json`."""
+    return parse_json(read_text_file(path, kind=" as JSON"), path)
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -84,11 +116,12 @@ class RunDir:
     @classmethod
     def create(cls, runs_dir: Path, title: str | None) -> RunDir:
         check_runs_dir(runs_dir)
-        path = runs_dir / new_run_id(title)
-        (path / "units").mkdir(parents=True)
-        return cls(path)
+        run = cls(runs_dir / new_run_id(title))
+        with run.writing(run.path / "units"):
+            (run.path / "units").mkdir(parents=True)
+        return run
 
-    @contextlib.contextmanager
+    @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the run for the length of the block, so two processes never run it at once.
 
@@ -123,52 +156,104 @@ class RunDir:
 
     # -- records --------------------------------------------------------------------------
 
+    @contextmanager
+    def writing(self, path: Path) -> Iterator[None]:
+        """A failed write of the record (a full disk, most often) is one line that says what to do.
+
+        A run is resumable once its manifest exists. Before that, the folder could only mislead
+        (`latest` would pick it, resume would fail): it is removed and the message says so.
+        """
+        try:
+            yield
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            fix = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "fix that"
+            if not (self.path / "manifest.json").is_file():
+                shutil.rmtree(self.path, ignore_errors=True)
+                raise RunDirError(f"cannot write {path} ({why}); nothing was saved: {fix} (or pass --runs-dir), "
+                                  "then run again") from None
+            raise RunDirError(f"cannot write {path} ({why}); what finished is saved in {self.path}: {fix}, "
+                              f"then continue with '{resume_command(self)}'") from None
+
     def write_text(self, name: str, text: str) -> None:
-        atomic_write(self.path / name, text)
+        with self.writing(self.path / name):
+            atomic_write(self.path / name, text)
 
     def read_text(self, name: str) -> str:
-        return (self.path / name).read_text(encoding="utf-8")
+        return read_text_file(self.path / name)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        write_json(self.path / "manifest.json", manifest)
+        with self.writing(self.path / "manifest.json"):
+            write_json(self.path / "manifest.json", manifest)
 
     def manifest(self) -> dict[str, Any]:
+        """The manifest, checked to hold what resume reads; a damaged one is a one-line RunDirError."""
+        path = self.path / "manifest.json"
         try:
-            return json.loads(self.read_text("manifest.json"))
-        except (OSError, ValueError) as exc:
-            raise RunDirError(f"{self.path} has no readable manifest.json ({exc}); is it a counterpoint run?") from None
+            manifest = read_json(path)
+        except RunDirError as exc:
+            raise RunDirError(f"{exc}; is {self.path} a counterpoint run?") from None
+        wrong = ([] if isinstance(manifest, dict) else ["it is not a JSON object"]) or [
+            f"'{key}' is not a JSON {'object' if kind is dict else kind.__name__}"
+            for key, kind in _MANIFEST_SHAPE.items() if not isinstance(manifest.get(key, kind()), kind)]
+        if wrong:
+            raise RunDirError(f"{path} is damaged ({wrong[0]}); the run cannot be resumed: start a new run "
+                              f"with '{shlex.join(['counterpoint', 'run', str(self.path / 'article.txt')])}'")
+        return manifest
 
     def append_call(self, record: dict[str, Any]) -> None:
         """One line per attempt, flushed at once so a killed run keeps its log."""
-        with open(self.path / "calls.jsonl", "a", encoding="utf-8") as handle:
+        path = self.path / "calls.jsonl"
+        with self.writing(path), open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def calls(self) -> list[dict[str, Any]]:
-        """The calls log; a line cut short by a kill is skipped."""
+        """The calls log; a line cut short by a kill, damaged or of the wrong shape is skipped."""
+        path = self.path / "calls.jsonl"
+        if not path.exists():
+            return []
         records = []
-        try:
-            lines = self.read_text("calls.jsonl").splitlines()
-        except FileNotFoundError:
-            return records
-        for line in lines:
+        for number, line in enumerate(read_text_file(path).splitlines(), 1):
             try:
-                records.append(json.loads(line))
-            except ValueError:
+                record = parse_json(line, f"{path} line {number}")
+            except RunDirError:
                 continue
+            if isinstance(record, dict) and all(isinstance(record.get(key), kind)
+                                                for key, kind in _CALL_SHAPE.items()):
+                records.append(record)
         return records
+
+    def check_resumable(self) -> None:
+        """Before a resume makes any call: the article can be read, units/ is a folder, and the calls
+        log ends with a whole line (a run stopped mid-write must not glue the next line onto it)."""
+        self.read_text("article.txt")
+        units = self.path / "units"
+        if units.exists() and not units.is_dir():
+            raise RunDirError(f"{units} is not a folder; move it aside, then resume again")
+        calls = self.path / "calls.jsonl"
+        if calls.is_file() and calls.stat().st_size:
+            with self.writing(calls), open(calls, "rb+") as handle:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
 
     # -- finished units (for resume) -------------------------------------------------------
 
     def save_unit(self, name: str, unit: dict[str, Any]) -> None:
-        (self.path / "units").mkdir(exist_ok=True)
-        write_json(self.path / "units" / f"{name}.json", unit)
+        path = self.path / "units" / f"{name}.json"
+        with self.writing(path):
+            path.parent.mkdir(exist_ok=True)
+            write_json(path, unit)
 
     def load_unit(self, name: str) -> dict[str, Any] | None:
-        try:
-            unit = json.loads((self.path / "units" / f"{name}.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        """A finished unit; None when there is none. A damaged one is a RunDirError naming it."""
+        path = self.path / "units" / f"{name}.json"
+        if not path.is_file():
             return None
-        return unit if isinstance(unit, dict) else None
+        unit = read_json(path)
+        if not isinstance(unit, dict):
+            raise RunDirError(f"{path} is not a JSON object")
+        return unit
 
 
 def resolve(runs_dir: Path, ref: str) -> RunDir:
@@ -207,8 +292,8 @@ def latest(runs_dir: Path) -> RunDir:
 def _created(manifest_path: Path) -> datetime | None:
     """When a run was created, from its manifest; None when the manifest cannot be read."""
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        manifest = read_json(manifest_path)
+    except RunDirError:
         return None
     if not isinstance(manifest, dict):
         return None
@@ -238,26 +323,39 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for run_id in run_ids(runs_dir):
         try:
-            manifest = json.loads((runs_dir / run_id / "manifest.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            manifest = read_json(runs_dir / run_id / "manifest.json")
+        except RunDirError:
             manifest = None
         if not isinstance(manifest, dict):
             manifest = {"status": "unknown"}
-        summary = manifest.get("summary") if isinstance(manifest.get("summary"), dict) else {}
-        article = manifest.get("article") if isinstance(manifest.get("article"), dict) else {}
+        summary = _typed(manifest.get("summary"), dict) or {}
+        article = _typed(manifest.get("article"), dict) or {}
         rows.append({
             "id": run_id,
-            "title": article.get("title"),
-            "model": manifest.get("model"),
-            "status": manifest.get("status") or "unknown",
-            "claims": summary.get("claims"),
-            "tokens": summary.get("tokens"),
-            "cost_usd": summary.get("cost_usd"),
-            "cost_status": summary.get("cost_status"),
-            "created": manifest.get("created"),
+            "title": _typed(article.get("title"), str),
+            "model": _typed(manifest.get("model"), str),
+            "status": _typed(manifest.get("status"), str) or "unknown",
+            "claims": _typed(summary.get("claims"), int),
+            "tokens": _typed(summary.get("tokens"), int),
+            "cost_usd": _typed(summary.get("cost_usd"), (int, float)),
+            "cost_status": _typed(summary.get("cost_status"), str),
+            "created": _typed(manifest.get("created"), str),
             "path": str(runs_dir / run_id),
         })
     return rows
+
+
+def _typed(value: Any, kind: type | tuple[type, ...]) -> Any:
+    """`value` if it has the type a listing expects (a damaged manifest's field is left out)."""
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+
+def resume_command(run_dir: RunDir) -> str:
+    """The command that continues `run_dir`, runnable as written (with --runs-dir unless default)."""
+    args = ["counterpoint", "run", "--resume", run_dir.id]
+    if run_dir.path.parent != Path(DEFAULT_RUNS_DIR):
+        args += ["--runs-dir", str(run_dir.path.parent)]
+    return shlex.join(args)
 
 
 def utc_now() -> str:

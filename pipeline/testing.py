@@ -4,7 +4,8 @@
   straight into the pipeline (unit tests, `generate_brief(llm=...)`).
 - `FakeOpenAIServer`: a real HTTP server on 127.0.0.1 that speaks chat completions, so the real
   openai SDK is exercised end to end. Replies are scripted per request: content, status codes,
-  headers, delays, refusals, truncation, empty choices, dropped connections.
+  headers, delays, refusals, truncation, empty choices, dropped connections, raw bodies of any
+  content type, odd token counts, and bodies trickled out a byte at a time.
 """
 
 from __future__ import annotations
@@ -88,7 +89,12 @@ class FakeLLM(ModelClient):
 
 @dataclass
 class FakeResponse:
-    """One scripted answer. `content` may be a str or a JSON-able object."""
+    """One scripted answer. `content` may be a str or a JSON-able object.
+
+    `body` replaces the whole chat completion: bytes or str are sent as they are, anything else as
+    JSON; `content_type` is the header sent with it. `usage` may hold any values (negative,
+    fractional). `trickle` sends the body one byte every `trickle` seconds.
+    """
 
     content: Any = None
     status: int = 200
@@ -96,10 +102,13 @@ class FakeResponse:
     delay: float | None = None
     finish_reason: str = "stop"
     refusal: str | None = None
-    usage: dict[str, int] | None = None
+    usage: dict[str, Any] | None = None
     no_choices: bool = False
     error_message: str | None = None
     reset: bool = False
+    body: Any = None
+    content_type: str = "application/json"
+    trickle: float | None = None
 
 
 @dataclass
@@ -220,16 +229,23 @@ class FakeOpenAIServer:
                     return
                 fake._answer(self, body, received)
 
-            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-                raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode("utf-8")
+            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None, *,
+                      content_type: str = "application/json", trickle: float | None = None) -> None:
+                raw = _encode_body(payload)
                 try:
                     self.send_response(status)
-                    self.send_header("content-type", "application/json")
+                    self.send_header("content-type", content_type)
                     self.send_header("content-length", str(len(raw)))
                     for name, value in (headers or {}).items():
                         self.send_header(name, value)
                     self.end_headers()
-                    self.wfile.write(raw)
+                    if trickle is None:
+                        self.wfile.write(raw)
+                        return
+                    for index in range(len(raw)):
+                        self.wfile.write(raw[index:index + 1])
+                        self.wfile.flush()
+                        time.sleep(trickle)
                 except (BrokenPipeError, ConnectionResetError):
                     return  # the client gave up (a timeout test); nothing to tell it
 
@@ -278,6 +294,10 @@ class FakeOpenAIServer:
             http._send(response.status, {"error": {"message": message, "type": "fake_error", "code": None}},
                        response.headers)
             return
+        if response.body is not None:
+            http._send(200, response.body, response.headers, content_type=response.content_type,
+                       trickle=response.trickle)
+            return
         content = None if response.content is None else _as_content(response.content)
         prompt = json.dumps(body.get("messages") or [])
         usage = response.usage or {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(content or "") // 4,
@@ -290,7 +310,7 @@ class FakeOpenAIServer:
         }]
         http._send(200, {"id": f"chatcmpl-fake-{id(received)}", "object": "chat.completion", "created": int(time.time()),
                          "model": body.get("model", self.model), "choices": choices, "usage": usage},
-                   response.headers)
+                   response.headers, content_type=response.content_type, trickle=response.trickle)
 
     def _cached_chars(self, prompt: str) -> int:
         """With `prefix_cache`: the length of the longest prefix `prompt` shares with an earlier answered one."""
@@ -300,6 +320,14 @@ class FakeOpenAIServer:
             seen = list(self._answered_prompts)
             self._answered_prompts.append(prompt)
         return max((len(os.path.commonprefix([prompt, earlier])) for earlier in seen), default=0)
+
+
+def _encode_body(payload: Any) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    return json.dumps(payload).encode("utf-8")
 
 
 def max_in_flight(requests: list[ReceivedRequest]) -> int:

@@ -68,7 +68,8 @@ def assert_unit_failed(result, unit: str, kind: str) -> dict[str, Any]:
         assert calls, "the calls log must record the failed attempts"
         error = result.stderr.strip().splitlines()[-1]
         assert re.fullmatch(rf"error: Claim extraction failed \({kind}\): .*[^.]\. The record is in "
-                            rf"{re.escape(str(result.run_dir))}; retry with 'counterpoint run --resume latest'",
+                            rf"{re.escape(str(result.run_dir))}; retry with 'counterpoint run --resume "
+                            rf"{result.run_dir.name} --runs-dir {re.escape(str(result.run_dir.parent))}'",
                             error), error
         return brief
     assert result.exit_code == 3, result.stderr
