@@ -22,7 +22,7 @@ import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -132,11 +132,8 @@ class RunDir:
         if self._lock_fd is not None:
             yield
             return
-        try:
+        with self.writing(self.path / LOCK_NAME):
             fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise RunDirError(f"cannot lock run {self.id} ({exc.strerror}); check that {self.path} is a run "
-                              "directory you can write to") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -144,8 +141,9 @@ class RunDir:
                 holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
                 raise RunDirError(f"run {self.id} is already running (pid {holder}); wait for it to finish, "
                                   "or stop it, before resuming it") from None
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+            with suppress(OSError):  # on a full disk the lock holds without the pid it names
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode("ascii"))
             self._lock_fd = fd
             try:
                 yield

@@ -253,4 +253,6 @@ def test_a_run_that_cannot_be_locked_is_a_one_line_error(cli, server, runs_dir: 
     (run_dir / ".lock").mkdir()  # cannot be opened as the lock file
     result = cli("run", "--resume", run_dir.name)
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"error: cannot lock run {run_dir.name} (Is a directory); check that ")
+    assert result.stderr == (f"error: cannot write {run_dir / '.lock'} (Is a directory); what finished is saved in "
+                             f"{run_dir}: fix that, then continue with 'counterpoint run --resume {run_dir.name} "
+                             f"--runs-dir {runs_dir}'\n")
