@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import article as article_mod
 from .brief import Brief
+from .endpoints import check_base_url
 from .engine import BriefRun, EventSink, Settings
 from .errors import ConfigError
 from .llm import DEFAULT_MODEL, ModelClient, OpenAIClient, SamplingSettings
@@ -33,9 +35,15 @@ def default_max_calls(max_claims: int, reasks: int) -> int:
 
 def make_client(*, settings: Settings, base_url: str | None = None, api_key: str | None = None,
                 timeout: float = DEFAULT_TIMEOUT, max_retries: int = 4, max_calls: int | None = None,
-                cache_dir: Path | None = None, use_cache: bool = True) -> OpenAIClient:
-    """An OpenAI-compatible client; a ConfigError when neither a key nor a base URL is known."""
+                cache_dir: Path | None = None, use_cache: bool = True,
+                local_model: str | None = None) -> OpenAIClient:
+    """An OpenAI-compatible client; a ConfigError when neither a key nor a base URL is known, or when
+    the base URL, timeout or temperature cannot be used. `local_model` names the GGUF a --local
+    llama.cpp at `base_url` serves (the run records it instead of llama.cpp's passing port)."""
     api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+    if base_url is not None:
+        check_base_url(base_url)
+    check_finite(timeout=timeout, temperature=settings.temperature)
     if not api_key and not base_url:
         raise ConfigError("no model endpoint configured: set OPENAI_API_KEY, or pass --base-url for an "
                           "OpenAI-compatible server (Ollama, vLLM, llama.cpp), or use --local")
@@ -50,12 +58,26 @@ def make_client(*, settings: Settings, base_url: str | None = None, api_key: str
         response_format=settings.response_format, cache=cache,
         max_calls=max_calls if max_calls is not None else default_max_calls(settings.max_claims, settings.reasks),
         sampling=SamplingSettings(temperature=settings.temperature, extra_body=settings.extra_body),
-        constrain_choices=settings.constrain_choices,
+        constrain_choices=settings.constrain_choices, local_model=local_model,
     )
+
+
+def check_finite(**numbers: float | None) -> None:
+    """nan passes every range check (each comparison is false), so refuse it by name."""
+    for name, number in numbers.items():
+        if number is not None and not math.isfinite(number):
+            raise ConfigError(f"{name} must be a finite number, not {number}")
+
+
+def check_resources() -> None:
+    """Read every prompt and schema, so that a broken COUNTERPOINT_PROMPTS_DIR or
+    COUNTERPOINT_SCHEMAS_DIR fails before a run directory exists."""
+    Settings().fingerprint()
 
 
 def new_run_dir(article: article_mod.Article, runs_dir: Path) -> RunDir:
     """A fresh run directory holding the article exactly as the run will quote it."""
+    check_resources()
     run_dir = RunDir.create(runs_dir, article.title)
     run_dir.write_text("article.txt", article.text)
     if article.html is not None:
@@ -69,9 +91,12 @@ async def run_brief(article: article_mod.Article, settings: Settings, client: Mo
     """A new run; with `runs_dir` (or a `run_dir` from `new_run_dir`), everything is recorded there."""
     if run_dir is None and runs_dir is not None:
         run_dir = new_run_dir(article, runs_dir)
-    if run_dir is not None and on_event:
-        on_event("run_dir", path=str(run_dir.path))
-    return await BriefRun(article, settings, client, run_dir=run_dir, on_event=on_event, notes=notes).execute()
+    if run_dir is None:
+        return await BriefRun(article, settings, client, on_event=on_event, notes=notes).execute()
+    with run_dir.lock():
+        if on_event:
+            on_event("run_dir", path=str(run_dir.path))
+        return await BriefRun(article, settings, client, run_dir=run_dir, on_event=on_event, notes=notes).execute()
 
 
 def local_settings(settings: Settings, model: LocalModel) -> Settings:
@@ -115,22 +140,29 @@ def load_recorded_article(run_dir: RunDir) -> article_mod.Article:
                                **fields)
 
 
-async def resume_brief(runs_dir: Path, ref: str, settings: Settings, client: ModelClient, *,
+async def resume_brief(runs_dir: Path, ref: str | RunDir, settings: Settings, client: ModelClient, *,
                        article: article_mod.Article | None = None, force: bool = False,
                        on_event: EventSink | None = None, notes: list[str] | None = None) -> Brief:
-    """Finish a recorded run, reusing every unit whose inputs and settings still match."""
-    run_dir = resolve(runs_dir, ref)
+    """Finish a recorded run, reusing every unit whose inputs and settings still match.
+
+    The rest of the run goes only to the endpoint it was started on (`client` must talk to it, or
+    `force`), and a run recorded with the cache off keeps it off. The run is locked meanwhile.
+    """
+    run_dir = ref if isinstance(ref, RunDir) else resolve(runs_dir, ref)
     check_runs_dir(run_dir.path)
-    manifest = run_dir.manifest()
-    run_dir.check_resumable()
-    recorded = load_recorded_article(run_dir)
-    run = BriefRun(article or recorded, settings, client, run_dir=run_dir, on_event=on_event, notes=notes)
-    for warning in run.adopt(manifest, force=force):
+    with run_dir.lock():
+        manifest = run_dir.manifest()
+        run_dir.check_resumable()
+        if manifest.get("no_cache") is True:
+            client.cache = None
+        recorded = load_recorded_article(run_dir)
+        run = BriefRun(article or recorded, settings, client, run_dir=run_dir, on_event=on_event, notes=notes)
+        for warning in run.adopt(manifest, force=force):
+            if on_event:
+                on_event("warning", message=f"resuming anyway (--force): {warning}")
         if on_event:
-            on_event("warning", message=f"resuming anyway (--force): {warning}")
-    if on_event:
-        on_event("run_dir", path=str(run_dir.path))
-    return await run.execute()
+            on_event("run_dir", path=str(run_dir.path))
+        return await run.execute()
 
 
 def generate_brief(text: str, *, model: str = DEFAULT_MODEL, base_url: str | None = None,

@@ -1,7 +1,9 @@
-"""On-disk cache of validated model replies, keyed on the exact request.
+"""On-disk cache of validated model replies, keyed on the endpoint and the exact request.
 
 A rerun of the same article with the same settings then costs no model calls. The per-run
-fence nonce is masked out of the key: it changes every run but not what is asked.
+fence nonce is masked out of the key: it changes every run but not what is asked. Two servers
+may serve the same model name with different weights, so an entry records the endpoint that
+answered and is never served for another.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: keyed on the endpoint
 
 
 def default_cache_dir() -> Path:
@@ -26,22 +28,25 @@ class ResponseCache:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
 
-    def key(self, request: dict[str, Any], *, mask: str = "") -> str:
+    def key(self, request: dict[str, Any], *, endpoint: str, mask: str = "") -> str:
         canonical = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         if mask:
             canonical = canonical.replace(mask, "<nonce>")
-        return hashlib.sha256(f"{CACHE_FORMAT}:{canonical}".encode("utf-8")).hexdigest()
+        scoped = json.dumps([CACHE_FORMAT, endpoint, canonical], ensure_ascii=False)
+        return hashlib.sha256(scoped.encode("utf-8")).hexdigest()
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
 
-    def get(self, key: str) -> dict[str, Any] | None:
-        """The stored reply, or None when absent or unreadable (a corrupt entry is a miss)."""
+    def get(self, key: str, *, endpoint: str) -> dict[str, Any] | None:
+        """The stored reply, or None when absent, unreadable (a corrupt entry is a miss) or answered
+        by another endpoint."""
         try:
             entry = json.loads(self._path(key).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
-        if not isinstance(entry, dict) or entry.get("key") != key or not isinstance(entry.get("reply"), dict):
+        if (not isinstance(entry, dict) or entry.get("key") != key or entry.get("endpoint") != endpoint
+                or not isinstance(entry.get("reply"), dict)):
             return None
         reply = entry["reply"]
         if not isinstance(reply.get("content"), str):
@@ -49,14 +54,14 @@ class ResponseCache:
         return {"content": reply["content"], "finish_reason": reply.get("finish_reason"),
                 "refusal": reply.get("refusal")}
 
-    def put(self, key: str, reply: dict[str, Any]) -> None:
+    def put(self, key: str, reply: dict[str, Any], *, endpoint: str) -> None:
         """Store atomically; a cache that cannot be written is skipped, never fatal."""
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"key": key, "reply": reply}, handle, ensure_ascii=False)
+                json.dump({"key": key, "endpoint": endpoint, "reply": reply}, handle, ensure_ascii=False)
             os.replace(tmp, path)
         except OSError:
             return

@@ -11,14 +11,18 @@ import contextlib
 import dataclasses
 import functools
 import json
+import math
 import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
+
+if TYPE_CHECKING:
+    from .runs import RunDir
 
 DEFAULT_MODEL = "gpt-4.1-mini"  # kept equal to pipeline.llm.DEFAULT_MODEL by a test
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
@@ -33,7 +37,7 @@ def echo(text: str, *, err: bool = False, nl: bool = True, as_json: bool = False
     click.echo(clean_json(text) if as_json else clean(text), err=err, nl=nl)
 
 
-def fail(message: str, code: int = EXIT_FAILED) -> None:
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     from .terminal import clean
 
     click.echo(f"error: {clean(message, one_line=True)}", err=True)
@@ -95,6 +99,34 @@ def console() -> None:
     os._exit(code or EXIT_OK)
 
 
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses nan and inf: nan passes every range check (each comparison
+    with it is false), and an infinite timeout is no timeout."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+class BaseURL(click.ParamType):
+    """An http(s) endpoint URL, checked before anything is sent or created; the value is kept as
+    given (credentials in it are used, never recorded)."""
+
+    name = "URL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from .endpoints import check_base_url
+        from .errors import ConfigError
+
+        try:
+            check_base_url(value)
+        except ConfigError as exc:
+            self.fail(str(exc).removeprefix("--base-url "), param, ctx)
+        return value
+
+
 runs_dir_option = click.option(
     "--runs-dir", envvar="COUNTERPOINT_RUNS_DIR", default="runs", show_default=True,
     type=click.Path(file_okay=False, path_type=Path), help="Where run directories are written.")
@@ -104,14 +136,15 @@ runs_dir_option = click.option(
 @click.argument("article", required=False)
 @click.option("--model", envvar="COUNTERPOINT_MODEL", default=DEFAULT_MODEL, show_default=True,
               help="Model name. [env: COUNTERPOINT_MODEL]")
-@click.option("--base-url", envvar="OPENAI_BASE_URL", help="OpenAI-compatible endpoint. [env: OPENAI_BASE_URL]")
+@click.option("--base-url", envvar="OPENAI_BASE_URL", type=BaseURL(),
+              help="OpenAI-compatible endpoint. [default: OpenAI's; on --resume, the run's] [env: OPENAI_BASE_URL]")
 @runs_dir_option
 @click.option("--max-claims", default=8, show_default=True, type=click.IntRange(1, 12), help="Claims to extract.")
 @click.option("--concurrency", envvar="COUNTERPOINT_CONCURRENCY", default=8, show_default=True,
               type=click.IntRange(1, 64), help="Per-claim calls in flight at once. [env: COUNTERPOINT_CONCURRENCY]")
 @click.option("--reasks", default=2, show_default=True, type=click.IntRange(0, 5),
               help="Re-asks when an output fails validation.")
-@click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(min=0.1),
+@click.option("--timeout", default=120.0, show_default=True, type=FiniteFloatRange(min=0.1),
               help="Seconds to wait for one model call.")
 @click.option("--max-retries", default=4, show_default=True, type=click.IntRange(0, 10),
               help="Retries of a call after a timeout, dropped connection, 429 or 5xx.")
@@ -121,12 +154,12 @@ runs_dir_option = click.option(
               type=click.Choice(["auto", "json_schema", "json_object", "prompt"]),
               help="How to ask for JSON. [env: COUNTERPOINT_RESPONSE_FORMAT]")
 @click.option("--language", help="Language of the brief. [default: the article's]")
-@click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature. [default: the server's]")
+@click.option("--temperature", type=FiniteFloatRange(0, 2), help="Sampling temperature. [default: the server's]")
 @click.option("--max-chars", default=60_000, show_default=True, type=click.IntRange(min=100),
               help="Refuse articles longer than this (see --truncate).")
 @click.option("--truncate", is_flag=True, help="Cut an over-long article at --max-chars instead of refusing it.")
 @click.option("--encoding", help="Decode the file with this encoding. [default: detect]")
-@click.option("--fetch-timeout", default=20.0, show_default=True, type=click.FloatRange(min=0.1),
+@click.option("--fetch-timeout", default=20.0, show_default=True, type=FiniteFloatRange(min=0.1),
               help="For a URL: seconds for the whole download (connecting, each read, all redirects).")
 @click.option("--max-bytes", default=5_000_000, show_default=True, type=click.IntRange(min=1024),
               help="For a URL: refuse pages larger than this.")
@@ -135,9 +168,10 @@ runs_dir_option = click.option(
                    "probe your network).")
 @click.option("--cache-dir", envvar="COUNTERPOINT_CACHE_DIR", type=click.Path(file_okay=False, path_type=Path),
               help="Response cache. [default: the user cache dir] [env: COUNTERPOINT_CACHE_DIR]")
-@click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache (kept on --resume).")
 @click.option("--resume", "resume_ref", metavar="RUN", help="Continue a run (id, prefix, 'latest' or directory).")
-@click.option("--force", is_flag=True, help="With --resume: resume even if prompts, schemas or settings changed.")
+@click.option("--force", is_flag=True,
+              help="With --resume: resume even if prompts, schemas, settings or the endpoint changed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the brief JSON on stdout instead of the path.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
 @click.option("--local", "use_local", is_flag=True,
@@ -162,7 +196,9 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     from . import api
     from . import article as article_mod
     from .engine import Settings
+    from .errors import ModelError
     from .progress import Progress
+    from .runs import resolve, resume_command
     from .web import FetchOptions
 
     if article is None and resume_ref is None:
@@ -171,23 +207,30 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
         raise click.UsageError("--force only goes with --resume")
     started = time.perf_counter()
     progress = Progress(quiet=quiet)
+    api.check_resources()
     fetch = FetchOptions(timeout=fetch_timeout, max_bytes=max_bytes, allow_private_hosts=allow_private_hosts)
     loaded = (article_mod.load(article, max_chars=max_chars, truncate=truncate, encoding=encoding, fetch=fetch)
               if article is not None else None)
     options = {"model": model, "max_claims": max_claims, "reasks": reasks, "language": language,
                "temperature": temperature, "response_format": response_format}
-    if resume_ref is not None:
-        options.update(recorded_defaults(runs_dir, resume_ref, options))
+    run_dir = resolve(runs_dir, resume_ref) if resume_ref is not None else None
+    if run_dir is not None:
+        manifest = run_dir.manifest()
+        options.update(recorded_defaults(run_dir, manifest, options))
+        base_url, model_file = recorded_endpoint(manifest, base_url, use_local, model_file)
+        no_cache = no_cache or bool(manifest.get("no_cache"))
     settings = Settings(concurrency=concurrency, **options)
     notes: list[str] = []
-    run_dir = None
+    local_model_file = None
     with contextlib.ExitStack() as stack:
+        if run_dir is not None:
+            stack.enter_context(run_dir.lock())  # before llama.cpp starts: a second resume starts nothing
         if use_local or model_file is not None:
             from . import local
-            from .runs import resolve
 
             check_local_options()
             local_model = local.resolve_model(model_file)
+            local_model_file = str(local_model.path)
             settings = api.local_settings(settings, local_model)
             if defaulted("concurrency"):  # llama.cpp answers one request at a time
                 settings = dataclasses.replace(settings, concurrency=1)
@@ -196,24 +239,38 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
             if local_model.is_demo:
                 progress("warning", message=local.DEMO_WARNING)
                 notes.append(local.DEMO_WARNING)
-            run_dir = resolve(runs_dir, resume_ref) if resume_ref is not None else api.new_run_dir(loaded, runs_dir)
+            if run_dir is None:
+                assert loaded is not None
+                run_dir = api.new_run_dir(loaded, runs_dir)
+                stack.enter_context(run_dir.lock())
             article_chars = len(loaded.text if loaded else run_dir.read_text("article.txt"))
             progress("stage", stage=f"local: starting llama.cpp on {local_model.path.name}")
             base_url = stack.enter_context(api.local_endpoint(local_model, log_dir=run_dir.path,
                                                               article_chars=article_chars, n_ctx=n_ctx))
         client = api.make_client(settings=settings, base_url=base_url, timeout=timeout, max_retries=max_retries,
-                                 max_calls=max_calls, cache_dir=cache_dir, use_cache=not no_cache)
+                                 max_calls=max_calls, cache_dir=cache_dir, use_cache=not no_cache,
+                                 local_model=local_model_file)
         if resume_ref is not None:
-            work = api.resume_brief(runs_dir, resume_ref, settings, client, article=loaded, force=force,
+            assert run_dir is not None
+            work = api.resume_brief(runs_dir, run_dir, settings, client, article=loaded, force=force,
                                     on_event=progress, notes=notes)
         else:
             assert loaded is not None
+            if run_dir is None:
+                run_dir = api.new_run_dir(loaded, runs_dir)
+                stack.enter_context(run_dir.lock())
             work = api.run_brief(loaded, settings, client, runs_dir=runs_dir, run_dir=run_dir, on_event=progress,
                                  notes=notes)
         try:
             brief = asyncio.run(stop_on_sigterm(work))
-        except asyncio.CancelledError:  # SIGTERM: the engine has already written what finished
-            raise KeyboardInterrupt from None
+        except (KeyboardInterrupt, asyncio.CancelledError):  # the engine has already written what finished
+            report_stopped(progress, run_dir.path, started, as_json, 130,
+                           f"interrupted; what finished is saved in {run_dir.path}; continue with "
+                           f"'{resume_command(run_dir)}'")
+        except ModelError as exc:
+            report_stopped(progress, run_dir.path, started, as_json, EXIT_FAILED,
+                           f"{exc}. The record is in {run_dir.path}; once that is fixed, continue with "
+                           f"'{resume_command(run_dir)}'")
     progress.summary(brief.data, str(brief.run_dir) if brief.run_dir else None, time.perf_counter() - started)
     echo(brief.to_json() if as_json else str(brief.run_dir), as_json=as_json)
     if brief.status == "failed":
@@ -223,6 +280,20 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
         retry = f"retry with '{resume_command(RunDir(brief.run_dir))}'" if brief.run_dir else "run it again"
         fail(f"{reason}. The record is in {brief.run_dir}; {retry}")
     sys.exit(EXIT_BY_STATUS[brief.status])
+
+
+def report_stopped(progress: Any, path: Path, started: float, as_json: bool, code: int, message: str) -> NoReturn:
+    """A run stopped early (interrupt, refused credentials) still ends like a run: the summary of what
+    finished, the run directory (or the brief) as stdout's last line, then the one-line error."""
+    try:
+        text = (path / "brief.json").read_text(encoding="utf-8")
+        brief = json.loads(text)
+    except (OSError, ValueError):  # stopped before the brief was written
+        text, brief = "", None
+    if isinstance(brief, dict):
+        progress.summary(brief, str(path), time.perf_counter() - started)
+    echo(text.rstrip("\n") if as_json and text else str(path), as_json=as_json and bool(text))
+    fail(message, code)
 
 
 def defaulted(name: str) -> bool:
@@ -252,14 +323,12 @@ async def stop_on_sigterm(work: Any) -> Any:
     return await work
 
 
-def recorded_defaults(runs_dir: Path, ref: str, options: dict[str, Any]) -> dict[str, Any]:
+def recorded_defaults(run_dir: RunDir, manifest: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """On --resume, options left at their defaults take the recorded run's values, checked as the
     option itself checks them (a damaged manifest must not reach the pipeline)."""
     from .errors import RunDirError
-    from .runs import resolve
 
-    run_dir = resolve(runs_dir, ref)
-    recorded = run_dir.manifest().get("settings", {})
+    recorded = manifest.get("settings", {})
     context = click.get_current_context()
     params = {param.name: param for param in context.command.params}
     taken = {}
@@ -275,6 +344,24 @@ def recorded_defaults(runs_dir: Path, ref: str, options: dict[str, Any]) -> dict
             raise RunDirError(f"{run_dir.path / 'manifest.json'} is damaged (settings.{name} is {value!r}); pass "
                               f"--{name.replace('_', '-')} to resume anyway, or start a new run") from None
     return taken
+
+
+def recorded_endpoint(manifest: dict[str, Any], base_url: str | None, use_local: bool,
+                      model_file: Path | None) -> tuple[str | None, Path | None]:
+    """On --resume, the endpoint the run was started on, unless one is given: (base URL, model file).
+
+    Never the public default: a run recorded without an endpoint is refused later unless one is given.
+    """
+    from .endpoints import recorded
+
+    before = recorded(manifest)
+    if before is None or base_url is not None or (use_local and model_file is not None):
+        return base_url, model_file
+    if before.local_model:
+        return None, Path(before.local_model)  # a model file implies --local
+    if use_local:  # --local against a hosted run: the mismatch is refused when the run adopts the record
+        return None, model_file
+    return before.url, model_file
 
 
 @main.command(name="runs")

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import __version__, prompts, schemas, stages
+from . import __version__, endpoints, prompts, schemas, stages
 from . import brief as brief_mod
 from .article import Article
 from .errors import ModelError, ResumeMismatch, RunDirError, UnitFailed
 from .llm import DEFAULT_CONCURRENCY, DEFAULT_MODEL, ModelClient, Usage, clamp_usage
 from .pricing import estimate
-from .runs import RunDir, resume_command, utc_now
+from .runs import RunDir, created_stamp, resume_command, utc_now
 
 PROMPT_NAMES = ("system", "article", "extract_claims", "rebut_claim", "synthesize", "repair", "truncated",
                 "schema_in_prompt")
@@ -95,7 +95,7 @@ class BriefRun:
         self.extra_notes = list(notes or [])
         self.fingerprint = settings.fingerprint()
         self.nonce = secrets.token_hex(8)
-        self.created = utc_now()
+        self.created = created_stamp()
         self.records: list[dict[str, Any]] = []
         self.timings: dict[str, float] = {}
         self.reused: list[str] = []
@@ -107,15 +107,16 @@ class BriefRun:
     # -- resume ---------------------------------------------------------------------------
 
     def adopt(self, manifest: dict[str, Any], *, force: bool) -> list[str]:
-        """Take over a recorded run; refuse (unless forced) when its inputs differ. Returns warnings."""
-        problems = []
+        """Take over a recorded run; refuse (unless forced) when its inputs or endpoint differ. Returns warnings."""
+        run_id = self.run_dir.id if self.run_dir else "run"
+        problems = endpoints.check_resume(run_id, manifest, self.client.endpoint, force=force)
         if manifest.get("article", {}).get("sha256") != self.article.sha256:
             problems.append("the article differs from the one recorded")
         changed = fingerprint_differences(manifest.get("fingerprint", {}), self.fingerprint)
         if changed:
             problems.append("these differ from the record: " + ", ".join(changed))
         if problems and not force:
-            raise ResumeMismatch(f"cannot resume {self.run_dir.id if self.run_dir else 'run'}: "
+            raise ResumeMismatch(f"cannot resume {run_id}: "
                                  + "; ".join(problems) + "; pass --force to resume anyway")
         self.nonce = _text(manifest.get("nonce")) or self.nonce
         self.created = _text(manifest.get("created")) or self.created
@@ -366,6 +367,8 @@ class BriefRun:
             "article": self.article.metadata(),
             "model": self.settings.model,
             "endpoint_host": self.client.endpoint_host,
+            **(self.client.endpoint.record() if self.client.endpoint else {"endpoint": None, "local": None}),
+            "no_cache": self.client.cache is None,
             "response_format": {"requested": self.client.requested_format, "used": self.client.response_format},
             "settings": {**asdict(self.settings), "max_calls": self.client.max_calls},
             "fingerprint": self.fingerprint,

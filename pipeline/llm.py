@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from . import prompts, schemas
+from .endpoints import DEFAULT_BASE_URL, Endpoint
 from .errors import AuthError, ModelError, ModelNotFound, UnitFailed
 from .throttle import Throttle
 
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from .cache import ResponseCache
 
 DEFAULT_MODEL = "gpt-4.1-mini"
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_CONCURRENCY = 8
 RESPONSE_FORMATS = ("json_schema", "json_object", "prompt")
 MAX_RETRY_AFTER = 60.0
@@ -113,6 +113,7 @@ class ModelClient:
 
     model: str = DEFAULT_MODEL
     endpoint_host: str = "fake"
+    endpoint: Endpoint | None = None  # None for an injected fake: nothing leaves the process
 
     def __init__(self, *, response_format: str = "auto", max_calls: int | None = None,
                  log: AttemptLog | None = None, cache: ResponseCache | None = None,
@@ -170,9 +171,9 @@ class ModelClient:
         while True:
             fmt = self.response_format
             body = self.build_request(messages, schema_name, max_tokens, fmt, choices)
-            key = self.cache.key(body, mask=ctx.nonce) if self.cache else None
+            key = self.cache.key(body, mask=ctx.nonce, endpoint=self.answered_by) if self.cache else None
             if self.cache and key:
-                cached = self.cache.get(key)
+                cached = self.cache.get(key, endpoint=self.answered_by)
                 if cached is not None:
                     return Reply(**{**cached, "usage": Usage(), "cache_key": key, "cache_hit": True})
             try:
@@ -222,7 +223,12 @@ class ModelClient:
         if self.cache and reply.cache_key and not reply.cache_hit:
             self.cache.put(reply.cache_key, {
                 "content": reply.content, "finish_reason": reply.finish_reason, "refusal": reply.refusal,
-            })
+            }, endpoint=self.answered_by)
+
+    @property
+    def answered_by(self) -> str:
+        """The endpoint a reply comes from, for the cache: one endpoint's answers are never another's."""
+        return self.endpoint.identity if self.endpoint else self.endpoint_host
 
     async def _request(self, ctx: CallContext, body: dict[str, Any]) -> Reply:
         raise NotImplementedError
@@ -247,9 +253,10 @@ class OpenAIClient(ModelClient):
     """Chat completions over HTTP through the openai SDK (any OpenAI-compatible endpoint)."""
 
     def __init__(self, *, model: str, base_url: str | None, api_key: str | None, timeout: float = 120.0,
-                 transport_attempts: int = 5, **kwargs: Any) -> None:
+                 transport_attempts: int = 5, local_model: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model = model
+        self.endpoint = Endpoint.of(base_url, local_model)
         self.endpoint_host = urlsplit(base_url or DEFAULT_BASE_URL).netloc.rsplit("@", 1)[-1]
         self.transport_attempts = transport_attempts
         self._secret = api_key or ""

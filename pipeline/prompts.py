@@ -7,7 +7,7 @@ import string
 from functools import lru_cache
 
 from .errors import ConfigError
-from .resources import resource_dir
+from .resources import fix_hint, resource_dir
 
 
 @lru_cache(maxsize=None)
@@ -16,7 +16,9 @@ def _template(name: str) -> string.Template:
     try:
         return string.Template(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"prompt file {path} cannot be read ({exc.strerror}); reinstall counterpoint") from exc
+        raise ConfigError(f"prompt file {path} cannot be read ({exc.strerror}); {fix_hint('prompts')}") from None
+    except ValueError:
+        raise ConfigError(f"prompt file {path} is not UTF-8 text; {fix_hint('prompts')}") from None
 
 
 def placeholders(name: str) -> set[str]:

@@ -28,3 +28,8 @@ def resource_dir(kind: str) -> Path:
 def overridden(kind: str) -> bool:
     """True when `kind` comes from a user's folder (its environment variable), not the package."""
     return kind in _OVERRIDES and bool(os.environ.get(_OVERRIDES[kind]))
+
+
+def fix_hint(kind: str) -> str:
+    """What to do about an unreadable `kind` file: fix the user's folder, or reinstall."""
+    return f"fix or unset {_OVERRIDES[kind]}" if overridden(kind) else "reinstall counterpoint"

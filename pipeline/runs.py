@@ -3,7 +3,8 @@
     runs/<id>/
       article.txt      the normalised article (quote offsets refer to it)
       source.html      the original page, when the input was HTML or a URL
-      manifest.json    settings, hashes, timings, usage, cost, status
+      manifest.json    settings, endpoint, hashes, timings, usage, cost, status
+      .lock            held (flock) by the process running or resuming the run; holds its pid
       calls.jsonl      one line per model attempt (append-only)
       units/*.json     each finished unit's validated output, written as soon as it finishes
       brief.json / brief.md / brief.html
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import re
@@ -20,8 +22,8 @@ import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from typing import Any
 from .errors import RunDirError
 
 DEFAULT_RUNS_DIR = "runs"
+LOCK_NAME = ".lock"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 # What resume reads from a manifest, and the JSON type each must have.
 _MANIFEST_SHAPE = {"article": dict, "fingerprint": dict, "settings": dict}
@@ -104,6 +107,7 @@ def check_runs_dir(runs_dir: Path) -> None:
 @dataclass
 class RunDir:
     path: Path
+    _lock_fd: int | None = field(default=None, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -116,6 +120,37 @@ class RunDir:
         with run.writing(run.path / "units"):
             (run.path / "units").mkdir(parents=True)
         return run
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run for the length of the block, so two processes never run it at once.
+
+        flock is released by the kernel when the process dies, however it dies: a killed run
+        never leaves a stale lock. Re-entrant for this object (the CLI locks before starting
+        llama.cpp, the library again around the run).
+        """
+        if self._lock_fd is not None:
+            yield
+            return
+        with self.writing(self.path / LOCK_NAME):
+            fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+                raise RunDirError(f"run {self.id} is already running (pid {holder}); wait for it to finish, "
+                                  "or stop it, before resuming it") from None
+            with suppress(OSError):  # on a full disk the lock holds without the pid it names
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+            self._lock_fd = fd
+            try:
+                yield
+            finally:
+                self._lock_fd = None
+        finally:
+            os.close(fd)  # releases the lock
 
     # -- records --------------------------------------------------------------------------
 
@@ -226,11 +261,9 @@ def resolve(runs_dir: Path, ref: str) -> RunDir:
         return RunDir(as_path)
     if ".." in ref or "/" in ref or os.sep in ref or not _SAFE_ID.match(ref):
         raise RunDirError(f"{ref!r} is not a run id; give an id from 'counterpoint runs', 'latest', or a run directory")
-    ids = run_ids(runs_dir)
     if ref == "latest":
-        if not ids:
-            raise RunDirError(f"there are no runs in {runs_dir}")
-        return RunDir(runs_dir / ids[0])
+        return latest(runs_dir)
+    ids = run_ids(runs_dir)
     if ref in ids:
         return RunDir(runs_dir / ref)
     matches = [run_id for run_id in ids if run_id.startswith(ref)]
@@ -239,6 +272,34 @@ def resolve(runs_dir: Path, ref: str) -> RunDir:
     if matches:
         raise RunDirError(f"{ref!r} matches {len(matches)} runs; give more of the id")
     raise RunDirError(f"no run {ref!r} in {runs_dir}; see 'counterpoint runs'")
+
+
+def latest(runs_dir: Path) -> RunDir:
+    """The run created last that has a readable manifest. A directory left without one (a run that
+    failed before it started) is not a run to show or resume; ids order runs only to the second."""
+    stamps = []
+    for run_id in run_ids(runs_dir):
+        created = _created(runs_dir / run_id / "manifest.json")
+        if created is not None:
+            stamps.append((created, run_id))
+    if not stamps:
+        raise RunDirError(f"there are no runs in {runs_dir}")
+    return RunDir(runs_dir / max(stamps)[1])
+
+
+def _created(manifest_path: Path) -> datetime | None:
+    """When a run was created, from its manifest; None when the manifest cannot be read."""
+    try:
+        manifest = read_json(manifest_path)
+    except RunDirError:
+        return None
+    if not isinstance(manifest, dict):
+        return None
+    try:
+        created = datetime.fromisoformat(str(manifest.get("created")))
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)  # readable but undated: oldest
+    return created if created.tzinfo else created.replace(tzinfo=timezone.utc)
 
 
 def run_ids(runs_dir: Path) -> list[str]:
@@ -297,3 +358,8 @@ def resume_command(run_dir: RunDir) -> str:
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def created_stamp() -> str:
+    """A run's creation time, precise enough to order runs started within the same second."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
-from .resources import overridden, resource_dir
+from .resources import fix_hint, overridden, resource_dir
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -23,8 +23,11 @@ def _load(name: str) -> tuple[dict[str, Any], str]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"schema file {path} cannot be read ({exc.strerror}); reinstall counterpoint") from exc
-    schema = json.loads(raw)
+        raise ConfigError(f"schema file {path} cannot be read ({exc.strerror}); {fix_hint('schemas')}") from None
+    try:
+        schema = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"schema file {path} is not JSON ({str(exc)[:200]}); {fix_hint('schemas')}") from None
     if overridden("schemas"):
         # Only schemas from an experiment folder are checked here: the bundled ones are checked by
         # the test suite, and checking against the metaschema costs ~20 ms a schema at every start.

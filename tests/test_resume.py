@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,23 +18,26 @@ import pytest
 from pipeline import schemas
 from pipeline.testing import FakeOpenAIServer, FakeResponse, scripted_handler
 
-from .conftest import ROOT, SEED, TEST_KEY
+from .conftest import ROOT, SEED, TEST_KEY, run_subprocess
 
 SLOW_CLAIMS = {"C5", "C6", "C7", "C8"}
 
 
-def slow_handler(seed_script: dict[str, Any]):
-    """Extraction and C1–C4 answer at once; C5–C8 take far longer than the test waits."""
+def slow_handler(seed_script: dict[str, Any], fast: threading.Event | None = None):
+    """Extraction and C1–C4 answer at once; C5–C8 take far longer than the test waits, until `fast` is set
+    (so that a resume, which goes to the same server, is answered at once)."""
     answer = scripted_handler(seed_script)
 
     def handler(unit: str, body: dict[str, Any]) -> Any:
-        return FakeResponse(content=answer(unit, body), delay=30 if unit in SLOW_CLAIMS else 0.05)
+        slow = unit in SLOW_CLAIMS and not (fast and fast.is_set())
+        return FakeResponse(content=answer(unit, body), delay=30 if slow else 0.05)
 
     return handler
 
 
-def test_sigkill_mid_run_then_resume_repeats_no_finished_unit(seed_script, runs_dir: Path, cli, server) -> None:
-    with FakeOpenAIServer(slow_handler(seed_script)) as slow:
+def test_sigkill_mid_run_then_resume_repeats_no_finished_unit(seed_script, runs_dir: Path, cli) -> None:
+    fast = threading.Event()
+    with FakeOpenAIServer(slow_handler(seed_script, fast)) as slow:
         exe = Path(sys.executable).with_name("counterpoint")
         process = subprocess.Popen(
             [str(exe), "run", str(SEED), "--base-url", slow.base_url, "--runs-dir", str(runs_dir), "--no-cache"],
@@ -54,15 +58,17 @@ def test_sigkill_mid_run_then_resume_repeats_no_finished_unit(seed_script, runs_
         finally:
             process.kill()
         killed_units = {r.unit for r in slow.requests}
-    assert killed_units == {"extract", "C1", "C2", "C3", "C4"} | SLOW_CLAIMS
-    (run_dir,) = runs_dir.iterdir()
-    assert not (run_dir / "brief.json").exists()
-    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
+        assert killed_units == {"extract", "C1", "C2", "C3", "C4"} | SLOW_CLAIMS
+        (run_dir,) = runs_dir.iterdir()
+        assert not (run_dir / "brief.json").exists()
+        assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
 
-    result = cli("run", "--resume", run_dir.name, "--no-cache")
-    assert result.exit_code == 0, result.stderr
-    assert result.run_dir == run_dir
-    assert sorted(r.unit for r in server.requests) == sorted([*SLOW_CLAIMS, "synthesize"])
+        seen = len(slow.requests)
+        fast.set()
+        result = cli("run", "--resume", run_dir.name, "--no-cache", endpoint=False)  # the recorded endpoint
+        assert result.exit_code == 0, result.stderr
+        assert result.run_dir == run_dir
+        assert sorted(r.unit for r in slow.requests[seen:]) == sorted([*SLOW_CLAIMS, "synthesize"])
     brief = json.loads((run_dir / "brief.json").read_text())
     assert brief["status"] == "complete" and schemas.validate("brief", brief) == []
     assert [c["id"] for c in brief["claims"]] == [f"C{n}" for n in range(1, 9)]
@@ -148,10 +154,12 @@ def test_resume_of_an_unknown_run_is_a_clear_error(cli, server) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_writes_a_partial_brief_then_resume_finishes(seed_script, runs_dir: Path, cli, server,
                                                                sig: signal.Signals) -> None:
-    with FakeOpenAIServer(slow_handler(seed_script)) as slow:
+    fast = threading.Event()
+    with FakeOpenAIServer(slow_handler(seed_script, fast)) as slow:
+        slow_url = slow.base_url
         exe = Path(sys.executable).with_name("counterpoint")
         process = subprocess.Popen(
-            [str(exe), "run", str(SEED), "--base-url", slow.base_url, "--runs-dir", str(runs_dir), "--no-cache"],
+            [str(exe), "run", str(SEED), "--base-url", slow_url, "--runs-dir", str(runs_dir), "--no-cache"],
             env={**os.environ, "OPENAI_API_KEY": TEST_KEY}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             cwd=ROOT, text=True,
         )
@@ -160,26 +168,91 @@ def test_interrupt_writes_a_partial_brief_then_resume_finishes(seed_script, runs
             time.sleep(0.05)
         process.send_signal(sig)
         stdout, stderr = process.communicate(timeout=20)
-    assert process.returncode == 130
-    assert "Traceback" not in stderr
-    assert stderr.strip().splitlines()[-1].startswith("error: interrupted")
-    (run_dir,) = runs_dir.iterdir()
-    brief = json.loads((run_dir / "brief.json").read_text())
-    assert schemas.validate("brief", brief) == [] and brief["status"] == "partial"
-    assert [c["status"] for c in brief["claims"]] == ["ok"] * 4 + ["failed"] * 4
-    assert {c["error"]["kind"] for c in brief["claims"][4:]} == {"interrupted"}
+        assert process.returncode == 130
+        assert "Traceback" not in stderr
+        (run_dir,) = runs_dir.iterdir()
+        # It ends like a run: the summary, the run directory as stdout's last line, a runnable resume hint.
+        assert stdout.strip().splitlines()[-1] == str(run_dir)
+        assert "partial: 8 claims (4 ok, 4 interrupted)" in stderr
+        assert stderr.strip().splitlines()[-1] == (
+            f"error: interrupted; what finished is saved in {run_dir}; continue with "
+            f"'counterpoint run --resume {run_dir.name} --runs-dir {runs_dir}'")
+        brief = json.loads((run_dir / "brief.json").read_text())
+        assert schemas.validate("brief", brief) == [] and brief["status"] == "partial"
+        assert [c["status"] for c in brief["claims"]] == ["ok"] * 4 + ["failed"] * 4
+        assert {c["error"]["kind"] for c in brief["claims"][4:]} == {"interrupted"}
 
-    result = cli("run", "--resume", "latest", "--no-cache")
-    assert result.exit_code == 0, result.stderr
-    assert sorted(r.unit for r in server.requests) == sorted([*SLOW_CLAIMS, "synthesize"])
+        # As the hint says, with a key in the environment and no --base-url: the rest goes to the
+        # server the run was started on, never to OpenAI, and with the cache still off.
+        seen = len(slow.requests)
+        fast.set()
+        result = cli("run", "--resume", run_dir.name, endpoint=False)
+        assert result.exit_code == 0, result.stderr
+        assert sorted(r.unit for r in slow.requests[seen:]) == sorted([*SLOW_CLAIMS, "synthesize"])
+    assert server.requests == []
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["endpoint"] == slow_url and manifest["no_cache"] is True and manifest["local"] is None
+    assert manifest["cache"]["hits"] == 0
 
 
-def test_fatal_error_in_one_claim_keeps_the_claims_that_finished(cli, server, runs_dir: Path) -> None:
-    server.script("C5", FakeResponse(status=401))
+@pytest.mark.parametrize("status", [401, 404])
+def test_fatal_error_in_one_claim_keeps_the_claims_that_finished(cli, server, runs_dir: Path, status: int) -> None:
+    server.script("C5", FakeResponse(status=status))
     result = cli("run", str(SEED), "--concurrency", "1")
-    assert result.exit_code == 1 and "check OPENAI_API_KEY" in result.stderr
+    assert result.exit_code == 1
     (run_dir,) = runs_dir.iterdir()
+    # The failed run's path, as stdout's last line and in the error, with a runnable resume command.
+    assert result.stdout.splitlines()[-1] == str(run_dir)
+    assert "partial: 8 claims (4 ok, 4 skipped)" in result.stderr
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith("error: " + ("the endpoint at" if status == 401 else "model 'gpt-4.1-mini' was not"))
+    assert "check OPENAI_API_KEY" in error if status == 401 else "check --model and --base-url" in error
+    assert error.endswith(f". The record is in {run_dir}; once that is fixed, continue with "
+                          f"'counterpoint run --resume {run_dir.name} --runs-dir {runs_dir}'")
     brief = json.loads((run_dir / "brief.json").read_text())
     assert [c["status"] for c in brief["claims"]] == ["ok"] * 4 + ["failed"] * 4
     assert all(c["error"]["kind"] == "skipped" for c in brief["claims"][4:])
     assert [r.unit for r in server.requests] == ["extract", "C1", "C2", "C3", "C4", "C5"]
+
+
+def test_a_second_resume_of_a_running_run_is_refused(cli, server, runs_dir: Path) -> None:
+    server.script("C3", *[FakeResponse(status=503)] * 2)
+    first = cli("run", str(SEED), "--max-retries", "1")
+    assert first.exit_code == 3
+    run_dir, seen = first.run_dir, len(server.requests)
+    server.latency = 3.0  # the first resume is still waiting for C3 when the second starts
+    env = {"OPENAI_API_KEY": TEST_KEY}
+    exe = Path(sys.executable).with_name("counterpoint")
+    resuming = subprocess.Popen([str(exe), "run", "--resume", run_dir.name, "--runs-dir", str(runs_dir)],
+                                env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                cwd=ROOT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(server.requests) == seen:
+            time.sleep(0.02)
+        assert len(server.requests) == seen + 1, "the first resume should have asked for C3"
+        second = run_subprocess(["run", "--resume", run_dir.name, "--runs-dir", str(runs_dir)], env=env)
+        assert resuming.poll() is None, "the first resume should still be running"
+        _, stderr = resuming.communicate(timeout=60)
+    finally:
+        resuming.kill()
+    assert second.returncode == 1 and second.stdout == ""
+    assert second.stderr == (f"error: run {run_dir.name} is already running (pid {resuming.pid}); wait for it to "
+                             "finish, or stop it, before resuming it\n")
+    assert resuming.returncode == 0, stderr
+    assert [r.unit for r in server.requests[seen:]] == ["C3", "synthesize"]  # nothing asked twice
+    calls = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text().splitlines()]
+    assert len(calls) == len(server.requests) == seen + 2  # one line per request, none from the refused resume
+    assert [c["outcome"] for c in calls if c["unit"] == "C3"] == ["http_503", "http_503", "ok"]
+    assert [c["unit"] for c in calls[seen:]] == ["C3", "synthesize"]
+
+
+def test_a_run_that_cannot_be_locked_is_a_one_line_error(cli, server, runs_dir: Path) -> None:
+    run_dir = cli("run", str(SEED)).run_dir
+    (run_dir / ".lock").unlink()
+    (run_dir / ".lock").mkdir()  # cannot be opened as the lock file
+    result = cli("run", "--resume", run_dir.name)
+    assert result.exit_code == 1
+    assert result.stderr == (f"error: cannot write {run_dir / '.lock'} (Is a directory); what finished is saved in "
+                             f"{run_dir}: fix that, then continue with 'counterpoint run --resume {run_dir.name} "
+                             f"--runs-dir {runs_dir}'\n")
