@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -292,6 +293,66 @@ def test_run_local_on_the_seed_article(local_runtime, runs_dir: Path, tmp_path: 
     statuses = {c["id"]: c["status"] for c in brief["claims"]}
     print(f"\nlocal run: exit {result.returncode}, {elapsed:.0f} s, claims {statuses}, "
           f"synthesis {brief['synthesis']['status']}")
+
+
+def quotes_in(raw: str | None) -> list[str]:
+    """The quotes in a recorded reply that parses as JSON (a cut-off one does not)."""
+    try:
+        reply = json.loads(raw or "", strict=False)
+    except json.JSONDecodeError:
+        return []
+    items = [*reply.get("claims", []), *reply.get("rhetoric", [])] if isinstance(reply, dict) else []
+    return [item["quote"] for item in items if isinstance(item, dict) and isinstance(item.get("quote"), str)]
+
+
+@pytest.mark.local_model
+def test_run_local_on_an_article_with_ascii_quotes_backslashes_and_non_ascii_text(
+        local_runtime, runs_dir: Path, tmp_path: Path, no_orphans) -> None:
+    """Half of real op-eds quote speech in ASCII double quotes: the narrowed schema must reach the
+    server as a grammar it parses. The demo model may still fail on content, never on transport."""
+    started = time.monotonic()
+    result = run_subprocess(["run", "--local", "--no-cache", "--max-claims", "2", "--reasks", "0",
+                             str(QUOTES_ARTICLE), "--runs-dir", str(runs_dir)],
+                            env={"COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache")}, timeout=900)
+    assert result.returncode in (0, 1, 3), result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    server_log = (run_dir / local.LOG_NAME).read_text(errors="replace")
+    assert "parse grammar" not in server_log and "counterpoint:" not in server_log  # the narrowed grammar was used
+    assert "POST /v1/chat/completions" in server_log
+    article = (run_dir / "article.txt").read_text(encoding="utf-8")
+    calls = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {call["outcome"] for call in calls} <= {"ok", "invalid", "truncated"}, calls
+    for call in calls:  # every quote the model wrote, valid reply or not, is one of the article's pieces
+        for quote in quotes_in(call["raw"]):
+            assert quote in article, quote
+    brief = json.loads((run_dir / "brief.json").read_text(encoding="utf-8"))
+    failures = [c["error"]["kind"] for c in brief["claims"] if c["status"] != "ok"]
+    assert set(failures) <= {"invalid", "truncated", "skipped"}, brief["claims"]
+    print(f"\nlocal run on ASCII quotes: exit {result.returncode}, {time.monotonic() - started:.0f} s, "
+          f"{len(calls)} calls, outcomes {[c['outcome'] for c in calls]}")
+
+
+@pytest.mark.local_model
+def test_a_schema_llama_cpp_cannot_parse_fails_once_in_the_servers_own_words(
+        local_runtime, runs_dir: Path, tmp_path: Path, no_orphans) -> None:
+    """An experiment's schema the converter garbles (a `"` in an enum value): the server logs
+    `failed to parse grammar` and crashes; the unit fails at once, saying so."""
+    schemas_dir = tmp_path / "schemas"
+    shutil.copytree(ROOT / "schemas", schemas_dir)
+    claims = json.loads((schemas_dir / "claims.schema.json").read_text(encoding="utf-8"))
+    claims["properties"]["claims"]["items"]["properties"]["type"]["enum"].append('"so-called" fact')
+    (schemas_dir / "claims.schema.json").write_text(json.dumps(claims), encoding="utf-8")
+    result = run_subprocess(["run", "--local", "--no-cache", str(QUOTES_ARTICLE), "--runs-dir", str(runs_dir)],
+                            env={"COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache"),
+                                 "COUNTERPOINT_SCHEMAS_DIR": str(schemas_dir)}, timeout=300)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: Claim extraction failed (transport): the local model server stopped "
+                           "(signal SIGSEGV); llama-server.log says: failed to parse grammar. The record is in "), last
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    calls = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [call["outcome"] for call in calls] == ["connection_error"]  # one attempt, not five
 
 
 def start_local_run(runs_dir: Path, tmp_path: Path) -> subprocess.Popen[str]:
