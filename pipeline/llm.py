@@ -116,18 +116,19 @@ class ServerWatch(Protocol):
         """After a dropped connection: why no later attempt can succeed (its own log line), or None."""
 
 
-# By base URL. A client is made from a base URL alone, after the server started (api.local_endpoint).
+# By host:port. A client is made from a base URL alone, after the server started (api.local_endpoint).
 _WATCHED: dict[str, ServerWatch] = {}
 
 
 @contextmanager
 def watching(base_url: str, server: ServerWatch) -> Iterator[None]:
     """Clients made for `base_url` in this block consult `server` (see ServerWatch)."""
-    _WATCHED[base_url] = server
+    host = urlsplit(base_url).netloc
+    _WATCHED[host] = server
     try:
         yield
     finally:
-        _WATCHED.pop(base_url, None)
+        _WATCHED.pop(host, None)
 
 
 class ModelClient:
@@ -282,7 +283,7 @@ class OpenAIClient(ModelClient):
         super().__init__(**kwargs)
         self.model = model
         self.endpoint_host = urlsplit(base_url or DEFAULT_BASE_URL).netloc.rsplit("@", 1)[-1]
-        self.server = _WATCHED.get(base_url or DEFAULT_BASE_URL)
+        self.server = _WATCHED.get(self.endpoint_host)
         self.transport_attempts = transport_attempts
         self._secret = api_key or ""
         self.timeout = timeout

@@ -44,7 +44,7 @@ STOP_GRACE_S = 3.0  # uvicorn's graceful shutdown would wait for a generation no
 EXIT_WAIT_S = 1.0  # a crashing server closes its sockets a moment before it is reaped
 # A line the server logs just before it stops answering: llama.cpp then drops the connection (and crashes).
 _FATAL_LINE = re.compile(r"failed to parse grammar|error parsing grammar", re.IGNORECASE)
-_ERROR_LINE = re.compile(r"error|failed|exception|abort|assert|fault", re.IGNORECASE)
+_ERROR_LINE = re.compile(r"error|failed|exception|abort|assert|segmentation fault", re.IGNORECASE)
 _PR_SET_PDEATHSIG = 1
 DEMO_WARNING = ("The bundled demo model (SmolLM2-135M) is tiny: it shows the pipeline working offline, but its "
                 "content is not trustworthy. For real analysis pass --model-file with a capable GGUF model "
@@ -149,12 +149,7 @@ def grammar_accepts(model: LocalModel, schema: dict[str, Any], log_path: Path) -
     parser, run here first because the server crashes on a grammar it cannot parse. What the
     parser says goes to the server's log at `log_path`."""
     with _stderr_to(log_path):
-        accepted = _grammar_parses(model.path, json.dumps(schema))
-    if not accepted:
-        with log_path.open("a", encoding="utf-8") as log:
-            log.write("counterpoint: llama.cpp cannot parse the grammar of the narrowed schema; "
-                      "this request gets the schema file's (quotes are still checked)\n")
-    return accepted
+        return _grammar_parses(model.path, json.dumps(schema))
 
 
 @contextmanager
@@ -249,7 +244,13 @@ class LocalServer:
         return lines[-1][:200] if lines else "no output"
 
     def accepts(self, schema: dict[str, Any]) -> bool:
-        return grammar_accepts(self.model, schema, self.log_path)
+        """Whether a narrowed schema can go to the server; the log says when one cannot."""
+        if grammar_accepts(self.model, schema, self.log_path):
+            return True
+        with self.log_path.open("a", encoding="utf-8") as log:
+            log.write("counterpoint: llama.cpp cannot parse the grammar of the narrowed schema; "
+                      "this request gets the schema file's (quotes are still checked)\n")
+        return False
 
     def failure(self) -> str | None:
         """After a dropped connection: why the server can answer no more requests, in its own words
