@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from .article import MIN_QUOTE_WORDS, count_words
 from .errors import ConfigError
 from .resources import overridden, resource_dir
 
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 # What llama.cpp's converter cannot put in an enum literal (see grammar_safe): `"`, backslash,
 # other control characters than tab, CR and LF, and characters outside the BMP.
 _UNSAFE = re.compile(r'["\\\x00-\x08\x0b\x0c\x0e-\x1f\U00010000-\U0010ffff]')
-MIN_PIECE_CHARS = 20  # as article.sentences: a shorter fragment grounds no claim
 
 
 @lru_cache(maxsize=None)
@@ -79,7 +79,8 @@ def narrowed(name: str, choices: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
 def grammar_safe(values: Iterable[Any]) -> list[Any]:
     """The values, with each string llama.cpp's JSON-schema-to-grammar converter would garble
     replaced by its longest pieces without the offending characters (each piece still an exact
-    substring, so a quote stays verbatim); pieces under MIN_PIECE_CHARS are dropped.
+    substring, so a quote stays verbatim); a piece of fewer than MIN_QUOTE_WORDS words is dropped,
+    as it could not ground a claim.
 
     The converter writes an enum value as `json.dumps(value)` inside a grammar literal, escaping
     only `"` and newlines again: the backslashes JSON puts before `"` and `\\` are then read as
@@ -89,7 +90,7 @@ def grammar_safe(values: Iterable[Any]) -> list[Any]:
     safe: list[Any] = []
     for value in values:
         pieces = [value] if not isinstance(value, str) or not _UNSAFE.search(value) else [
-            piece.strip() for piece in _UNSAFE.split(value) if len(piece.strip()) >= MIN_PIECE_CHARS]
+            piece.strip() for piece in _UNSAFE.split(value) if count_words(piece) >= MIN_QUOTE_WORDS]
         for piece in pieces:
             if piece not in safe:
                 safe.append(piece)
