@@ -19,7 +19,7 @@ from .brief import Brief
 from .endpoints import check_base_url
 from .engine import BriefRun, EventSink, Settings
 from .errors import ConfigError
-from .llm import DEFAULT_MODEL, ModelClient, OpenAIClient, SamplingSettings
+from .llm import DEFAULT_MODEL, ModelClient, OpenAIClient, SamplingSettings, watching
 from .runs import RunDir, check_runs_dir, resolve
 
 if TYPE_CHECKING:  # pipeline.local is imported only for --local: it costs 40 ms at every start
@@ -115,13 +115,16 @@ def local_endpoint(model: LocalModel, *, log_dir: Path, article_chars: int,
                    n_ctx: int | None = None) -> Iterator[str]:
     """llama.cpp serving `model` for the length of the block (its log in `log_dir`); yields the base URL.
 
-    The server is stopped however the block ends: success, failure, Ctrl-C or SIGTERM.
+    The server is stopped however the block ends: success, failure, Ctrl-C or SIGTERM. Clients
+    made for the URL in the block check schemas against its grammar parser and read its log when a
+    connection drops (see llm.ServerWatch).
     """
     from . import local
     from .stages import MAX_TOKENS
 
     n_ctx = n_ctx or local.context_size(article_chars, max(MAX_TOKENS.values()))
-    with local.LocalServer(model, n_ctx=n_ctx, log_path=log_dir / local.LOG_NAME) as server:
+    with (local.LocalServer(model, n_ctx=n_ctx, log_path=log_dir / local.LOG_NAME) as server,
+          watching(server.base_url, server)):
         yield server.base_url
 
 

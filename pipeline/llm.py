@@ -14,10 +14,11 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, astuple, dataclass, field, replace
 from datetime import UTC
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
@@ -105,6 +106,31 @@ class SamplingSettings:
     extra_body: dict[str, Any] = field(default_factory=dict)
 
 
+class ServerWatch(Protocol):
+    """A model server counterpoint runs itself (llama.cpp, see local.LocalServer)."""
+
+    def accepts(self, schema: dict[str, Any]) -> bool:
+        """Whether the server can turn the schema into a decoding grammar."""
+
+    def failure(self) -> str | None:
+        """After a dropped connection: why no later attempt can succeed (its own log line), or None."""
+
+
+# By host:port. A client is made from a base URL alone, after the server started (api.local_endpoint).
+_WATCHED: dict[str, ServerWatch] = {}
+
+
+@contextmanager
+def watching(base_url: str, server: ServerWatch) -> Iterator[None]:
+    """Clients made for `base_url` in this block consult `server` (see ServerWatch)."""
+    host = urlsplit(base_url).netloc
+    _WATCHED[host] = server
+    try:
+        yield
+    finally:
+        _WATCHED.pop(host, None)
+
+
 class ModelClient:
     """Shared state of a model client: the attempt log, the call budget and the format in use.
 
@@ -114,6 +140,7 @@ class ModelClient:
     model: str = DEFAULT_MODEL
     endpoint_host: str = "fake"
     endpoint: Endpoint | None = None  # None for an injected fake: nothing leaves the process
+    server: ServerWatch | None = None
 
     def __init__(self, *, response_format: str = "auto", max_calls: int | None = None,
                  log: AttemptLog | None = None, cache: ResponseCache | None = None,
@@ -143,8 +170,13 @@ class ModelClient:
     def build_request(self, messages: Sequence[Message], schema_name: str, max_tokens: int,
                       response_format: str, choices: Choices | None = None) -> dict[str, Any]:
         """The exact chat-completions request body for a response-format mode."""
-        schema = (schemas.narrowed(schema_name, choices) if choices and self.constrain_choices
-                  else schemas.load(schema_name))
+        schema = schemas.load(schema_name)
+        if choices and self.constrain_choices:
+            narrowed = schemas.narrowed(schema_name, choices)
+            # A server that cannot parse the narrowed grammar gets the file's schema: quotes are
+            # still checked here, and it would crash on the request.
+            if self.server is None or self.server.accepts(narrowed):
+                schema = narrowed
         body: dict[str, Any] = {"model": self.model, "messages": list(messages), "max_tokens": max_tokens}
         if response_format == "json_schema":
             body["response_format"] = {
@@ -258,6 +290,7 @@ class OpenAIClient(ModelClient):
         self.model = model
         self.endpoint = Endpoint.of(base_url, local_model)
         self.endpoint_host = urlsplit(base_url or DEFAULT_BASE_URL).netloc.rsplit("@", 1)[-1]
+        self.server = _WATCHED.get(self.endpoint_host)
         self.transport_attempts = transport_attempts
         self._secret = api_key or ""
         self.timeout = timeout
@@ -336,9 +369,17 @@ class OpenAIClient(ModelClient):
             latency = time.perf_counter() - started
             kind = "timeout" if isinstance(exc, (TimeoutError, openai.APITimeoutError)) else "connection_error"
             self.record(ctx, outcome=kind, latency_s=round(latency, 4), error=type(exc).__name__)
+            await self._raise_if_server_down()
             raise _Retryable(f"{kind.replace('_', ' ')} talking to {self.endpoint_host}") from None
         self._throttle.answered()
         return _reply_from_http(raw, time.perf_counter() - started)
+
+    async def _raise_if_server_down(self) -> None:
+        """A server counterpoint runs can tell a final failure (it crashed, or logged a grammar it
+        cannot parse) from a transient one: retrying a final one only repeats the failure."""
+        failure = await asyncio.to_thread(self.server.failure) if self.server else None
+        if failure:
+            raise UnitFailed("transport", failure) from None
 
     def _classify(self, exc: Any) -> Exception:
         """Map an HTTP error to: retry, step down the format, fail the unit, or stop the run.

@@ -9,8 +9,11 @@ from __future__ import annotations
 import ctypes
 import importlib.metadata
 import importlib.util
+import json
+import logging
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,9 +21,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from .errors import ConfigError, LocalBackendError
 
@@ -34,6 +41,10 @@ REPEAT_PENALTY = 1.12
 START_TIMEOUT_S = 180.0
 LOG_NAME = "llama-server.log"
 STOP_GRACE_S = 3.0  # uvicorn's graceful shutdown would wait for a generation nobody reads any more
+EXIT_WAIT_S = 1.0  # a crashing server closes its sockets a moment before it is reaped
+# A line the server logs just before it stops answering: llama.cpp then drops the connection (and crashes).
+_FATAL_LINE = re.compile(r"failed to parse grammar|error parsing grammar", re.IGNORECASE)
+_ERROR_LINE = re.compile(r"error|failed|exception|abort|assert|segmentation fault", re.IGNORECASE)
 _PR_SET_PDEATHSIG = 1
 DEMO_WARNING = ("The bundled demo model (SmolLM2-135M) is tiny: it shows the pipeline working offline, but its "
                 "content is not trustworthy. For real analysis pass --model-file with a capable GGUF model "
@@ -102,6 +113,68 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@cache
+def _vocabulary(path: Path) -> Any:
+    """The model's vocabulary (no weights: ~0.1 s), which llama.cpp's grammar parser needs."""
+    import llama_cpp
+
+    # llama.cpp logs every load and parse error through this logger; the server's log has its own.
+    logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
+    if not model:
+        raise LocalBackendError(f"llama.cpp cannot read the vocabulary of {path}")
+    return llama_cpp.llama_model_get_vocab(model)
+
+
+@lru_cache(maxsize=64)
+def _grammar_parses(path: Path, schema_json: str) -> bool:
+    import llama_cpp
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    try:
+        grammar = json_schema_to_gbnf(schema_json)
+    except Exception:  # noqa: BLE001 (as the server: it then falls back to plain JSON, unconstrained)
+        return False
+    sampler = llama_cpp.llama_sampler_init_grammar(_vocabulary(path), grammar.encode(), b"root")
+    if not sampler:
+        return False
+    llama_cpp.llama_sampler_free(sampler)
+    return True
+
+
+def grammar_accepts(model: LocalModel, schema: dict[str, Any], log_path: Path) -> bool:
+    """Whether llama.cpp turns `schema` into a decoding grammar: the server's own converter and
+    parser, run here first because the server crashes on a grammar it cannot parse. What the
+    parser says goes to the server's log at `log_path`."""
+    with _stderr_to(log_path):
+        return _grammar_parses(model.path, json.dumps(schema))
+
+
+@contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """llama.cpp's grammar parser writes to file descriptor 2 itself, not to a Python stream."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with path.open("ab") as log:
+            os.dup2(log.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"code {code}"
+
+
 def _die_with_parent() -> None:
     """In the child: die with counterpoint even when it gets no chance to clean up (SIGKILL), so no
     server is left behind. SIGKILL, because a graceful shutdown would wait for a running generation."""
@@ -160,12 +233,41 @@ class LocalServer:
         raise LocalBackendError(f"the local model server did not answer within {self.start_timeout:.0f} s; "
                                 f"see {self.log_path}")
 
-    def _last_log_line(self) -> str:
+    def _log_lines(self) -> list[str]:
         try:
-            lines = [line for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
+            return [line for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
         except OSError:
-            return "no log"
+            return []
+
+    def _last_log_line(self) -> str:
+        lines = self._log_lines()
         return lines[-1][:200] if lines else "no output"
+
+    def accepts(self, schema: dict[str, Any]) -> bool:
+        """Whether a narrowed schema can go to the server; the log says when one cannot."""
+        if grammar_accepts(self.model, schema, self.log_path):
+            return True
+        with self.log_path.open("a", encoding="utf-8") as log:
+            log.write("counterpoint: llama.cpp cannot parse the grammar of the narrowed schema; "
+                      "this request gets the schema file's (quotes are still checked)\n")
+        return False
+
+    def failure(self) -> str | None:
+        """After a dropped connection: why the server can answer no more requests, in its own words
+        (the last error line of its log), or None while the failure may be transient (a live server
+        that logged nothing fatal, e.g. one that was slow)."""
+        if self.process is None:
+            return None
+        try:
+            code: int | None = self.process.wait(timeout=EXIT_WAIT_S)
+        except subprocess.TimeoutExpired:
+            code = None
+        lines = self._log_lines()
+        if code is None and not (lines and _FATAL_LINE.search(lines[-1])):
+            return None
+        said = next((line for line in reversed(lines) if _ERROR_LINE.search(line)), lines[-1] if lines else "")
+        state = "failed" if code is None else f"stopped ({_exit_reason(code)})"
+        return f"the local model server {state}; {self.log_path.name} says: {said.strip()[:200] or 'nothing'}"
 
     def stop(self) -> None:
         """Terminate, then kill if it lingers; safe to call twice."""

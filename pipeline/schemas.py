@@ -6,15 +6,21 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from .article import MIN_QUOTE_WORDS, count_words
 from .errors import ConfigError
 from .resources import fix_hint, overridden, resource_dir
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
+
+# What llama.cpp's converter cannot put in an enum literal (see grammar_safe): `"`, backslash,
+# other control characters than tab, CR and LF, and characters outside the BMP.
+_UNSAFE = re.compile(r'["\\\x00-\x08\x0b\x0c\x0e-\x1f\U00010000-\U0010ffff]')
 
 
 @lru_cache(maxsize=None)
@@ -55,8 +61,9 @@ def narrowed(name: str, choices: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
     decoding to the schema: a grammar then cannot write a quote that is not in the article.
 
     A path names properties from the root, `[]` stepping into an array's items:
-    `claims[].quote`. Values that break the field's own maxLength are left out. Local validation
-    still uses the file's schema.
+    `claims[].quote`. A string the grammar converter cannot express is replaced by its pieces
+    (see `grammar_safe`); values that break the field's own maxLength are left out. Local
+    validation still uses the file's schema.
     """
     schema = copy.deepcopy(load(name))
     for path, values in choices.items():
@@ -66,10 +73,31 @@ def narrowed(name: str, choices: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
             if part.endswith("[]"):
                 node = node["items"]
         limit = node.get("maxLength")
-        allowed = [value for value in values if limit is None or len(value) <= limit]
+        allowed = [value for value in grammar_safe(values) if limit is None or len(value) <= limit]
         if allowed:
             node["enum"] = allowed
     return schema
+
+
+def grammar_safe(values: Iterable[Any]) -> list[Any]:
+    """The values, with each string llama.cpp's JSON-schema-to-grammar converter would garble
+    replaced by its longest pieces without the offending characters (each piece still an exact
+    substring, so a quote stays verbatim); a piece of fewer than MIN_QUOTE_WORDS words is dropped,
+    as it could not ground a claim.
+
+    The converter writes an enum value as `json.dumps(value)` inside a grammar literal, escaping
+    only `"` and newlines again: the backslashes JSON puts before `"` and `\\` are then read as
+    grammar escapes (a `"` closes the literal early and the server fails to parse the grammar), and
+    a character outside the BMP becomes two lone surrogates no token can produce.
+    """
+    safe: list[Any] = []
+    for value in values:
+        pieces = [value] if not isinstance(value, str) or not _UNSAFE.search(value) else [
+            piece.strip() for piece in _UNSAFE.split(value) if count_words(piece) >= MIN_QUOTE_WORDS]
+        for piece in pieces:
+            if piece not in safe:
+                safe.append(piece)
+    return safe
 
 
 @lru_cache(maxsize=None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,11 +20,22 @@ from pathlib import Path
 import pytest
 
 from pipeline import article as article_mod
-from pipeline import local, schemas
+from pipeline import llm, local, schemas
 from pipeline.brief import check_brief
-from pipeline.testing import FakeLLM
+from pipeline.testing import FakeLLM, FakeOpenAIServer, FakeResponse
 
 from .conftest import ROOT, SEED, run_subprocess
+
+# ASCII double quotes (speech, a title), backslashes, accents, dashes, CJK and an emoji.
+QUOTES_ARTICLE = ROOT / "tests" / "data" / "oped_quotes.md"
+HARD_SENTENCES = [
+    'The mayor declared that "every driver will save twenty minutes a day," and the crowd applauded.',
+    "The council's own report, filed under C:\\planning\\2025\\new, admits the sensors were never tested.",
+    'A backslash before a quote \\" and a tab\there are both in this sentence of the article.',
+    '"If it works in 日本, it will work here," said councillor Marc Lefèvre — at the hearing.',
+    "The vendor's slide shows a smiling 🚗 under the words zero waiting, in a font nobody can read.",
+    "A plain sentence with nothing special in it at all, which must stay whole.",
+]
 
 
 @pytest.fixture
@@ -122,6 +134,62 @@ def test_narrowed_schema_limits_quotes_to_article_sentences() -> None:
     assert synthesis["properties"]["strongest_rebuttals"]["items"]["enum"] == ["C1-R1", "C2-R2"]
 
 
+def test_narrowed_quotes_are_pieces_the_grammar_converter_can_express() -> None:
+    text = " ".join(HARD_SENTENCES)
+    narrowed = schemas.narrowed("claims", {"claims[].quote": HARD_SENTENCES})
+    allowed = narrowed["properties"]["claims"]["items"]["properties"]["quote"]["enum"]
+    assert HARD_SENTENCES[-1] in allowed  # nothing to escape: the sentence stays whole
+    assert "every driver will save twenty minutes a day," in allowed
+    assert "new, admits the sensors were never tested." in allowed
+    assert "said councillor Marc Lefèvre — at the hearing." in allowed  # accents, dashes and CJK are kept
+    assert "under the words zero waiting, in a font nobody can read." in allowed
+    for value in allowed:  # exact substrings, long enough to ground a claim: each passes the quote check
+        assert article_mod.grounding_problem(text, value) is None, value
+        assert not any(c in value for c in '"\\') and all(ord(c) <= 0xFFFF for c in value)
+
+
+def test_every_narrowed_schema_parses_with_llama_cpps_own_converter(local_runtime, tmp_path: Path) -> None:
+    """The server's converter (json_schema_to_gbnf) and llama.cpp's grammar parser accept the
+    narrowed schemas, and each enum literal makes the model write JSON that decodes to the value."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    model = local.LocalModel(local.demo_model_path(), is_demo=True)
+    log = tmp_path / local.LOG_NAME
+    article = QUOTES_ARTICLE.read_text(encoding="utf-8")
+    sentences = article_mod.sentences(article) + HARD_SENTENCES
+    assert any('"' in s for s in sentences) and any("\\" in s for s in sentences)
+    claims = schemas.narrowed("claims", {"claims[].quote": sentences})
+    synthesis = schemas.narrowed("synthesis", {"rhetoric[].quote": sentences, "strongest_rebuttals[]": ["C1-R1"]})
+    for schema in (claims, synthesis):
+        assert local.grammar_accepts(model, schema, log)
+    assert not log.exists() or "failed to parse grammar" not in log.read_text()
+    for value in claims["properties"]["claims"]["items"]["properties"]["quote"]["enum"]:
+        rule = json_schema_to_gbnf(json.dumps({"enum": [value]})).splitlines()[0]
+        literal = rule.removeprefix('root ::= "').removesuffix('"')
+        written = literal.encode("ascii").decode("unicode_escape")  # GBNF's escapes are Python's
+        assert json.loads(written, strict=False) == value
+    # The check is real: the sentences as they are (ASCII quotes, backslashes) do not parse.
+    raw = json.loads(json.dumps(schemas.load("claims")))
+    raw["properties"]["claims"]["items"]["properties"]["quote"]["enum"] = sentences
+    assert not local.grammar_accepts(model, raw, log)
+    assert "error parsing grammar" in log.read_text()
+
+
+def test_a_narrowed_schema_the_server_cannot_parse_falls_back_to_the_file_schema(
+        local_runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = local.LocalServer(local.LocalModel(local.demo_model_path(), is_demo=True), n_ctx=4096,
+                               log_path=tmp_path / local.LOG_NAME)
+    client = FakeLLM(constrain_choices=True)
+    client.server = server
+    messages = [{"role": "user", "content": "x"}]
+    choices = {"claims[].quote": HARD_SENTENCES}
+    quote_of = lambda body: body["response_format"]["schema"]["properties"]["claims"]["items"]["properties"]["quote"]
+    assert "enum" in quote_of(client.build_request(messages, "claims", 100, "json_object", choices))
+    monkeypatch.setattr(schemas, "grammar_safe", list)  # as before the fix: the sentences unchanged
+    assert "enum" not in quote_of(client.build_request(messages, "claims", 100, "json_object", choices))
+    assert "this request gets the schema file's" in server.log_path.read_text()
+
+
 def test_choices_are_sent_only_when_the_client_constrains() -> None:
     choices = {"claims[].quote": ["It’s hard to argue with that claim."]}
     messages = [{"role": "user", "content": "x"}]
@@ -130,6 +198,62 @@ def test_choices_are_sent_only_when_the_client_constrains() -> None:
     quote_of = lambda body: body["response_format"]["schema"]["properties"]["claims"]["items"]["properties"]["quote"]
     assert "enum" not in quote_of(plain)
     assert quote_of(constrained)["enum"] == choices["claims[].quote"]
+
+
+# -- a local server that stops answering ---------------------------------------------------------
+
+def watched_server(tmp_path: Path, log_lines: list[str], *, crashed: bool) -> local.LocalServer:
+    """A LocalServer as counterpoint sees it after a dropped connection: its log, and a process that
+    has died of SIGSEGV (as llama.cpp does on a grammar it cannot parse) or is still running."""
+    server = local.LocalServer(local.LocalModel(tmp_path / "model.gguf", is_demo=False), n_ctx=4096,
+                               log_path=tmp_path / local.LOG_NAME)
+    server.log_path.write_text("".join(f"{line}\n" for line in log_lines), encoding="utf-8")
+    crash = ("import os, resource, signal; resource.setrlimit(resource.RLIMIT_CORE, (0, 0)); "
+             "os.kill(os.getpid(), signal.SIGSEGV)")
+    server.process = subprocess.Popen([sys.executable, "-c", crash if crashed else "import time; time.sleep(60)"])
+    if crashed:
+        server.process.wait(timeout=10)
+    return server
+
+
+GRAMMAR_FAILURE = ['llama_perf_context_print:        load time =     512.20 ms',
+                   'parse: error parsing grammar: expecting newline or end at \\" parking plan"',
+                   'failed to parse grammar']
+
+
+@pytest.mark.parametrize(("crashed", "said"), [
+    (True, "the local model server stopped (signal SIGSEGV); llama-server.log says: failed to parse grammar"),
+    (False, "the local model server failed; llama-server.log says: failed to parse grammar"),
+])
+def test_a_local_server_failure_is_reported_in_its_own_words_and_not_retried(
+        cli, server: FakeOpenAIServer, tmp_path: Path, crashed: bool, said: str) -> None:
+    watched = watched_server(tmp_path, GRAMMAR_FAILURE, crashed=crashed)
+    server.script("extract", *[FakeResponse(reset=True)] * 5)
+    try:
+        with llm.watching(server.base_url, watched):
+            result = cli("run", str(SEED))
+    finally:
+        watched.stop()
+    assert len(server.requests_for("extract")) == 1  # not 5: another attempt fails the same way
+    assert result.exit_code == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: Claim extraction failed (transport): {said}. The record is in "), last
+    outcomes = [json.loads(line)["outcome"] for line in (result.run_dir / "calls.jsonl").read_text().splitlines()]
+    assert outcomes == ["connection_error"]
+
+
+def test_a_dropped_connection_from_a_running_local_server_is_retried(cli, server: FakeOpenAIServer,
+                                                                     tmp_path: Path) -> None:
+    watched = watched_server(tmp_path, ['INFO:     127.0.0.1:40000 - "POST /v1/chat/completions HTTP/1.1" 200 OK'],
+                             crashed=False)
+    server.script("extract", FakeResponse(reset=True))
+    try:
+        with llm.watching(server.base_url, watched):
+            result = cli("run", str(SEED))
+    finally:
+        watched.stop()
+    assert result.exit_code == 0, result.stderr
+    assert len(server.requests_for("extract")) == 2
 
 
 # -- the real llama.cpp server ------------------------------------------------------------------
@@ -168,6 +292,66 @@ def test_run_local_on_the_seed_article(local_runtime, runs_dir: Path, tmp_path: 
     statuses = {c["id"]: c["status"] for c in brief["claims"]}
     print(f"\nlocal run: exit {result.returncode}, {elapsed:.0f} s, claims {statuses}, "
           f"synthesis {brief['synthesis']['status']}")
+
+
+def quotes_in(raw: str | None) -> list[str]:
+    """The quotes in a recorded reply that parses as JSON (a cut-off one does not)."""
+    try:
+        reply = json.loads(raw or "", strict=False)
+    except json.JSONDecodeError:
+        return []
+    items = [*reply.get("claims", []), *reply.get("rhetoric", [])] if isinstance(reply, dict) else []
+    return [item["quote"] for item in items if isinstance(item, dict) and isinstance(item.get("quote"), str)]
+
+
+@pytest.mark.local_model
+def test_run_local_on_an_article_with_ascii_quotes_backslashes_and_non_ascii_text(
+        local_runtime, runs_dir: Path, tmp_path: Path, no_orphans) -> None:
+    """Half of real op-eds quote speech in ASCII double quotes: the narrowed schema must reach the
+    server as a grammar it parses. The demo model may still fail on content, never on transport."""
+    started = time.monotonic()
+    result = run_subprocess(["run", "--local", "--no-cache", "--max-claims", "2", "--reasks", "0",
+                             str(QUOTES_ARTICLE), "--runs-dir", str(runs_dir)],
+                            env={"COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache")}, timeout=900)
+    assert result.returncode in (0, 1, 3), result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    server_log = (run_dir / local.LOG_NAME).read_text(errors="replace")
+    assert "parse grammar" not in server_log and "counterpoint:" not in server_log  # the narrowed grammar was used
+    assert "POST /v1/chat/completions" in server_log
+    article = (run_dir / "article.txt").read_text(encoding="utf-8")
+    calls = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {call["outcome"] for call in calls} <= {"ok", "invalid", "truncated"}, calls
+    for call in calls:  # every quote the model wrote, valid reply or not, is one of the article's pieces
+        for quote in quotes_in(call["raw"]):
+            assert quote in article, quote
+    brief = json.loads((run_dir / "brief.json").read_text(encoding="utf-8"))
+    failures = [c["error"]["kind"] for c in brief["claims"] if c["status"] != "ok"]
+    assert set(failures) <= {"invalid", "truncated", "skipped"}, brief["claims"]
+    print(f"\nlocal run on ASCII quotes: exit {result.returncode}, {time.monotonic() - started:.0f} s, "
+          f"{len(calls)} calls, outcomes {[c['outcome'] for c in calls]}")
+
+
+@pytest.mark.local_model
+def test_a_schema_llama_cpp_cannot_parse_fails_once_in_the_servers_own_words(
+        local_runtime, runs_dir: Path, tmp_path: Path, no_orphans) -> None:
+    """An experiment's schema the converter garbles (a `"` in an enum value): the server logs
+    `failed to parse grammar` and crashes; the unit fails at once, saying so."""
+    schemas_dir = tmp_path / "schemas"
+    shutil.copytree(ROOT / "schemas", schemas_dir)
+    claims = json.loads((schemas_dir / "claims.schema.json").read_text(encoding="utf-8"))
+    claims["properties"]["claims"]["items"]["properties"]["type"]["enum"].append('"so-called" fact')
+    (schemas_dir / "claims.schema.json").write_text(json.dumps(claims), encoding="utf-8")
+    result = run_subprocess(["run", "--local", "--no-cache", str(QUOTES_ARTICLE), "--runs-dir", str(runs_dir)],
+                            env={"COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache"),
+                                 "COUNTERPOINT_SCHEMAS_DIR": str(schemas_dir)}, timeout=300)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: Claim extraction failed (transport): the local model server stopped "
+                           "(signal SIGSEGV); llama-server.log says: failed to parse grammar. The record is in "), last
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    calls = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [call["outcome"] for call in calls] == ["connection_error"]  # one attempt, not five
 
 
 def start_local_run(runs_dir: Path, tmp_path: Path) -> subprocess.Popen[str]:
