@@ -10,8 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = [
-    "generate_brief", "Brief", "CounterpointError", "ConfigError", "InputError", "ModelError",
-    "AuthError", "ModelNotFound", "ResumeMismatch", "RunDirError", "UnitFailed", "__version__",
+    "AuthError",
+    "Brief",
+    "ConfigError",
+    "CounterpointError",
+    "InputError",
+    "ModelError",
+    "ModelNotFound",
+    "ResumeMismatch",
+    "RunDirError",
+    "UnitFailed",
+    "__version__",
+    "generate_brief",
 ]
 
 if TYPE_CHECKING:

@@ -411,8 +411,8 @@ def sentences(text: str, *, min_chars: int = 20) -> list[str]:
     Used as the only allowed quotes when a local server constrains decoding to a schema.
     """
     found: list[str] = []
-    for piece in _SENTENCE_END.split(text):
-        piece = piece.strip()
+    for raw_piece in _SENTENCE_END.split(text):
+        piece = raw_piece.strip()
         if len(piece) >= min_chars and piece not in found:
             found.append(piece)
     return found

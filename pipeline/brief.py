@@ -11,7 +11,7 @@ from typing import Any
 from . import schemas
 from .errors import UnitFailed
 
-_EMPTY_SYNTHESIS = {"counter_thesis": None, "strongest_rebuttals": [], "rhetoric": [],
+_EMPTY_SYNTHESIS: dict[str, Any] = {"counter_thesis": None, "strongest_rebuttals": [], "rhetoric": [],
                     "open_questions": [], "caveats": []}
 
 
@@ -82,7 +82,7 @@ def check_brief(brief: Any, article_text: str | None) -> list[str]:
     if not isinstance(brief, dict):
         return problems
     claims = _items(brief.get("claims"))
-    synthesis = brief.get("synthesis") if isinstance(brief.get("synthesis"), dict) else {}
+    synthesis: dict[str, Any] = brief["synthesis"] if isinstance(brief.get("synthesis"), dict) else {}
     if article_text is not None:
         problems += _check_article(brief, claims, synthesis, article_text)
     problems += _check_ids(claims, synthesis)
@@ -211,10 +211,11 @@ def _render_claim_md(claim: dict[str, Any]) -> list[str]:
     if claim["status"] != "ok":
         error = claim["error"] or {"kind": claim["status"], "message": ""}
         label = "REFUSED" if claim["status"] == "refused" else "FAILED"
-        return out + [f"**{label}** ({error['kind']}): {error['message']}", ""]
+        return [*out, f"**{label}** ({error['kind']}): {error['message']}", ""]
     out += [f"**Steelman.** {claim['steelman']}", "", "**Rebuttals** (strongest first)", ""]
     for rebuttal in sorted(claim["rebuttals"], key=lambda r: -r["strength"]):
-        out.append(f"- **{rebuttal['id']}** [{rebuttal['type']}, strength {rebuttal['strength']}/5] {rebuttal['argument']}")
+        out.append(f"- **{rebuttal['id']}** [{rebuttal['type']}, strength {rebuttal['strength']}/5] "
+                   f"{rebuttal['argument']}")
         out += [f"  - What to check: {lead}" for lead in rebuttal["what_to_check"]]
     out.append("")
     if claim["missing_context"]:
@@ -229,7 +230,7 @@ def _render_synthesis_md(synthesis: dict[str, Any], claims: list[dict[str, Any]]
     if synthesis["status"] != "ok":
         error = synthesis["error"]
         reason = f" ({error['kind']}): {error['message']}" if error else ": no claim could be analysed"
-        return out + [f"**{synthesis['status'].upper()}**{reason}", ""]
+        return [*out, f"**{synthesis['status'].upper()}**{reason}", ""]
     by_id = {r["id"]: r for c in claims for r in c["rebuttals"]}
     if synthesis["strongest_rebuttals"]:
         out += ["**Strongest rebuttals**", ""]

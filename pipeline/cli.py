@@ -211,7 +211,7 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     fetch = FetchOptions(timeout=fetch_timeout, max_bytes=max_bytes, allow_private_hosts=allow_private_hosts)
     loaded = (article_mod.load(article, max_chars=max_chars, truncate=truncate, encoding=encoding, fetch=fetch)
               if article is not None else None)
-    options = {"model": model, "max_claims": max_claims, "reasks": reasks, "language": language,
+    options: dict[str, Any] = {"model": model, "max_claims": max_claims, "reasks": reasks, "language": language,
                "temperature": temperature, "response_format": response_format}
     run_dir = resolve(runs_dir, resume_ref) if resume_ref is not None else None
     if run_dir is not None:
@@ -319,7 +319,9 @@ async def stop_on_sigterm(work: Any) -> Any:
     import asyncio
     import signal
 
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+    task = asyncio.current_task()
+    assert task is not None, "called from a coroutine, so there is a current task"
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     return await work
 
 
@@ -402,7 +404,7 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
     widths = [max(len(line[column]) for line in cells) for column in range(len(header) - 1)]
     right = {2, 3, 4}  # numbers line up on the right
     return ["  ".join([cell.rjust(width) if column in right else cell.ljust(width)
-                       for column, (cell, width) in enumerate(zip(line, widths))] + [line[-1]])
+                       for column, (cell, width) in enumerate(zip(line, widths, strict=False))] + [line[-1]])
             for line in cells]
 
 

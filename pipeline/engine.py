@@ -260,8 +260,9 @@ class BriefRun:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         for task in tasks:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
 
     async def _synthesize(self, extraction: dict[str, Any], claims: list[dict[str, Any]]) -> dict[str, Any]:
         if not any(claim["status"] == "ok" for claim in claims):

@@ -57,7 +57,7 @@ class Usage:
     cached_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(*(a + b for a, b in zip(astuple(self), astuple(other))))
+        return Usage(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 def clamp_usage(counts: Any) -> tuple[Usage, bool]:
@@ -294,7 +294,7 @@ class OpenAIClient(ModelClient):
         self.transport_attempts = transport_attempts
         self._secret = api_key or ""
         self.timeout = timeout
-        self._sdk_options = {"api_key": api_key or "no-key", "base_url": base_url or DEFAULT_BASE_URL,
+        self._sdk_options: dict[str, Any] = {"api_key": api_key or "no-key", "base_url": base_url or DEFAULT_BASE_URL,
                              "timeout": timeout}
         self._sdk: Any = None
         self._throttle = Throttle()  # one 429 slows every concurrent unit
@@ -536,7 +536,7 @@ async def structured(client: ModelClient, ctx: CallContext, messages: Sequence[M
     Each re-ask is a fresh message list: the original request, the bad reply, and the errors.
     Returns the data, or raises UnitFailed with the last problems.
     """
-    state = {"messages": list(messages), "tightened": False}
+    state: dict[str, Any] = {"messages": list(messages), "tightened": False}
     size_limit = max_tokens * MAX_CHARS_PER_TOKEN
 
     async def attempt() -> Any:
@@ -581,7 +581,8 @@ async def structured(client: ModelClient, ctx: CallContext, messages: Sequence[M
             with attempt_:
                 return await attempt()
     except _Invalid as exc:
-        raise UnitFailed(exc.kind, f"no valid output after {reasks + 1} attempts: {'; '.join(exc.errors[:3])}") from None
+        problems = "; ".join(exc.errors[:3])
+        raise UnitFailed(exc.kind, f"no valid output after {reasks + 1} attempts: {problems}") from None
     raise AssertionError("unreachable: tenacity either returns or reraises")
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from .errors import ConfigError, LocalBackendError
 
@@ -135,7 +135,7 @@ def _grammar_parses(path: Path, schema_json: str) -> bool:
 
     try:
         grammar = json_schema_to_gbnf(schema_json)
-    except Exception:  # noqa: BLE001 (as the server: it then falls back to plain JSON, unconstrained)
+    except Exception:  # as the server does: it then falls back to plain JSON, unconstrained
         return False
     sampler = llama_cpp.llama_sampler_init_grammar(_vocabulary(path), grammar.encode(), b"root")
     if not sampler:
@@ -210,7 +210,9 @@ class LocalServer:
             # Its own session, so a Ctrl-C in the terminal reaches counterpoint, which stops it in order.
             self.process = subprocess.Popen(
                 self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                # The hook only calls prctl(2), which is safe between fork and exec even with threads.
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
             )
         self._wait_until_ready()
 
@@ -280,7 +282,7 @@ class LocalServer:
             self.process.kill()
             self.process.wait()
 
-    def __enter__(self) -> LocalServer:
+    def __enter__(self) -> Self:
         try:
             self.start()
         except BaseException:

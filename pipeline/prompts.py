@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import string
-from functools import lru_cache
+from functools import cache
 
 from .errors import ConfigError
 from .resources import fix_hint, resource_dir
 
 
-@lru_cache(maxsize=None)
+@cache
 def _template(name: str) -> string.Template:
     path = resource_dir("prompts") / f"{name}.md"
     try:

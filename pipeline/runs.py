@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ def slugify(title: str | None, limit: int = 40) -> str:
 
 
 def new_run_id(title: str | None, now: datetime | None = None) -> str:
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{slugify(title)}-{secrets.token_hex(3)}"
 
 
@@ -95,8 +95,8 @@ def check_runs_dir(runs_dir: Path) -> None:
     """Fail before any model call when the runs directory cannot be written."""
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=runs_dir, prefix=".write-test-", delete=True)
-        probe.close()
+        with tempfile.NamedTemporaryFile(dir=runs_dir, prefix=".write-test-", delete=True):
+            pass
     except OSError as exc:
         raise RunDirError(
             f"cannot write to the runs directory {runs_dir} ({exc.strerror}); "
@@ -298,8 +298,8 @@ def _created(manifest_path: Path) -> datetime | None:
     try:
         created = datetime.fromisoformat(str(manifest.get("created")))
     except ValueError:
-        return datetime.min.replace(tzinfo=timezone.utc)  # readable but undated: oldest
-    return created if created.tzinfo else created.replace(tzinfo=timezone.utc)
+        return datetime.min.replace(tzinfo=UTC)  # readable but undated: oldest
+    return created if created.tzinfo else created.replace(tzinfo=UTC)
 
 
 def run_ids(runs_dir: Path) -> list[str]:
@@ -357,9 +357,9 @@ def resume_command(run_dir: RunDir) -> str:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def created_stamp() -> str:
     """A run's creation time, precise enough to order runs started within the same second."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")

@@ -8,7 +8,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from .article import MIN_QUOTE_WORDS, count_words
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 _UNSAFE = re.compile(r'["\\\x00-\x08\x0b\x0c\x0e-\x1f\U00010000-\U0010ffff]')
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> tuple[dict[str, Any], str]:
     path = resource_dir("schemas") / f"{name}.schema.json"
     try:
@@ -100,7 +100,7 @@ def grammar_safe(values: Iterable[Any]) -> list[Any]:
     return safe
 
 
-@lru_cache(maxsize=None)
+@cache
 def validator(name: str) -> Draft202012Validator:
     """The schema's validator. jsonschema is imported here, not at start-up: it takes ~0.1 s, and a
     run needs it first when the first answer arrives (see engine.BriefRun._prepare_outputs)."""

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 from .llm import CallContext, ModelClient, Reply, Usage
 
@@ -197,7 +197,7 @@ class FakeOpenAIServer:
         assert self._server is not None, "start() the server first"
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
-    def start(self) -> FakeOpenAIServer:
+    def start(self) -> Self:
         fake = self
 
         class RequestHandler(BaseHTTPRequestHandler):
@@ -206,13 +206,13 @@ class FakeOpenAIServer:
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 return
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+            def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
                     self._send(200, {"object": "list", "data": [{"id": fake.model, "object": "model"}]})
                 else:
                     self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 try:
                     body = json.loads(self.rfile.read(length) or b"{}")
@@ -263,10 +263,10 @@ class FakeOpenAIServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> FakeOpenAIServer:
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # -- answering ------------------------------------------------------------------------
@@ -308,8 +308,9 @@ class FakeOpenAIServer:
             "index": 0, "finish_reason": response.finish_reason, "logprobs": None,
             "message": {"role": "assistant", "content": content, "refusal": response.refusal},
         }]
-        http._send(200, {"id": f"chatcmpl-fake-{id(received)}", "object": "chat.completion", "created": int(time.time()),
-                         "model": body.get("model", self.model), "choices": choices, "usage": usage},
+        http._send(200, {"id": f"chatcmpl-fake-{id(received)}", "object": "chat.completion",
+                         "created": int(time.time()), "model": body.get("model", self.model),
+                         "choices": choices, "usage": usage},
                    response.headers, content_type=response.content_type, trickle=response.trickle)
 
     def _cached_chars(self, prompt: str) -> int:

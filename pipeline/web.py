@@ -106,6 +106,7 @@ def from_html(html: str, source: str, *, url: str | None = None, max_chars: int 
         # event's, and the synthesis weighs the article's date against the model's knowledge.
         date_extraction_params={"original_date": True, "extensive_search": False},
     )
+    assert not isinstance(document, dict), "trafilatura returns a dict only with as_dict=True"
     text = document.text if document is not None else ""
     paragraphs = [line.strip() for line in (text or "").split("\n") if line.strip()]
     words = sum(count_words(paragraph) for paragraph in paragraphs)

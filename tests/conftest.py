@@ -87,4 +87,4 @@ def run_subprocess(args: list[str], *, env: dict[str, str] | None = None, timeou
     full_env = {**os.environ, **(env or {})}
     exe = Path(sys.executable).with_name("counterpoint")
     return subprocess.run([str(exe), *args], env=full_env, capture_output=True, text=True, timeout=timeout,
-                          input=input, cwd=ROOT)
+                          input=input, cwd=ROOT, check=False)

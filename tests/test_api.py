@@ -24,7 +24,7 @@ def test_the_readme_example_runs_as_written() -> None:
     blocks = re.findall(r"```python\n(.*?)```", readme_section("Python API"), re.DOTALL)
     (example,) = [block for block in blocks if "FakeOpenAIServer(" in block]
     namespace: dict[str, object] = {"__name__": "readme_example"}
-    exec(compile(example, "README.md (Python API example)", "exec"), namespace)  # noqa: S102 (our own README)
+    exec(compile(example, "README.md (Python API example)", "exec"), namespace)
     brief = namespace["brief"]
     assert isinstance(brief, Brief) and brief.status == "complete"
     assert brief.run_dir is None, "without runs_dir nothing is written"
@@ -35,7 +35,7 @@ def test_generate_brief_with_an_injected_fake_llm_records_a_run(seed_script, tmp
     llm = FakeLLM(responder=answer)
     brief = generate_brief(SEED.read_text(encoding="utf-8"), llm=llm, runs_dir=tmp_path / "runs", max_claims=8)
     assert brief.status == "complete" and len(brief.claims) == 8
-    assert [entry["unit"] for entry in llm.history][0] == "extract" and len(llm.history) == 10
+    assert next(entry["unit"] for entry in llm.history) == "extract" and len(llm.history) == 10
     assert brief.run_dir is not None and brief.run_dir.parent == tmp_path / "runs"
     for name in ("brief.json", "brief.md", "brief.html", "manifest.json", "article.txt"):
         assert (brief.run_dir / name).is_file(), name

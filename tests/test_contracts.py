@@ -100,7 +100,7 @@ def test_supplied_variables_are_what_the_pipeline_renders(monkeypatch, seed_scri
 
     monkeypatch.setattr(prompts, "render", recording_render)
     answer = scripted_handler(seed_script)
-    llm = FakeLLM(responder=lambda unit, body: answer(unit, body), response_format="prompt")
+    llm = FakeLLM(responder=answer, response_format="prompt")
     llm.enqueue("not json", Reply(content='{"thesis": "cut', finish_reason="length"))  # repair, then truncated
     brief = generate_brief((ROOT / "seeds" / "putin-assad-syria.txt").read_text(), llm=llm)
     assert brief.status == "complete"

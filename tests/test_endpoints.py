@@ -124,7 +124,7 @@ def test_the_library_resume_follows_the_same_rule(cli, server, runs_dir: Path) -
     seen = len(server.requests)
     settings = Settings(**{k: v for k, v in manifest_of(run_dir)["settings"].items() if k != "max_calls"})
     default = api.make_client(settings=settings, api_key=TEST_KEY)  # no base_url: the public default
-    with pytest.raises(ResumeMismatch, match="started on http://127.0.0.1"):
+    with pytest.raises(ResumeMismatch, match=r"started on http://127\.0\.0\.1"):
         asyncio.run(api.resume_brief(runs_dir, "latest", settings, default))
     assert len(server.requests) == seen
     same = api.make_client(settings=settings, base_url=server.base_url, api_key=TEST_KEY)

@@ -84,7 +84,7 @@ def test_seed_run_writes_a_linked_self_contained_page(cli) -> None:
     section = dom.by_id("synthesis")
     for rebuttal_id in synthesis["strongest_rebuttals"]:
         assert section.find_all("a", href=f"#rebuttal-{rebuttal_id}")
-    for number, item in enumerate(synthesis["rhetoric"], start=1):
+    for number in range(1, len(synthesis["rhetoric"]) + 1):
         assert dom.by_id(f"quote-rh{number}").has_class("hl-rhetoric")
         assert dom.by_id(f"rhetoric-{number}").find_all("a", href=f"#quote-rh{number}")
     text = dom.text()
@@ -101,7 +101,7 @@ def test_failed_refused_and_skipped_units_are_marked(cli, server) -> None:
     server.script("synthesize", *["not json"] * 3)
     result = cli("run", str(SEED))
     assert result.exit_code == 3, result.stderr
-    _, dom, brief, _ = page_of(result.run_dir)
+    _, dom, _brief, _ = page_of(result.run_dir)
     refused, failed = dom.by_id("claim-C3"), dom.by_id("claim-C5")
     assert refused.has_class("st-refused") and "REFUSED: the model declined" in refused.text()
     assert failed.has_class("st-failed") and "FAILED (invalid): no valid output" in failed.text()

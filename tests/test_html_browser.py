@@ -40,7 +40,7 @@ def chromium() -> Path:
 def headless(chromium: Path, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """One Chromium run with a fresh profile; it has up to 3 s of page time for onload/onerror."""
     command = [str(chromium), *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=3000", *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     return result
 

@@ -183,7 +183,8 @@ def test_a_narrowed_schema_the_server_cannot_parse_falls_back_to_the_file_schema
     client.server = server
     messages = [{"role": "user", "content": "x"}]
     choices = {"claims[].quote": HARD_SENTENCES}
-    quote_of = lambda body: body["response_format"]["schema"]["properties"]["claims"]["items"]["properties"]["quote"]
+    def quote_of(body):
+        return body["response_format"]["schema"]["properties"]["claims"]["items"]["properties"]["quote"]
     assert "enum" in quote_of(client.build_request(messages, "claims", 100, "json_object", choices))
     monkeypatch.setattr(schemas, "grammar_safe", list)  # as before the fix: the sentences unchanged
     assert "enum" not in quote_of(client.build_request(messages, "claims", 100, "json_object", choices))
@@ -195,7 +196,8 @@ def test_choices_are_sent_only_when_the_client_constrains() -> None:
     messages = [{"role": "user", "content": "x"}]
     plain = FakeLLM().build_request(messages, "claims", 100, "json_object", choices)
     constrained = FakeLLM(constrain_choices=True).build_request(messages, "claims", 100, "json_object", choices)
-    quote_of = lambda body: body["response_format"]["schema"]["properties"]["claims"]["items"]["properties"]["quote"]
+    def quote_of(body):
+        return body["response_format"]["schema"]["properties"]["claims"]["items"]["properties"]["quote"]
     assert "enum" not in quote_of(plain)
     assert quote_of(constrained)["enum"] == choices["claims[].quote"]
 
@@ -267,7 +269,7 @@ def test_run_local_on_the_seed_article(local_runtime, runs_dir: Path, tmp_path: 
     result = subprocess.run(
         [str(Path(sys.executable).with_name("counterpoint")), "run", "--local", str(SEED),
          "--runs-dir", str(runs_dir)],
-        env={**env_no_key, **env}, capture_output=True, text=True, timeout=1100, cwd=ROOT,
+        env={**env_no_key, **env}, capture_output=True, text=True, timeout=1100, cwd=ROOT, check=False,
     )
     elapsed = time.monotonic() - started
     assert result.returncode in (0, 3), result.stderr

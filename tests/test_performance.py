@@ -104,7 +104,7 @@ def test_a_claim_being_reasked_and_retried_does_not_hold_up_the_others(cli, serv
     server.script("C1", {"unexpected": True}, FakeResponse(status=500, headers={"Retry-After": "1"}))
     result = cli("run", str(SEED))
     assert result.exit_code == 0, result.stderr
-    first, reask, retry = server.requests_for("C1")
+    _first, reask, retry = server.requests_for("C1")
     others = [r for r in server.requests if r.unit in CLAIMS[1:]]
     assert len(others) == 7
     assert max(r.answered for r in others) < retry.received, "the others finished while C1 waited to retry"
@@ -174,7 +174,7 @@ def test_every_request_starts_with_the_same_prefix_and_ends_with_the_claim(cli, 
     claim_prompts = [json.dumps(bodies[claim]) for claim in CLAIMS]
     shared = len(os.path.commonprefix(claim_prompts))
     shared_task = len(os.path.commonprefix([bodies[claim][-1]["content"] for claim in CLAIMS]))
-    for claim, prompt in zip(seed_script["extract"]["claims"], claim_prompts):
+    for claim, prompt in zip(seed_script["extract"]["claims"], claim_prompts, strict=False):
         assert shared / len(prompt) >= 0.8, f"{claim['id']}: only {shared / len(prompt):.0%} shared"
         assert len(bodies[claim["id"]]) == 3
         task = bodies[claim["id"]][-1]["content"]
@@ -219,7 +219,7 @@ def test_tokens_per_stage_and_attempt_equal_what_the_server_reported(cli, seed_s
                      "cached_tokens": u["prompt_tokens_details"]["cached_tokens"]} if u else
                     {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0} for u in sent]
         assert [c["usage"] for c in calls if c["unit"] == unit] == expected, unit
-    failed = [c for c in calls if c["unit"] == "C2"][0]
+    failed = next(c for c in calls if c["unit"] == "C2")
     assert failed["outcome"] == "invalid" and failed["usage"]["completion_tokens"] > 0
     by_stage = manifest["usage"]["by_stage"]
     for stage in ("extract", "rebut", "synthesize"):
@@ -332,7 +332,7 @@ def imported_after(code: str, tmp_path: Path) -> list[str]:
              f"print(sorted({{name.split('.')[0] for name in sys.modules}} & set({HEAVY!r})))")
     env = {**os.environ, "OPENAI_API_KEY": TEST_KEY, "COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache")}
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=env,
-                          timeout=120)
+                          timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"'))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ def one_error_line(result) -> str:
 
 def make_runs(runs_dir: Path, template: dict[str, Any], count: int) -> list[dict[str, Any]]:
     """`count` run directories holding only a manifest (derived from a real one), oldest first."""
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
     made = []
     for index in range(count):
         when = start + timedelta(minutes=17 * index)
@@ -68,7 +68,7 @@ def test_runs_lists_hundreds_of_runs_newest_first_from_their_manifests(cli, seed
     assert all(row["status"] == "unknown" and row["claims"] is None for row in rows[:2])
     newest_first = list(reversed(made))
     assert [row["id"] for row in rows[2:]] == [m["run_id"] for m in newest_first]
-    for row, manifest in zip(rows[2:], newest_first):
+    for row, manifest in zip(rows[2:], newest_first, strict=False):
         assert row["title"] == manifest["article"]["title"]
         assert row["model"] == manifest["model"] and row["status"] == manifest["status"]
         assert row["claims"] == manifest["summary"]["claims"] and row["tokens"] == manifest["summary"]["tokens"]

@@ -119,7 +119,7 @@ def serving(state: Site, tls: ssl.SSLContext | None = None) -> Iterator[Site]:
         def log_message(self, *args: Any) -> None:
             return
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+        def do_GET(self) -> None:
             state.requests.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
             route = state.routes.get(self.path)
             if route is None:

@@ -1,0 +1,24 @@
+"""The house rules that tools can check: ruff's lint rules and mypy's types (pyproject.toml)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          check=False)
+
+
+def test_ruff_finds_nothing() -> None:
+    result = run_tool("ruff", "check", "--no-cache", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_finds_nothing() -> None:
+    result = run_tool("mypy", "--no-incremental")
+    assert result.returncode == 0, result.stdout + result.stderr
