@@ -220,9 +220,8 @@ class BriefRun:
                                                  max_claims=self.settings.max_claims, reasks=self.settings.reasks)
             self._save("extract", inputs, output)
         # The unit keeps every claim the model gave, so a resumed run writes the same note.
-        output, dropped = stages.keep_central(output, self.settings.max_claims)
-        if dropped:
-            self.extra_notes.append(dropped)
+        output, left_out = stages.select_claims(output, self.settings.max_claims)
+        self.extra_notes += left_out
         return stages.ground_claims(self.article, output)
 
     async def _rebut_all(self, extraction: dict[str, Any]) -> None:

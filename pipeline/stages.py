@@ -42,22 +42,17 @@ def base_messages(article: Article, nonce: str, language: str | None) -> list[Me
 # -- stage 1 ----------------------------------------------------------------------------------
 
 def check_claims(article: Article, max_claims: int):
-    """Semantic checks on stage 1, on the claims `keep_central` keeps: quote grounding, unique ids and claims."""
+    """Semantic checks on stage 1, on the claims `select_claims` keeps: quote grounding, unique ids."""
 
     def check(data: dict[str, Any]) -> list[str]:
         errors: list[str] = []
         claims = data["claims"]
         seen_ids: set[str] = set()
-        seen_texts: dict[str, str] = {}
-        for index in _central(claims, max_claims):
+        for index in _selected(claims, max_claims):
             claim, where = claims[index], f"$.claims[{index}]"
             if claim["id"] in seen_ids:
                 errors.append(f"{where}.id: duplicate id {claim['id']}")
             seen_ids.add(claim["id"])
-            key = _normal(claim["text"])
-            if key in seen_texts:
-                errors.append(f"{where}.text: duplicates claim {seen_texts[key]}")
-            seen_texts.setdefault(key, claim["id"])
             problem = article_mod.grounding_problem(article.text, claim["quote"])
             if problem:
                 errors.append(f"{where}.quote: {problem}: {claim['quote'][:120]!r}")
@@ -66,20 +61,37 @@ def check_claims(article: Article, max_claims: int):
     return check
 
 
-def keep_central(data: dict[str, Any], max_claims: int) -> tuple[dict[str, Any], str | None]:
-    """At most `max_claims` claims, the most central, in the model's order; and a note when some were dropped."""
+def select_claims(data: dict[str, Any], max_claims: int) -> tuple[dict[str, Any], list[str]]:
+    """The claims a brief analyses, in the model's order, and a note for each kind left out: a claim
+    that repeats an earlier one (a looping model's habit: asking again rarely cures it), then any
+    beyond `max_claims`, the least central first."""
     claims = data["claims"]
-    if len(claims) <= max_claims:
-        return data, None
-    kept = [claims[index] for index in _central(claims, max_claims)]
-    note = (f"The model returned {len(claims)} claims; the {max_claims} most central were kept "
-            f"(--max-claims {max_claims}).")
-    return {**data, "claims": kept}, note
+    distinct = _distinct(claims)
+    selected = _selected(claims, max_claims)
+    notes = []
+    if len(distinct) < len(claims):
+        notes.append(f"The model stated {len(claims) - len(distinct)} claim(s) twice; each was analysed once.")
+    if len(selected) < len(distinct):
+        notes.append(f"The model returned {len(distinct)} claims; the {max_claims} most central were kept "
+                     f"(--max-claims {max_claims}).")
+    return ({**data, "claims": [claims[index] for index in selected]} if notes else data), notes
 
 
-def _central(claims: list[dict[str, Any]], max_claims: int) -> list[int]:
-    """Indexes of the `max_claims` most central claims (ties: the model's order), in the model's order."""
-    ranked = sorted(range(len(claims)), key=lambda index: -claims[index]["centrality"])  # stable: keeps ties in order
+def _distinct(claims: list[dict[str, Any]]) -> list[int]:
+    """Indexes of the claims whose text no earlier claim already states."""
+    seen: set[str] = set()
+    distinct = []
+    for index, claim in enumerate(claims):
+        key = _normal(claim["text"])
+        if key not in seen:
+            seen.add(key)
+            distinct.append(index)
+    return distinct
+
+
+def _selected(claims: list[dict[str, Any]], max_claims: int) -> list[int]:
+    """Indexes of the `max_claims` most central distinct claims (ties: the model's order), in the model's order."""
+    ranked = sorted(_distinct(claims), key=lambda index: -claims[index]["centrality"])  # stable: keeps ties in order
     return sorted(ranked[:max_claims])
 
 

@@ -90,11 +90,11 @@ def test_more_claims_than_max_claims_keeps_the_most_central(seed_script) -> None
     llm = FakeLLM(seed_script["extract"])
     output = extract(llm, max_claims=5)
     assert len(llm.history) == 1, "no re-ask for too many claims"
-    kept, note = stages.keep_central(output, 5)
+    kept, notes = stages.select_claims(output, 5)
     # Centralities C1..C8: 4 5 4 5 2 3 3 5; the 5s, then the first 4s, in the model's order.
     assert [c["id"] for c in kept["claims"]] == ["C1", "C2", "C3", "C4", "C8"]
-    assert note == "The model returned 8 claims; the 5 most central were kept (--max-claims 5)."
-    assert stages.keep_central(output, 8) == (output, None)
+    assert notes == ["The model returned 8 claims; the 5 most central were kept (--max-claims 5)."]
+    assert stages.select_claims(output, 8) == (output, [])
 
 
 # -- through the CLI and the fake server ---------------------------------------------------
@@ -140,3 +140,16 @@ def test_validate_refuses_a_quote_of_the_and_duplicate_strongest_rebuttals(cli, 
         "$.claims[0].quote: 'the' is too short to ground a claim (at least 4 words or a whole sentence)",
         "$.synthesis.strongest_rebuttals[4]: duplicate rebuttal id C2-R1",
     ]
+
+
+def test_run_where_the_model_repeats_a_claim_analyses_it_once(cli, server, seed_script) -> None:
+    looping = json.loads(json.dumps(seed_script["extract"]))
+    looping["claims"][1] = {**looping["claims"][0]}  # the same id and text: how a small local model loops
+    server.script("extract", looping)
+    result = cli("run", str(SEED))
+    assert result.exit_code == 0, result.stderr
+    brief = json.loads((result.run_dir / "brief.json").read_text())
+    assert [c["id"] for c in brief["claims"]] == ["C1", "C3", "C4", "C5", "C6", "C7", "C8"]
+    assert "The model stated 1 claim(s) twice; each was analysed once." in brief["notes"]
+    assert len(server.requests_for("extract")) == 1
+    assert cli("validate", str(result.run_dir)).exit_code == 0
