@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from .files import atomic_write
 
 CACHE_FORMAT = 2  # 2: keyed on the endpoint
 
@@ -57,11 +57,9 @@ class ResponseCache:
     def put(self, key: str, reply: dict[str, Any], *, endpoint: str) -> None:
         """Store atomically; a cache that cannot be written is skipped, never fatal."""
         path = self._path(key)
+        entry = json.dumps({"key": key, "endpoint": endpoint, "reply": reply}, ensure_ascii=False)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"key": key, "endpoint": endpoint, "reply": reply}, handle, ensure_ascii=False)
-            os.replace(tmp, path)
+            atomic_write(path, entry, mode=0o600)  # the user's own answers: not for other accounts
         except OSError:
             return

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RunDirError
+from .files import atomic_write
 
 DEFAULT_RUNS_DIR = "runs"
 LOCK_NAME = ".lock"
@@ -62,19 +63,6 @@ def parse_json(text: str, source: Path | str) -> Any:
 def read_json(path: Path) -> Any:
     """The one reader of JSON records (manifests, units, briefs): see `parse_json`."""
     return parse_json(read_text_file(path, kind=" as JSON"), path)
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; briefs are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -1,0 +1,21 @@
+"""Atomic file writes, for the run record and the response cache alike."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write(path: Path, text: str, *, mode: int = 0o644) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file, and a
+    failed write (a full disk) leaves neither half a file nor the temporary one behind."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)  # mkstemp makes 0600
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
