@@ -56,7 +56,9 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except CounterpointError as exc:
             fail(str(exc))
         except KeyboardInterrupt:
-            fail("interrupted; what finished is saved, continue with 'counterpoint run --resume latest'", 130)
+            # A run's own interrupt is reported by `run` with its directory; this one came before a
+            # run had anything to save (or in another command), so there is nothing to resume.
+            fail("interrupted", 130)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except BrokenPipeError:  # the reader stopped early (`counterpoint runs | head`): nothing to report
@@ -462,7 +464,8 @@ def validate(target: str, runs_dir: Path, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--base-url", envvar="OPENAI_BASE_URL", help="An endpoint to probe. [env: OPENAI_BASE_URL]")
+@click.option("--base-url", envvar="OPENAI_BASE_URL", type=BaseURL(),
+              help="An endpoint to probe. [env: OPENAI_BASE_URL]")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 @friendly_errors
 def doctor(base_url: str | None, as_json: bool) -> None:

@@ -93,3 +93,11 @@ def test_latest_is_the_run_created_last_not_the_highest_id(cli, runs_dir: Path) 
     assert shown.exit_code == 0 and shown.stdout.strip() == str(newer)
     assert json.loads((older / "manifest.json").read_text())["created"] < \
         json.loads((newer / "manifest.json").read_text())["created"]
+
+
+@pytest.mark.parametrize("value", ["", "ftp://127.0.0.1/v1", "127.0.0.1:8080/v1", "http://[::1"])
+def test_doctor_checks_the_base_url_as_run_does(cli, server, value: str) -> None:
+    result = cli("doctor", "--base-url", value)
+    assert result.exit_code == 2
+    assert "Invalid value for '--base-url'" in result.stderr
+    assert server.requests == []

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import IO
 
@@ -161,3 +163,18 @@ def test_a_block_that_is_not_yaml_front_matter_is_kept_as_text(block: str) -> No
     article = article_mod.from_text(block + "\n" + SEED_TEXT)
     assert article.text.startswith(block.strip())
     assert article.title != "---"
+
+
+def test_an_interrupt_before_anything_is_saved_points_at_no_run(tmp_path: Path) -> None:
+    """Ctrl-C while counterpoint still waits for the article: no run exists, so no resume hint."""
+    exe = Path(sys.executable).with_name("counterpoint")
+    runs_dir = tmp_path / "runs"
+    process = subprocess.Popen([str(exe), "run", "-", "--runs-dir", str(runs_dir), "--base-url", "http://127.0.0.1:9/v1"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # started and blocked reading stdin
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1] == "error: interrupted"
+    assert "--resume" not in stderr and stdout == ""
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())
