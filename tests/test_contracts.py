@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import string
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from jsonschema import Draft202012Validator
 
 from pipeline import prompts, schemas
 from pipeline.engine import PROMPT_NAMES, SCHEMA_NAMES
-from pipeline.errors import ConfigError
+from pipeline.errors import FAILURE_KINDS, ConfigError, UnitFailed
 from pipeline.llm import DEFAULT_MODEL
 
 from .conftest import ROOT
@@ -28,6 +29,23 @@ def test_every_schema_passes_check_schema(name: str) -> None:
 def test_every_schema_file_is_known() -> None:
     on_disk = {p.name.removesuffix(".schema.json") for p in (ROOT / "schemas").glob("*.schema.json")}
     assert on_disk == set(SCHEMA_NAMES)
+
+
+def test_the_brief_schema_lists_exactly_the_failure_kinds() -> None:
+    kind = schemas.load("brief")["$defs"]["failure"]["properties"]["kind"]
+    assert kind["enum"] == list(FAILURE_KINDS)
+
+
+def test_every_failure_kind_the_code_names_is_a_known_one() -> None:
+    """Kinds are written as literals where units fail (`UnitFailed("transport", ...)`, the re-ask
+    loop's `_Invalid("empty", ...)`, the engine's stop kinds); each must be in FAILURE_KINDS."""
+    source = "\n".join(path.read_text(encoding="utf-8") for path in (ROOT / "pipeline").rglob("*.py"))
+    named = set(re.findall(r'(?:UnitFailed|_Invalid)\("(\w+)"', source))
+    named |= set(re.findall(r'kind, why = \(?"(\w+)"', source))
+    assert {"transport", "budget", "empty", "interrupted", "skipped"} <= named  # the scan finds them
+    assert named <= set(FAILURE_KINDS)
+    with pytest.raises(ValueError, match="unknown failure kind 'timeout'"):
+        UnitFailed("timeout", "a kind the brief could not record")
 
 
 def walk(node: Any, path: str = "$"):
