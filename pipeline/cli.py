@@ -1,7 +1,8 @@
 """The `counterpoint` command: parse options, call the library, map errors to exit codes.
 
 Exit codes: 0 complete brief; 1 nothing usable (config, input, auth, every stage failed);
-2 usage error; 3 brief written but incomplete. Heavy modules are imported inside commands so
+2 usage error; 3 brief written but incomplete; 130 interrupted (Ctrl-C or SIGTERM: what finished
+is saved for --resume). Heavy modules are imported inside commands so
 that `counterpoint --help` and `counterpoint runs` start fast.
 """
 
