@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from pipeline import Brief, generate_brief
 from pipeline.testing import FakeLLM, scripted_handler
 
-from .conftest import ROOT, SEED
+from .conftest import ROOT, SEED, read_brief
 
 
 def readme_section(title: str) -> str:
@@ -39,7 +38,7 @@ def test_generate_brief_with_an_injected_fake_llm_records_a_run(seed_script, tmp
     assert brief.run_dir is not None and brief.run_dir.parent == tmp_path / "runs"
     for name in ("brief.json", "brief.md", "brief.html", "manifest.json", "article.txt"):
         assert (brief.run_dir / name).is_file(), name
-    assert json.loads((brief.run_dir / "brief.json").read_text()) == brief.data
+    assert read_brief(brief.run_dir) == brief.data
     assert (brief.run_dir / "brief.html").read_text(encoding="utf-8") == brief.to_html()
 
 

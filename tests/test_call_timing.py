@@ -14,7 +14,7 @@ import pytest
 from pipeline.llm import MAX_RETRY_AFTER, _retry_after_seconds
 from pipeline.testing import FakeResponse
 
-from .conftest import SEED, TEST_KEY, run_subprocess
+from .conftest import SEED, TEST_KEY, read_brief, run_subprocess
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -31,7 +31,7 @@ def test_timeout_bounds_a_call_whose_body_trickles(server, seed_script, runs_dir
     assert result.returncode == 3, result.stderr
     assert elapsed < 3 + 7, "the run ends within a few seconds of the timeout (it ran past 40 s before)"
     run_dir = Path(result.stdout.strip().splitlines()[-1])
-    brief = json.loads((run_dir / "brief.json").read_text(encoding="utf-8"))
+    brief = read_brief(run_dir)
     (claim,) = [c for c in brief["claims"] if c["id"] == "C3"]
     assert claim["status"] == "failed" and claim["error"]["kind"] == "transport"
     calls = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text(encoding="utf-8").splitlines()]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from pipeline import api, prompts, schemas
 from pipeline.engine import Settings
 from pipeline.errors import ConfigError
 
-from .conftest import ROOT, SEED, TEST_KEY
+from .conftest import ROOT, SEED, TEST_KEY, read_manifest
 
 
 def forget_resources() -> None:
@@ -91,8 +90,8 @@ def test_latest_is_the_run_created_last_not_the_highest_id(cli, runs_dir: Path) 
     (runs_dir / "20991231T235959Z-same-second-nested" / "manifest.json").write_text("[" * 100_000)
     shown = cli("show", "latest", "--runs-dir", str(runs_dir), "--format", "path")
     assert shown.exit_code == 0 and shown.stdout.strip() == str(newer)
-    assert json.loads((older / "manifest.json").read_text())["created"] < \
-        json.loads((newer / "manifest.json").read_text())["created"]
+    assert read_manifest(older)["created"] < \
+        read_manifest(newer)["created"]
 
 
 @pytest.mark.parametrize("value", ["", "ftp://127.0.0.1/v1", "127.0.0.1:8080/v1", "http://[::1"])

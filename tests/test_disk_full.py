@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SEED, TEST_KEY
+from .conftest import SEED, TEST_KEY, read_manifest
 
 
 def _mount(mountpoint: Path, size: str, *options: str) -> subprocess.CompletedProcess[str]:
@@ -97,7 +97,7 @@ def test_a_full_disk_is_one_line_and_the_run_finishes_once_space_is_free(cli, se
     assert resumed.run_dir == run_dir
     again = {r.unit for r in server.requests[seen:]} & kept_units
     assert again == set(), f"units saved before the disk filled were asked again: {again}"
-    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "complete"
+    assert read_manifest(run_dir)["status"] == "complete"
     assert cli("validate", str(run_dir)).exit_code == 0
     for line_text in (run_dir / "calls.jsonl").read_text().splitlines()[-len(server.requests[seen:]):]:
         json.loads(line_text)  # the lines after a cut-short one are whole

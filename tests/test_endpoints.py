@@ -14,14 +14,14 @@ from pipeline.engine import Settings
 from pipeline.errors import ConfigError, ResumeMismatch
 from pipeline.testing import FakeOpenAIServer, FakeResponse, scripted_handler
 
-from .conftest import SEED, TEST_KEY
+from .conftest import SEED, TEST_KEY, read_brief, read_manifest
 
 BAD_BASE_URLS = ["", "   ", "http://[::1", "http://127.0.0.1:99999/v1", "127.0.0.1:8080/v1", "localhost:8080/v1",
                  "ftp://127.0.0.1/v1", "file:///etc/passwd", "http:///v1"]
 
 
 def manifest_of(run_dir: Path) -> dict:
-    return json.loads((run_dir / "manifest.json").read_text())
+    return read_manifest(run_dir)
 
 
 def partial_run(cli, server) -> Path:
@@ -77,7 +77,7 @@ def test_resume_without_base_url_goes_to_the_recorded_endpoint(cli, server) -> N
     assert result.exit_code == 0, result.stderr
     assert [r.unit for r in server.requests[seen:]] == ["C3", "synthesize"]
     assert manifest_of(run_dir)["endpoint"] == server.base_url
-    assert json.loads((run_dir / "brief.json").read_text())["run"]["endpoint_host"] == server.base_url[7:-3]
+    assert read_brief(run_dir)["run"]["endpoint_host"] == server.base_url[7:-3]
 
 
 def test_resume_on_another_endpoint_is_refused_unless_forced(cli, server, seed_script) -> None:
@@ -152,7 +152,7 @@ def test_the_cache_never_serves_one_endpoint_the_answers_of_another(cli, seed_sc
         assert len(first.requests) == len(second.requests) == 10  # `again` came from second's own answers
     manifest = manifest_of(b.run_dir)
     assert manifest["endpoint"] == second_url and manifest["cache"]["hits"] == 0
-    assert json.loads((b.run_dir / "brief.json").read_text())["run"]["endpoint_host"] == second_url[7:-3]
+    assert read_brief(b.run_dir)["run"]["endpoint_host"] == second_url[7:-3]
     assert manifest_of(again.run_dir)["cache"]["hits"] == 10
 
 

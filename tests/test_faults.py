@@ -16,7 +16,7 @@ import pytest
 from pipeline import schemas
 from pipeline.testing import FakeResponse
 
-from .conftest import SEED, TEST_KEY
+from .conftest import SEED, TEST_KEY, read_brief, read_manifest
 
 # One unit per stage: extraction, one claim's rebuttal, synthesis.
 UNITS = ["extract", "C3", "synthesize"]
@@ -24,8 +24,8 @@ FAST = ["--max-retries", "2", "--timeout", "5"]
 
 
 def load(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-    brief = json.loads((run_dir / "brief.json").read_text())
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+    brief = read_brief(run_dir)
+    manifest = read_manifest(run_dir)
     calls = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text().splitlines()]
     return brief, manifest, calls
 

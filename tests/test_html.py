@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from pipeline.brief_html import TEMPLATE, Highlight, article_paragraphs, paragra
 from pipeline.testing import FakeResponse
 
 from . import hostile
-from .conftest import ROOT, SEED
+from .conftest import ROOT, SEED, read_brief
 from .htmltree import Node, parse
 
 # Every tag the template writes; anything else in a page was injected.
@@ -23,7 +22,7 @@ TEMPLATE_TAGS = {"#document"} | set(re.findall(r"<([a-z][a-z0-9]*)", (ROOT / "te
 
 def page_of(run_dir: Path) -> tuple[str, Node, dict[str, Any], str]:
     html = (run_dir / "brief.html").read_text(encoding="utf-8")
-    brief = json.loads((run_dir / "brief.json").read_text(encoding="utf-8"))
+    brief = read_brief(run_dir)
     return html, parse(html), brief, (run_dir / "article.txt").read_text(encoding="utf-8")
 
 
@@ -205,7 +204,7 @@ def test_a_quote_whose_offsets_do_not_hold_it_is_not_highlighted(cli) -> None:
 
 def test_to_html_needs_the_article_text(cli) -> None:
     result = cli("run", str(SEED))
-    brief = json.loads((result.run_dir / "brief.json").read_text())
+    brief = read_brief(result.run_dir)
     with pytest.raises(ValueError, match="article_text"):
         Brief(brief).to_html()
     assert re.search(r'<mark class="hl-claim st-ok" id="quote-C1">',

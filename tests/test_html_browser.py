@@ -7,7 +7,6 @@ Skipped only where /usr/bin/chromium is missing and COUNTERPOINT_REQUIRE_BROWSER
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from . import hostile
-from .conftest import SEED
+from .conftest import SEED, read_brief
 from .htmltree import Node, parse
 
 pytestmark = pytest.mark.browser
@@ -59,7 +58,7 @@ def test_seed_brief_renders_with_its_highlights_and_cards(chromium: Path, cli, t
     result = cli("run", str(SEED))
     assert result.exit_code == 0, result.stderr
     page = result.run_dir / "brief.html"
-    claims = [c["id"] for c in json.loads((result.run_dir / "brief.json").read_text())["claims"]]
+    claims = [c["id"] for c in read_brief(result.run_dir)["claims"]]
 
     screenshot = tmp_path / "seed_brief.png"
     headless(chromium, tmp_path / "profile-shot", f"--screenshot={screenshot}",

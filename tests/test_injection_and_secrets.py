@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from pipeline import schemas
 from pipeline.testing import FakeResponse
 
-from .conftest import SEED, TEST_KEY
+from .conftest import SEED, TEST_KEY, read_brief
 
 INJECTION = """Why the council must approve the new tram line
 
@@ -55,7 +54,7 @@ def test_injection_attempts_stay_inside_the_fence(cli, server, seed_script, tmp_
     server.script("synthesize", SYNTHESIS)
     result = cli("run", str(path))
     assert result.exit_code == 0, result.stderr
-    brief = json.loads((result.run_dir / "brief.json").read_text())
+    brief = read_brief(result.run_dir)
     assert schemas.validate("brief", brief) == [] and brief["status"] == "complete"
 
     assert len(server.requests) == 4

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -10,17 +9,16 @@ import pytest
 
 from pipeline import article
 
-from .conftest import SEED
+from .conftest import SEED, one_error_line, read_brief, read_manifest, run_cli
 
 SEED_TEXT = SEED.read_text(encoding="utf-8")
 
 
 def assert_one_line_error(result, server, *fragments: str) -> None:
     assert result.exit_code == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    line = one_error_line(result)
     for fragment in fragments:
-        assert fragment in lines[0]
+        assert fragment in line
     assert result.stdout == ""
     assert server.requests == [], "no model call for bad input"
 
@@ -120,7 +118,7 @@ def test_files_with_a_bom(cli, server, tmp_path: Path, codec: str) -> None:
 def test_stdin(cli, server) -> None:
     result = cli("run", "-", input=SEED_TEXT)
     assert result.exit_code == 0, result.stderr
-    assert json.loads((result.run_dir / "manifest.json").read_text())["article"]["source"] == "<stdin>"
+    assert read_manifest(result.run_dir)["article"]["source"] == "<stdin>"
 
 
 def test_over_max_chars_is_refused_or_truncated(cli, server, tmp_path: Path) -> None:
@@ -130,7 +128,7 @@ def test_over_max_chars_is_refused_or_truncated(cli, server, tmp_path: Path) -> 
                           "--truncate")
     result = cli("run", str(path), "--max-chars", "3000", "--truncate")
     assert result.exit_code == 0, result.stderr
-    brief = json.loads((result.run_dir / "brief.json").read_text())
+    brief = read_brief(result.run_dir)
     assert brief["article"]["truncated"] is True
     assert len((result.run_dir / "article.txt").read_text()) <= 3000
     assert any("cut to" in note for note in brief["notes"])
@@ -151,12 +149,7 @@ def test_too_short_for_a_claim(cli, server, tmp_path: Path) -> None:
 def test_unwritable_runs_dir_fails_before_any_model_call(cli, server, tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
-    from click.testing import CliRunner
-
-    from pipeline.cli import main
-
-    result = CliRunner().invoke(main, ["run", str(SEED), "--base-url", server.base_url,
-                                       "--runs-dir", str(blocker / "runs")])
+    result = run_cli("run", str(SEED), "--base-url", server.base_url, "--runs-dir", str(blocker / "runs"))
     assert result.exit_code == 1
     assert "cannot write to the runs directory" in result.stderr and "--runs-dir" in result.stderr
     assert server.requests == []
@@ -193,7 +186,7 @@ def test_non_english_article_asks_for_the_article_language(cli, server, tmp_path
     assert result.exit_code == 0, result.stderr
     system = server.requests[0].body["messages"][0]["content"]
     assert "Write in the same language as the article." in system
-    brief = json.loads((result.run_dir / "brief.json").read_text())
+    brief = read_brief(result.run_dir)
     assert brief["article"]["title"] == "La réforme des retraites est une erreur historique"
     assert brief["article"]["author"] == "Jeanne Dupont"
     assert brief["thesis"] == "La réforme est une erreur."

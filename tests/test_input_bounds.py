@@ -17,7 +17,7 @@ import pytest
 from pipeline import article as article_mod
 from pipeline.errors import InputError
 
-from .conftest import SEED, TEST_KEY
+from .conftest import SEED, TEST_KEY, read_brief, start_counterpoint
 
 SEED_TEXT = SEED.read_text(encoding="utf-8")
 EXE = Path(sys.executable).with_name("counterpoint")
@@ -82,7 +82,7 @@ def test_a_huge_file_with_truncate_is_cut_at_max_chars(cli, server, tmp_path: Pa
             out.write(filler)
     result = cli("run", str(path), "--truncate")
     assert result.exit_code == 0, result.stderr
-    brief = json.loads((result.run_dir / "brief.json").read_text())
+    brief = read_brief(result.run_dir)
     assert brief["article"]["truncated"] is True
     assert 50_000 < len((result.run_dir / "article.txt").read_text()) <= 60_000
     assert any("cut to" in note for note in brief["notes"])
@@ -150,7 +150,7 @@ def test_front_matter_gives_metadata_and_is_not_article_text(cli, server, tmp_pa
     path.write_text(FRONT + SEED_TEXT)
     result = cli("run", str(path))
     assert result.exit_code == 0, result.stderr
-    brief = json.loads((result.run_dir / "brief.json").read_text())
+    brief = read_brief(result.run_dir)
     assert (brief["article"]["title"], brief["article"]["author"], brief["article"]["date"]) == (
         "Cut the tax: now", "Ann Other, Bo Same", "2024-03-03")
     assert (result.run_dir / "article.txt").read_text() == article_mod.normalise(SEED_TEXT)
@@ -167,10 +167,9 @@ def test_a_block_that_is_not_yaml_front_matter_is_kept_as_text(block: str) -> No
 
 def test_an_interrupt_before_anything_is_saved_points_at_no_run(tmp_path: Path) -> None:
     """Ctrl-C while counterpoint still waits for the article: no run exists, so no resume hint."""
-    exe = Path(sys.executable).with_name("counterpoint")
     runs_dir = tmp_path / "runs"
-    process = subprocess.Popen([str(exe), "run", "-", "--runs-dir", str(runs_dir), "--base-url", "http://127.0.0.1:9/v1"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = start_counterpoint(["run", "-", "--runs-dir", str(runs_dir), "--base-url", "http://127.0.0.1:9/v1"],
+                                 stdin=subprocess.PIPE)
     time.sleep(3)  # started and blocked reading stdin
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=30)

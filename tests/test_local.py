@@ -24,7 +24,7 @@ from pipeline import llm, local, schemas
 from pipeline.brief import check_brief
 from pipeline.testing import FakeLLM, FakeOpenAIServer, FakeResponse
 
-from .conftest import ROOT, SEED, run_subprocess
+from .conftest import ROOT, SEED, read_brief, read_manifest, run_subprocess, start_counterpoint
 
 # ASCII double quotes (speech, a title), backslashes, accents, dashes, CJK and an emoji.
 QUOTES_ARTICLE = ROOT / "tests" / "data" / "oped_quotes.md"
@@ -276,7 +276,7 @@ def test_run_local_on_the_seed_article(local_runtime, runs_dir: Path, tmp_path: 
     assert "Traceback" not in result.stderr
     assert "demo model (SmolLM2-135M) is tiny" in result.stderr
     run_dir = Path(result.stdout.strip().splitlines()[-1])
-    brief = json.loads((run_dir / "brief.json").read_text(encoding="utf-8"))
+    brief = read_brief(run_dir)
     article = (run_dir / "article.txt").read_text(encoding="utf-8")
     assert schemas.validate("brief", brief) == []
     assert check_brief(brief, article) == []
@@ -286,7 +286,7 @@ def test_run_local_on_the_seed_article(local_runtime, runs_dir: Path, tmp_path: 
         assert brief["status"] == "partial"
         assert all(c["status"] == "ok" or c["error"] for c in brief["claims"])
     assert any("demo model (SmolLM2-135M) is tiny" in note for note in brief["notes"])
-    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    manifest = read_manifest(run_dir)
     assert manifest["response_format"]["used"] == "json_object"
     assert manifest["settings"]["extra_body"] == {"repeat_penalty": local.REPEAT_PENALTY}
     assert manifest["endpoint_host"].startswith("127.0.0.1:")
@@ -327,7 +327,7 @@ def test_run_local_on_an_article_with_ascii_quotes_backslashes_and_non_ascii_tex
     for call in calls:  # every quote the model wrote, valid reply or not, is one of the article's pieces
         for quote in quotes_in(call["raw"]):
             assert quote in article, quote
-    brief = json.loads((run_dir / "brief.json").read_text(encoding="utf-8"))
+    brief = read_brief(run_dir)
     failures = [c["error"]["kind"] for c in brief["claims"] if c["status"] != "ok"]
     assert set(failures) <= {"invalid", "truncated", "skipped"}, brief["claims"]
     print(f"\nlocal run on ASCII quotes: exit {result.returncode}, {time.monotonic() - started:.0f} s, "
@@ -357,13 +357,9 @@ def test_a_schema_llama_cpp_cannot_parse_fails_once_in_the_servers_own_words(
 
 
 def start_local_run(runs_dir: Path, tmp_path: Path) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
-    env["COUNTERPOINT_CACHE_DIR"] = str(tmp_path / "cache")
-    return subprocess.Popen(
-        [str(Path(sys.executable).with_name("counterpoint")), "run", "--local", str(SEED),
-         "--runs-dir", str(runs_dir)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-    )
+    return start_counterpoint(["run", "--local", str(SEED), "--runs-dir", str(runs_dir)],
+                              env={"COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache")},
+                              drop=("OPENAI_API_KEY", "OPENAI_BASE_URL"))
 
 
 def wait_for_first_request(runs_dir: Path, seconds: float = 120) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.testing import FakeResponse
 
-from .conftest import SEED
+from .conftest import SEED, read_brief, read_manifest
 
 FAST = ["--max-retries", "0", "--timeout", "5"]
 DEEP = 100_000
@@ -63,8 +63,8 @@ ODD: dict[str, tuple[Any, str]] = {
 
 
 def load(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-    brief = json.loads((run_dir / "brief.json").read_text(encoding="utf-8"))
-    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    brief = read_brief(run_dir)
+    manifest = read_manifest(run_dir)
     calls = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text(encoding="utf-8").splitlines()]
     return brief, manifest, calls
 

@@ -23,15 +23,15 @@ from pipeline.engine import SCHEMA_NAMES
 from pipeline.pricing import PRICES_PER_MILLION
 from pipeline.testing import FakeOpenAIServer, FakeResponse, ReceivedRequest, max_in_flight, scripted_handler
 
-from .conftest import ROOT, SEED, TEST_KEY
+from .conftest import ROOT, SEED, TEST_KEY, read_brief, read_manifest
 
 CLAIMS = [f"C{n}" for n in range(1, 9)]
 UNITS = ["extract", *CLAIMS, "synthesize"]
 
 
 def load(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-    brief = json.loads((run_dir / "brief.json").read_text())
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+    brief = read_brief(run_dir)
+    manifest = read_manifest(run_dir)
     calls = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text().splitlines()]
     return brief, manifest, calls
 

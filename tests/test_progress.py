@@ -8,14 +8,12 @@ import json
 import os
 import pty
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from pipeline.progress import Progress
 from pipeline.testing import FakeResponse
 
-from .conftest import ROOT, SEED, TEST_KEY
+from .conftest import SEED, TEST_KEY, read_brief, start_counterpoint
 
 PROGRESS_PREFIXES = ("run: ", "stage: ", "claims: ", "retry: ", "resume: ")
 
@@ -28,7 +26,7 @@ def test_piped_stderr_gets_the_summary_but_no_progress(cli, server) -> None:
     server.script("C2", "not json")  # one re-ask, so there is a retry to (not) report
     result = cli("run", str(SEED))
     assert result.exit_code == 0, result.stderr
-    brief = json.loads((result.run_dir / "brief.json").read_text())
+    brief = read_brief(result.run_dir)
     usage = brief["run"]["usage"]
     assert progress_lines(result.stderr) == []
     lines = result.stderr.splitlines()
@@ -70,11 +68,9 @@ def test_json_prints_the_brief_on_stdout(cli, runs_dir: Path) -> None:
 def test_a_terminal_sees_stage_claims_and_retries(server, runs_dir: Path, tmp_path: Path) -> None:
     server.script("C2", "not json")
     server.script("C4", FakeResponse(status=503))
-    exe = Path(sys.executable).with_name("counterpoint")
     leader, follower = pty.openpty()
-    env = {**os.environ, "OPENAI_API_KEY": TEST_KEY, "COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache")}
-    process = subprocess.Popen([str(exe), "run", str(SEED), "--base-url", server.base_url, "--runs-dir", str(runs_dir),
-                                "--concurrency", "1"], stdout=subprocess.PIPE, stderr=follower, env=env, cwd=ROOT)
+    process = start_counterpoint(["run", str(SEED), "--base-url", server.base_url, "--runs-dir", str(runs_dir),
+                                  "--concurrency", "1"], env={"OPENAI_API_KEY": TEST_KEY}, stderr=follower, text=False)
     os.close(follower)
     chunks = []
     while True:

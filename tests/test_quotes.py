@@ -16,7 +16,7 @@ from pipeline import article as article_mod
 from pipeline import stages
 from pipeline.testing import FakeLLM
 
-from .conftest import SEED
+from .conftest import SEED, read_brief
 
 SEED_ARTICLE = article_mod.load(str(SEED))
 
@@ -102,7 +102,7 @@ def test_more_claims_than_max_claims_keeps_the_most_central(seed_script) -> None
 def test_run_with_more_claims_than_max_claims_writes_a_brief_with_a_note(cli, server) -> None:
     result = cli("run", str(SEED), "--max-claims", "5")
     assert result.exit_code == 0, result.stderr
-    brief = json.loads((result.run_dir / "brief.json").read_text())
+    brief = read_brief(result.run_dir)
     assert [c["id"] for c in brief["claims"]] == ["C1", "C2", "C3", "C4", "C8"]
     assert "The model returned 8 claims; the 5 most central were kept (--max-claims 5)." in brief["notes"]
     assert len(server.requests_for("extract")) == 1
@@ -129,7 +129,7 @@ def seed_run(cli) -> Path:
 
 def test_validate_refuses_a_quote_of_the_and_duplicate_strongest_rebuttals(cli, seed_run: Path) -> None:
     text = (seed_run / "article.txt").read_text(encoding="utf-8")
-    brief = json.loads((seed_run / "brief.json").read_text())
+    brief = read_brief(seed_run)
     start = text.index(" the ") + 1
     brief["claims"][0].update(quote="the", start=start, end=start + 3)
     brief["synthesis"]["strongest_rebuttals"].append(brief["synthesis"]["strongest_rebuttals"][0])
@@ -148,7 +148,7 @@ def test_run_where_the_model_repeats_a_claim_analyses_it_once(cli, server, seed_
     server.script("extract", looping)
     result = cli("run", str(SEED))
     assert result.exit_code == 0, result.stderr
-    brief = json.loads((result.run_dir / "brief.json").read_text())
+    brief = read_brief(result.run_dir)
     assert [c["id"] for c in brief["claims"]] == ["C1", "C3", "C4", "C5", "C6", "C7", "C8"]
     assert "The model stated 1 claim(s) twice; each was analysed once." in brief["notes"]
     assert len(server.requests_for("extract")) == 1

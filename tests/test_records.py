@@ -12,17 +12,11 @@ import pytest
 
 from pipeline.testing import FakeResponse
 
-from .conftest import SEED
+from .conftest import SEED, one_error_line, read_brief, read_manifest
 
 DEEP = "[" * 100_000
 TITLE_ATTACK = "Title \x1b]0;pwned\x07 wipe\x1b[2J \u202eevil"
 MODEL_TEXT_ATTACK = "steelman \x1b]0;pwned\x07 then \x1b[2J cleared \x9b31m"
-
-
-def one_error_line(result: Any) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def no_escapes(text: str) -> None:
@@ -86,7 +80,7 @@ def test_resume_of_a_damaged_manifest_is_one_line_naming_it(cli, server, partial
 @pytest.mark.parametrize("name,value", [("max_claims", "lots"), ("reasks", None), ("temperature", "hot")])
 def test_resume_of_a_wrongly_typed_recorded_setting_is_one_line_naming_it(cli, server, partial_run: Path,
                                                                          name: str, value: Any) -> None:
-    manifest = json.loads((partial_run / "manifest.json").read_text())
+    manifest = read_manifest(partial_run)
     manifest["settings"][name] = value
     (partial_run / "manifest.json").write_text(json.dumps(manifest))
     seen = len(server.requests)
@@ -99,12 +93,12 @@ def test_resume_of_a_wrongly_typed_recorded_setting_is_one_line_naming_it(cli, s
 
 
 def test_resume_drops_a_wrongly_typed_article_field(cli, server, partial_run: Path) -> None:
-    manifest = json.loads((partial_run / "manifest.json").read_text())
+    manifest = read_manifest(partial_run)
     manifest["article"].update(title=5, source=["x"], truncated="yes")
     (partial_run / "manifest.json").write_text(json.dumps(manifest))
     result = resume(cli, partial_run)
     assert result.exit_code == 0, result.stderr
-    assert json.loads((partial_run / "brief.json").read_text())["article"]["title"] is None
+    assert read_brief(partial_run)["article"]["title"] is None
 
 
 @pytest.mark.parametrize("content", [DEEP, "[]", '{"inputs": 5, "output": "not a rebuttal"}', "\xff\xfe"])
@@ -128,7 +122,7 @@ def test_resume_skips_damaged_or_wrongly_typed_lines_of_the_calls_log(cli, serve
     lines = calls.read_text().splitlines()
     assert lines[:len(good) + len(damaged)] == good + damaged  # the record itself is left as it was
     assert all(json.loads(line)["unit"] in ("C3", "synthesize") for line in lines[len(good) + len(damaged):])
-    manifest = json.loads((partial_run / "manifest.json").read_text())
+    manifest = read_manifest(partial_run)
     assert manifest["status"] == "complete" and manifest["usage"]["total"]["calls"] == len(lines) - len(damaged)
 
 
@@ -187,7 +181,7 @@ def test_escape_sequences_from_the_model_and_the_title_never_reach_the_terminal(
     run = cli("run", str(article), "--no-cache")
     assert run.exit_code == 0, run.stderr
 
-    stored = json.loads((run.run_dir / "brief.json").read_text())
+    stored = read_brief(run.run_dir)
     assert stored["claims"][0]["steelman"] == MODEL_TEXT_ATTACK  # the record keeps the text as it came
     assert stored["article"]["title"] == TITLE_ATTACK
     assert MODEL_TEXT_ATTACK in (run.run_dir / "brief.md").read_text()
@@ -221,7 +215,7 @@ def test_a_newline_or_control_character_in_model_cannot_break_the_runs_table(cli
     assert run.exit_code == 0, run.stderr
     no_escapes(run.stderr)  # the summary names the (unpriced) model
     assert "unpriced (fake model x is not in the price table)" in run.stderr
-    assert json.loads((run.run_dir / "manifest.json").read_text())["model"] == weird
+    assert read_manifest(run.run_dir)["model"] == weird
     table = cli("runs", "--runs-dir", str(runs_dir))
     lines = table.stdout.splitlines()
     assert len(lines) == 2, table.stdout
@@ -271,7 +265,7 @@ def test_validate_takes_latest_an_id_or_a_prefix_and_prints_json(cli, partial_ru
         result = cli("validate", ref, "--runs-dir", str(runs_dir))
         assert result.exit_code == 0, result.stderr
         assert result.stderr == f"ok: {partial_run / 'brief.json'} (schema, ids and quotes)\n"
-    brief = json.loads((partial_run / "brief.json").read_text())
+    brief = read_brief(partial_run)
     brief["claims"][0]["centrality"] = 9
     (partial_run / "brief.json").write_text(json.dumps(brief))
     result = cli("validate", "latest", "--runs-dir", str(runs_dir), "--json")

@@ -10,7 +10,7 @@ import pytest
 from pipeline import schemas
 from pipeline.testing import FakeOpenAIServer, FakeResponse, scripted_handler
 
-from .conftest import SEED
+from .conftest import SEED, read_brief, read_manifest
 
 
 def picky_server(seed_script: dict[str, Any], rejects: set[str], *, fenced: bool = False) -> FakeOpenAIServer:
@@ -35,24 +35,8 @@ def run(cli_env, server: FakeOpenAIServer, *args: str):
     return cli_env("run", str(SEED), "--base-url", server.base_url, *args)
 
 
-@pytest.fixture
-def cli_plain(runs_dir, monkeypatch):
-    """The CLI without the default fake server, for tests that bring their own."""
-    from click.testing import CliRunner
-
-    from pipeline.cli import main
-
-    from .conftest import CliResult
-
-    def invoke(*args: str) -> CliResult:
-        result = CliRunner().invoke(main, [*args, "--runs-dir", str(runs_dir)], catch_exceptions=False)
-        return CliResult(result.exit_code, result.stdout, result.stderr)
-
-    return invoke
-
-
 def manifest_of(result) -> dict[str, Any]:
-    return json.loads((result.run_dir / "manifest.json").read_text())
+    return read_manifest(result.run_dir)
 
 
 def test_auto_sends_strict_json_schema(cli_plain, seed_script) -> None:
@@ -74,7 +58,7 @@ def test_auto_falls_back_to_json_object_with_schema_and_remembers(cli_plain, see
     rebut = next(r for r in server.requests if r.unit == "C1")
     assert rebut.body["response_format"] == {"type": "json_object", "schema": schemas.load("rebuttal")}
     assert manifest_of(result)["response_format"] == {"requested": "auto", "used": "json_object"}
-    brief = json.loads((result.run_dir / "brief.json").read_text())
+    brief = read_brief(result.run_dir)
     assert brief["run"]["response_format"] == "json_object"
 
 
@@ -99,15 +83,10 @@ def test_explicit_mode_is_used_throughout(cli_plain, seed_script, mode: str, exp
     assert manifest_of(result)["response_format"] == {"requested": mode, "used": mode}
 
 
-def test_env_var_selects_the_mode(runs_dir, seed_script, monkeypatch) -> None:
-    from click.testing import CliRunner
-
-    from pipeline.cli import main
-
+def test_env_var_selects_the_mode(cli_plain, seed_script, monkeypatch) -> None:
     monkeypatch.setenv("COUNTERPOINT_RESPONSE_FORMAT", "json_object")
     with picky_server(seed_script, set()) as server:
-        result = CliRunner().invoke(main, ["run", str(SEED), "--base-url", server.base_url,
-                                           "--runs-dir", str(runs_dir)])
+        result = cli_plain("run", str(SEED), "--base-url", server.base_url)
     assert result.exit_code == 0, result.stderr
     assert set(formats_sent(server)) == {"json_object"}
 

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.runs import RunDir, new_run_id
 
-from .conftest import SEED
+from .conftest import SEED, one_error_line, read_brief, read_manifest, start_counterpoint
 
 STATUSES = ["complete", "partial", "failed"]
 
@@ -23,12 +23,6 @@ def seed_run(cli) -> Path:
     result = cli("run", str(SEED))
     assert result.exit_code == 0, result.stderr
     return result.run_dir
-
-
-def one_error_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -53,7 +47,7 @@ def make_runs(runs_dir: Path, template: dict[str, Any], count: int) -> list[dict
 
 
 def test_runs_lists_hundreds_of_runs_newest_first_from_their_manifests(cli, seed_run: Path, tmp_path: Path) -> None:
-    template = json.loads((seed_run / "manifest.json").read_text())
+    template = read_manifest(seed_run)
     runs_dir = tmp_path / "many"
     made = make_runs(runs_dir, template, 300)
     (runs_dir / "20991231T000000Z-broken-aaaaaa").mkdir()
@@ -100,7 +94,7 @@ def test_runs_on_an_empty_or_missing_folder(cli, tmp_path: Path) -> None:
 
 def test_runs_shows_a_real_run(cli, seed_run: Path, runs_dir: Path) -> None:
     rows = json.loads(cli("runs", "--runs-dir", str(runs_dir), "--json").stdout)
-    brief = json.loads((seed_run / "brief.json").read_text())
+    brief = read_brief(seed_run)
     usage = brief["run"]["usage"]
     assert rows == [{
         "id": seed_run.name, "title": brief["article"]["title"], "model": brief["run"]["model"],
@@ -162,7 +156,7 @@ def test_validate_accepts_a_real_run_and_its_brief_json(cli, seed_run: Path) -> 
 
 
 def test_validate_lists_every_problem_of_a_tampered_brief(cli, seed_run: Path) -> None:
-    brief = json.loads((seed_run / "brief.json").read_text())
+    brief = read_brief(seed_run)
     brief["claims"][0]["quote"] = "Putin never wanted anything in Syria."
     c2 = brief["claims"][1]["rebuttals"]
     c2[1]["id"] = c2[0]["id"]
@@ -194,7 +188,7 @@ def test_validate_checks_the_article_and_the_statuses(cli, seed_run: Path, tmp_p
     shutil.copytree(seed_run, copy_dir)
     article = (copy_dir / "article.txt").read_text()
     (copy_dir / "article.txt").write_text("Editor's note. " + article)  # every offset now points elsewhere
-    brief = json.loads((copy_dir / "brief.json").read_text())
+    brief = read_brief(copy_dir)
     brief["claims"][4].update(status="failed", error=None, steelman=None, rebuttals=[], missing_context=[])
     brief["synthesis"]["strongest_rebuttals"] = [r for r in brief["synthesis"]["strongest_rebuttals"]
                                                  if not r.startswith("C5-")]
@@ -234,14 +228,9 @@ def test_validate_a_folder_without_a_brief(cli, tmp_path: Path) -> None:
 
 def test_runs_piped_into_a_reader_that_stops_early_is_quiet(cli, seed_run: Path, tmp_path: Path) -> None:
     """`counterpoint runs | head -1`: the closed pipe is not reported as an internal error."""
-    import subprocess
-    import sys
-
     runs_dir = tmp_path / "many"
-    make_runs(runs_dir, json.loads((seed_run / "manifest.json").read_text()), 50)
-    exe = Path(sys.executable).with_name("counterpoint")
-    process = subprocess.Popen([str(exe), "runs", "--runs-dir", str(runs_dir)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    make_runs(runs_dir, read_manifest(seed_run), 50)
+    process = start_counterpoint(["runs", "--runs-dir", str(runs_dir)])
     process.stdout.close()  # the reader is gone before anything is written
     stderr = process.stderr.read()
     assert process.wait(timeout=60) == 1

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from pipeline import schemas
 
-from .conftest import SEED
+from .conftest import SEED, read_brief
 
 
 def test_run_writes_a_complete_valid_brief(cli, server) -> None:
@@ -15,7 +13,7 @@ def test_run_writes_a_complete_valid_brief(cli, server) -> None:
     run_dir = result.run_dir
     for name in ("brief.json", "brief.md", "manifest.json", "calls.jsonl", "article.txt"):
         assert (run_dir / name).is_file(), name
-    brief = json.loads((run_dir / "brief.json").read_text())
+    brief = read_brief(run_dir)
     assert schemas.validate("brief", brief) == []
     assert brief["status"] == "complete"
     article = (run_dir / "article.txt").read_text()

@@ -7,7 +7,6 @@ without it is tested too. The pages under tests/data/web/ were written for these
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
 import ssl
 import threading
@@ -28,7 +27,7 @@ from pipeline.cli import main
 from pipeline.errors import FetchError, InputError
 from pipeline.testing import FakeResponse
 
-from .conftest import ROOT
+from .conftest import ROOT, one_error_line, read_brief, read_manifest
 
 WEB = ROOT / "tests" / "data" / "web"
 NEWS_PAGE = WEB / "news-article.html"
@@ -178,14 +177,6 @@ def tls_site(tls_ca: trustme.CA) -> Iterator[Site]:
         yield state
 
 
-def one_line_error(result: Any) -> str:
-    """The whole of stderr, which must be exactly one 'error: ...' line."""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
-
-
 def fetch_fails(cli, runs_dir: Path, server, *args: str) -> str:
     """Run on a URL that must fail before any model call or run directory; return the error line."""
     result = cli("run", *args)
@@ -193,7 +184,7 @@ def fetch_fails(cli, runs_dir: Path, server, *args: str) -> str:
     assert result.stdout == ""
     assert not runs_dir.exists()
     assert server.requests == []
-    return one_line_error(result)
+    return one_error_line(result)
 
 
 def assert_web_brief(run_dir: Path, *, url: str, source: str) -> dict[str, Any]:
@@ -204,14 +195,14 @@ def assert_web_brief(run_dir: Path, *, url: str, source: str) -> dict[str, Any]:
     for marker in BOILERPLATE:
         assert marker not in text, marker
     assert (run_dir / "source.html").read_text("utf-8") == NEWS_PAGE.read_text("utf-8")
-    brief = json.loads((run_dir / "brief.json").read_text("utf-8"))
+    brief = read_brief(run_dir)
     assert brief["status"] == "complete"
     assert check_brief(brief, text) == []
     assert all(text[c["start"]:c["end"]] == c["quote"] for c in brief["claims"])
     expected = {"site": "The Meridian Ledger", "url": url, "date": "2016-03-15", "author": "James Jay Carafano",
                 "title": "Russia may be leaving Syria but Putin will have Assad's back for a long, long time",
                 "source": source}
-    manifest = json.loads((run_dir / "manifest.json").read_text("utf-8"))
+    manifest = read_manifest(run_dir)
     for record in (brief["article"], manifest["article"]):
         assert {key: record[key] for key in expected} == expected
     markdown = (run_dir / "brief.md").read_text("utf-8")
