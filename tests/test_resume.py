@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +15,7 @@ import pytest
 from pipeline import schemas
 from pipeline.testing import FakeOpenAIServer, FakeResponse, scripted_handler
 
-from .conftest import ROOT, SEED, TEST_KEY, run_subprocess
+from .conftest import ROOT, SEED, TEST_KEY, read_brief, read_manifest, run_subprocess, start_counterpoint
 
 SLOW_CLAIMS = {"C5", "C6", "C7", "C8"}
 
@@ -38,11 +35,9 @@ def slow_handler(seed_script: dict[str, Any], fast: threading.Event | None = Non
 def test_sigkill_mid_run_then_resume_repeats_no_finished_unit(seed_script, runs_dir: Path, cli) -> None:
     fast = threading.Event()
     with FakeOpenAIServer(slow_handler(seed_script, fast)) as slow:
-        exe = Path(sys.executable).with_name("counterpoint")
-        process = subprocess.Popen(
-            [str(exe), "run", str(SEED), "--base-url", slow.base_url, "--runs-dir", str(runs_dir), "--no-cache"],
-            env={**os.environ, "OPENAI_API_KEY": TEST_KEY}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=ROOT,
+        process = start_counterpoint(
+            ["run", str(SEED), "--base-url", slow.base_url, "--runs-dir", str(runs_dir), "--no-cache"],
+            env={"OPENAI_API_KEY": TEST_KEY}, text=False,
         )
         try:
             deadline = time.monotonic() + 30
@@ -61,7 +56,7 @@ def test_sigkill_mid_run_then_resume_repeats_no_finished_unit(seed_script, runs_
         assert killed_units == {"extract", "C1", "C2", "C3", "C4"} | SLOW_CLAIMS
         (run_dir,) = runs_dir.iterdir()
         assert not (run_dir / "brief.json").exists()
-        assert json.loads((run_dir / "manifest.json").read_text())["status"] == "running"
+        assert read_manifest(run_dir)["status"] == "running"
 
         seen = len(slow.requests)
         fast.set()
@@ -69,10 +64,10 @@ def test_sigkill_mid_run_then_resume_repeats_no_finished_unit(seed_script, runs_
         assert result.exit_code == 0, result.stderr
         assert result.run_dir == run_dir
         assert sorted(r.unit for r in slow.requests[seen:]) == sorted([*SLOW_CLAIMS, "synthesize"])
-    brief = json.loads((run_dir / "brief.json").read_text())
+    brief = read_brief(run_dir)
     assert brief["status"] == "complete" and schemas.validate("brief", brief) == []
     assert [c["id"] for c in brief["claims"]] == [f"C{n}" for n in range(1, 9)]
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest = read_manifest(run_dir)
     assert manifest["reused_units"] == ["extract", "rebut-C1", "rebut-C2", "rebut-C3", "rebut-C4"]
     assert manifest["resumed"]["status"] == "running"
 
@@ -87,9 +82,9 @@ def test_partial_run_resumed_after_the_server_recovers(cli, server, runs_dir: Pa
     assert second.exit_code == 0, second.stderr
     assert second.run_dir == first.run_dir
     assert [r.unit for r in server.requests[seen:]] == ["C3", "synthesize"]
-    brief = json.loads((second.run_dir / "brief.json").read_text())
+    brief = read_brief(second.run_dir)
     assert brief["status"] == "complete"
-    assert json.loads((second.run_dir / "manifest.json").read_text())["status"] == "complete"
+    assert read_manifest(second.run_dir)["status"] == "complete"
 
 
 def test_resume_takes_recorded_settings_unless_overridden(cli, server) -> None:
@@ -157,11 +152,9 @@ def test_interrupt_writes_a_partial_brief_then_resume_finishes(seed_script, runs
     fast = threading.Event()
     with FakeOpenAIServer(slow_handler(seed_script, fast)) as slow:
         slow_url = slow.base_url
-        exe = Path(sys.executable).with_name("counterpoint")
-        process = subprocess.Popen(
-            [str(exe), "run", str(SEED), "--base-url", slow_url, "--runs-dir", str(runs_dir), "--no-cache"],
-            env={**os.environ, "OPENAI_API_KEY": TEST_KEY}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=ROOT, text=True,
+        process = start_counterpoint(
+            ["run", str(SEED), "--base-url", slow_url, "--runs-dir", str(runs_dir), "--no-cache"],
+            env={"OPENAI_API_KEY": TEST_KEY},
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and len(list(runs_dir.glob("*/units/rebut-C*.json"))) < 4:
@@ -177,7 +170,7 @@ def test_interrupt_writes_a_partial_brief_then_resume_finishes(seed_script, runs
         assert stderr.strip().splitlines()[-1] == (
             f"error: interrupted; what finished is saved in {run_dir}; continue with "
             f"'counterpoint run --resume {run_dir.name} --runs-dir {runs_dir}'")
-        brief = json.loads((run_dir / "brief.json").read_text())
+        brief = read_brief(run_dir)
         assert schemas.validate("brief", brief) == [] and brief["status"] == "partial"
         assert [c["status"] for c in brief["claims"]] == ["ok"] * 4 + ["failed"] * 4
         assert {c["error"]["kind"] for c in brief["claims"][4:]} == {"interrupted"}
@@ -190,7 +183,7 @@ def test_interrupt_writes_a_partial_brief_then_resume_finishes(seed_script, runs
         assert result.exit_code == 0, result.stderr
         assert sorted(r.unit for r in slow.requests[seen:]) == sorted([*SLOW_CLAIMS, "synthesize"])
     assert server.requests == []
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest = read_manifest(run_dir)
     assert manifest["endpoint"] == slow_url and manifest["no_cache"] is True and manifest["local"] is None
     assert manifest["cache"]["hits"] == 0
 
@@ -209,7 +202,7 @@ def test_fatal_error_in_one_claim_keeps_the_claims_that_finished(cli, server, ru
     assert "check OPENAI_API_KEY" in error if status == 401 else "check --model and --base-url" in error
     assert error.endswith(f". The record is in {run_dir}; once that is fixed, continue with "
                           f"'counterpoint run --resume {run_dir.name} --runs-dir {runs_dir}'")
-    brief = json.loads((run_dir / "brief.json").read_text())
+    brief = read_brief(run_dir)
     assert [c["status"] for c in brief["claims"]] == ["ok"] * 4 + ["failed"] * 4
     assert all(c["error"]["kind"] == "skipped" for c in brief["claims"][4:])
     assert [r.unit for r in server.requests] == ["extract", "C1", "C2", "C3", "C4", "C5"]
@@ -220,12 +213,16 @@ def test_a_second_resume_of_a_running_run_is_refused(cli, server, runs_dir: Path
     first = cli("run", str(SEED), "--max-retries", "1")
     assert first.exit_code == 3
     run_dir, seen = first.run_dir, len(server.requests)
-    server.latency = 3.0  # the first resume is still waiting for C3 when the second starts
+    answer, c3_released = server.handler, threading.Event()
+
+    def hold_c3(unit: str, body: dict[str, Any]) -> Any:  # the first resume waits for C3 until released
+        if unit == "C3":
+            c3_released.wait(60)
+        return answer(unit, body)
+
+    server.handler = hold_c3
     env = {"OPENAI_API_KEY": TEST_KEY}
-    exe = Path(sys.executable).with_name("counterpoint")
-    resuming = subprocess.Popen([str(exe), "run", "--resume", run_dir.name, "--runs-dir", str(runs_dir)],
-                                env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                cwd=ROOT, text=True)
+    resuming = start_counterpoint(["run", "--resume", run_dir.name, "--runs-dir", str(runs_dir)], env=env)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and len(server.requests) == seen:
@@ -233,8 +230,10 @@ def test_a_second_resume_of_a_running_run_is_refused(cli, server, runs_dir: Path
         assert len(server.requests) == seen + 1, "the first resume should have asked for C3"
         second = run_subprocess(["run", "--resume", run_dir.name, "--runs-dir", str(runs_dir)], env=env)
         assert resuming.poll() is None, "the first resume should still be running"
+        c3_released.set()
         _, stderr = resuming.communicate(timeout=60)
     finally:
+        c3_released.set()
         resuming.kill()
     assert second.returncode == 1 and second.stdout == ""
     assert second.stderr == (f"error: run {run_dir.name} is already running (pid {resuming.pid}); wait for it to "
