@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.testing import FakeOpenAIServer, scripted_handler
+from pipeline.testing import FakeOpenAIServer, FakeResponse, scripted_handler
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "putin-assad-syria.txt"
@@ -105,6 +105,16 @@ def cli_plain(runs_dir: Path):
         return run_cli(*args, runs_dir=runs_dir, input=input, env=env)
 
     return invoke
+
+
+def run_partially(cli: Any, server: FakeOpenAIServer, *args: str) -> CliResult:
+    """Run the seed article so the run is left partial (exit 3): C3 fails on two 503s with
+    --max-retries 1. The 503s say Retry-After: 0, so the retry is not held up by a random back-off
+    (test_faults covers that)."""
+    server.script("C3", *[FakeResponse(status=503, headers={"Retry-After": "0"})] * 2)
+    result: CliResult = cli("run", str(SEED), "--max-retries", "1", *args)
+    assert result.exit_code == 3, result.stderr
+    return result
 
 
 def one_error_line(result: Any) -> str:

@@ -12,9 +12,9 @@ from pipeline import api
 from pipeline.cache import ResponseCache
 from pipeline.engine import Settings
 from pipeline.errors import ConfigError, ResumeMismatch
-from pipeline.testing import FakeOpenAIServer, FakeResponse, scripted_handler
+from pipeline.testing import FakeOpenAIServer, scripted_handler
 
-from .conftest import SEED, TEST_KEY, read_brief, read_manifest
+from .conftest import SEED, TEST_KEY, read_brief, read_manifest, run_partially
 
 BAD_BASE_URLS = ["", "   ", "http://[::1", "http://127.0.0.1:99999/v1", "127.0.0.1:8080/v1", "localhost:8080/v1",
                  "ftp://127.0.0.1/v1", "file:///etc/passwd", "http:///v1"]
@@ -26,10 +26,7 @@ def manifest_of(run_dir: Path) -> dict:
 
 def partial_run(cli, server) -> Path:
     """A run on `server` left partial: C3 failed on two 503s."""
-    server.script("C3", *[FakeResponse(status=503)] * 2)
-    first = cli("run", str(SEED), "--max-retries", "1")
-    assert first.exit_code == 3, first.stderr
-    return first.run_dir
+    return run_partially(cli, server).run_dir
 
 
 @pytest.mark.parametrize("url", BAD_BASE_URLS)
@@ -133,9 +130,8 @@ def test_the_library_resume_follows_the_same_rule(cli, server, runs_dir: Path) -
 
 
 def test_no_cache_is_recorded_and_kept_on_resume(cli, server, runs_dir: Path) -> None:
-    server.script("C3", *[FakeResponse(status=503)] * 2)
-    first = cli("run", str(SEED), "--max-retries", "1", "--no-cache")
-    assert first.exit_code == 3 and manifest_of(first.run_dir)["no_cache"] is True
+    first = run_partially(cli, server, "--no-cache")
+    assert manifest_of(first.run_dir)["no_cache"] is True
     assert cli("run", "--resume", "latest", endpoint=False).exit_code == 0
     assert manifest_of(first.run_dir)["no_cache"] is True
     assert not (runs_dir.parent / "cache").exists()  # nothing written to the cache either time

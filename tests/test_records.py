@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.testing import FakeResponse
 
-from .conftest import SEED, one_error_line, read_brief, read_manifest
+from .conftest import SEED, one_error_line, read_brief, read_manifest, run_partially
 
 DEEP = "[" * 100_000
 TITLE_ATTACK = "Title \x1b]0;pwned\x07 wipe\x1b[2J \u202eevil"
@@ -27,10 +27,7 @@ def no_escapes(text: str) -> None:
 @pytest.fixture
 def partial_run(cli, server) -> Path:
     """A run with C3 failed on 503s: resumable, with units, calls.jsonl and a manifest."""
-    server.script("C3", *[FakeResponse(status=503)] * 2)
-    result = cli("run", str(SEED), "--max-retries", "1", "--no-cache")
-    assert result.exit_code == 3, result.stderr
-    return result.run_dir
+    return run_partially(cli, server, "--no-cache").run_dir
 
 
 def resume(cli, run_dir: Path) -> Any:

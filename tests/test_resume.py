@@ -15,7 +15,7 @@ import pytest
 from pipeline import schemas
 from pipeline.testing import FakeOpenAIServer, FakeResponse, scripted_handler
 
-from .conftest import ROOT, SEED, TEST_KEY, read_brief, read_manifest, run_subprocess, start_counterpoint
+from .conftest import ROOT, SEED, TEST_KEY, read_brief, read_manifest, run_partially, run_subprocess, start_counterpoint
 
 SLOW_CLAIMS = {"C5", "C6", "C7", "C8"}
 
@@ -73,9 +73,7 @@ def test_sigkill_mid_run_then_resume_repeats_no_finished_unit(seed_script, runs_
 
 
 def test_partial_run_resumed_after_the_server_recovers(cli, server, runs_dir: Path) -> None:
-    server.script("C3", *[FakeResponse(status=503)] * 2)
-    first = cli("run", str(SEED), "--max-retries", "1", "--no-cache")
-    assert first.exit_code == 3
+    first = run_partially(cli, server, "--no-cache")
     seen = len(server.requests)
 
     second = cli("run", "--resume", "latest", "--no-cache")
@@ -209,9 +207,7 @@ def test_fatal_error_in_one_claim_keeps_the_claims_that_finished(cli, server, ru
 
 
 def test_a_second_resume_of_a_running_run_is_refused(cli, server, runs_dir: Path) -> None:
-    server.script("C3", *[FakeResponse(status=503)] * 2)
-    first = cli("run", str(SEED), "--max-retries", "1")
-    assert first.exit_code == 3
+    first = run_partially(cli, server)
     run_dir, seen = first.run_dir, len(server.requests)
     answer, c3_released = server.handler, threading.Event()
 
