@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -166,32 +165,12 @@ def test_a_block_that_is_not_yaml_front_matter_is_kept_as_text(block: str) -> No
     assert article.title != "---"
 
 
-READ_SYSCALL = {"x86_64": 0, "aarch64": 63}.get(platform.machine())
-
-
-def wait_until_reading_stdin(process: subprocess.Popen[str], seconds: float = 20) -> None:
-    """Until the process is blocked in read(0, ...), as /proc/PID/syscall shows; where that cannot be
-    read, a fixed 3 s (start-up is about 1 s)."""
-    syscall = Path(f"/proc/{process.pid}/syscall")
-    if READ_SYSCALL is None or not os.access(syscall, os.R_OK):
-        time.sleep(3)
-        return
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if syscall.read_text().split()[:2] == [str(READ_SYSCALL), "0x0"]:
-                return
-        except OSError:
-            pass
-        time.sleep(0.02)
-
-
 def test_an_interrupt_before_anything_is_saved_points_at_no_run(tmp_path: Path) -> None:
     """Ctrl-C while counterpoint still waits for the article: no run exists, so no resume hint."""
     runs_dir = tmp_path / "runs"
     process = start_counterpoint(["run", "-", "--runs-dir", str(runs_dir), "--base-url", "http://127.0.0.1:9/v1"],
                                  stdin=subprocess.PIPE)
-    wait_until_reading_stdin(process)
+    time.sleep(3)  # started and blocked reading stdin
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 130
