@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import json
 import os
 import subprocess
@@ -14,12 +16,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from pipeline import article as article_mod
+from pipeline import stages
 from pipeline.cli import main
-from pipeline.testing import FakeOpenAIServer, FakeResponse, scripted_handler
+from pipeline.testing import FakeLLM, FakeOpenAIServer, FakeResponse, scripted_handler
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "putin-assad-syria.txt"
 TEST_KEY = "sk-test-Zq8vN3kLr5Tw9Yx2"  # distinctive, so a leak is easy to find
+SEED_ARTICLE = article_mod.load(str(SEED))
 
 
 @pytest.fixture(autouse=True)
@@ -155,3 +160,19 @@ def run_subprocess(args: list[str], *, env: dict[str, str] | None = None, timeou
     """Run the installed console script in a real process (for signals and start-up behaviour)."""
     return subprocess.run([str(COUNTERPOINT), *args], env=_child_env(env, ()), capture_output=True, text=True,
                           timeout=timeout, input=input, cwd=ROOT, check=False)
+
+
+def extract(llm: FakeLLM, max_claims: int = 8) -> dict[str, Any]:
+    """The extraction stage on the seed article, with `llm` as the model."""
+    base = stages.base_messages(SEED_ARTICLE, "n0nce", None)
+    return asyncio.run(stages.extract_claims(llm, base, SEED_ARTICLE, "n0nce", max_claims=max_claims, reasks=2))
+
+
+def extract_after_a_bad_claim(seed_script: dict[str, Any], index: int, field: str, value: Any) -> FakeLLM:
+    """Extraction where the first reply has claim `index`'s `field` set to `value` and the re-ask is
+    answered correctly; returns the model, whose history holds both requests."""
+    bad = copy.deepcopy(seed_script["extract"])
+    bad["claims"][index][field] = value
+    llm = FakeLLM(bad, seed_script["extract"])
+    extract(llm)
+    return llm

@@ -3,12 +3,10 @@ the claim limit, and ids in the synthesis."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import unicodedata
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,10 +14,7 @@ from pipeline import article as article_mod
 from pipeline import stages
 from pipeline.testing import FakeLLM
 
-from .conftest import SEED, read_brief
-
-SEED_ARTICLE = article_mod.load(str(SEED))
-
+from .conftest import SEED, SEED_ARTICLE, extract, extract_after_a_bad_claim, read_brief
 
 # -- locate: what a copied passage may change -------------------------------------------------
 
@@ -60,16 +55,8 @@ def test_a_quote_must_hold_four_words_or_a_whole_sentence() -> None:
 
 # -- the stages re-ask ----------------------------------------------------------------------
 
-def extract(llm: FakeLLM, max_claims: int = 8) -> dict[str, Any]:
-    base = stages.base_messages(SEED_ARTICLE, "n0nce", None)
-    return asyncio.run(stages.extract_claims(llm, base, SEED_ARTICLE, "n0nce", max_claims=max_claims, reasks=2))
-
-
 def test_a_too_short_claim_quote_is_reasked(seed_script) -> None:
-    bad = copy.deepcopy(seed_script["extract"])
-    bad["claims"][2]["quote"] = "the"
-    llm = FakeLLM(bad, seed_script["extract"])
-    extract(llm)
+    llm = extract_after_a_bad_claim(seed_script, 2, "quote", "the")
     assert len(llm.history) == 2
     assert ("$.claims[2].quote: too short to ground a claim; quote at least 4 words or a whole sentence: 'the'"
             in llm.history[1]["messages"][-1]["content"])

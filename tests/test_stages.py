@@ -16,15 +16,9 @@ from pipeline.errors import UnitFailed
 from pipeline.llm import CallContext, Reply, structured
 from pipeline.testing import FakeLLM, scripted_handler
 
-from .conftest import ROOT, SEED
+from .conftest import ROOT, SEED, SEED_ARTICLE, extract, extract_after_a_bad_claim
 
-SEED_ARTICLE = article_mod.load(str(SEED))
 GOLDEN = ROOT / "tests" / "data" / "seed_brief.md"
-
-
-def extract(llm: FakeLLM, max_claims: int = 8) -> dict[str, Any]:
-    base = stages.base_messages(SEED_ARTICLE, "n0nce", None)
-    return asyncio.run(stages.extract_claims(llm, base, SEED_ARTICLE, "n0nce", max_claims=max_claims, reasks=2))
 
 
 def test_extraction_grounds_quotes_with_offsets(seed_script) -> None:
@@ -37,10 +31,7 @@ def test_extraction_grounds_quotes_with_offsets(seed_script) -> None:
 
 
 def test_paraphrased_quote_is_rejected_and_reasked(seed_script) -> None:
-    bad = copy.deepcopy(seed_script["extract"])
-    bad["claims"][1]["quote"] = "Russia's army turned the tide of the war."
-    llm = FakeLLM(bad, seed_script["extract"])
-    extract(llm)
+    llm = extract_after_a_bad_claim(seed_script, 1, "quote", "Russia's army turned the tide of the war.")
     assert len(llm.history) == 2
     repair = llm.history[1]["messages"][-1]["content"]
     assert "$.claims[1].quote: not found verbatim in the article" in repair
@@ -49,10 +40,7 @@ def test_paraphrased_quote_is_rejected_and_reasked(seed_script) -> None:
 
 
 def test_duplicate_ids_are_rejected(seed_script) -> None:
-    bad = copy.deepcopy(seed_script["extract"])
-    bad["claims"][2]["id"] = "C1"
-    llm = FakeLLM(bad, seed_script["extract"])
-    extract(llm)
+    llm = extract_after_a_bad_claim(seed_script, 2, "id", "C1")
     repair = llm.history[1]["messages"][-1]["content"]
     assert "$.claims[2].id: duplicate id C1" in repair
 
