@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.runs import RunDir, new_run_id
 
-from .conftest import SEED, one_error_line, read_brief, read_manifest, start_counterpoint
+from .conftest import SEED, one_error_line, read_brief, read_manifest, run_cli, start_counterpoint
 
 STATUSES = ["complete", "partial", "failed"]
 
@@ -235,3 +235,18 @@ def test_runs_piped_into_a_reader_that_stops_early_is_quiet(cli, seed_run: Path,
     stderr = process.stderr.read()
     assert process.wait(timeout=60) == 1
     assert stderr == ""
+
+
+def test_a_bug_is_one_line_naming_it_and_raises_under_counterpoint_debug(monkeypatch, runs_dir: Path) -> None:
+    """conftest sets COUNTERPOINT_DEBUG=1 so a bug fails its test; without it, a user sees one line."""
+    def broken(*args: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("pipeline.runs.list_runs", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        run_cli("runs", "--runs-dir", str(runs_dir))
+    monkeypatch.delenv("COUNTERPOINT_DEBUG")
+    result = run_cli("runs", "--runs-dir", str(runs_dir))
+    assert result.exit_code == 1 and result.stdout == ""
+    assert one_error_line(result) == ("error: internal error (RuntimeError: boom); rerun with COUNTERPOINT_DEBUG=1 "
+                                      "and report it")
