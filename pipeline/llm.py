@@ -296,13 +296,14 @@ class OpenAIClient(ModelClient):
         super().__init__(**kwargs)
         self.model = model
         self.endpoint = Endpoint.of(base_url, local_model)
-        self.endpoint_host = urlsplit(base_url or DEFAULT_BASE_URL).netloc.rsplit("@", 1)[-1]
+        base_url = (base_url or DEFAULT_BASE_URL).strip()  # as checked by Endpoint.of
+        self.endpoint_host = urlsplit(base_url).netloc.rsplit("@", 1)[-1]
         self.server = _WATCHED.get(self.endpoint_host)
         self.transport_attempts = transport_attempts
         self._secret = api_key or ""
         self.timeout = timeout
-        self._sdk_options: dict[str, Any] = {"api_key": api_key or "no-key", "base_url": base_url or DEFAULT_BASE_URL,
-                             "timeout": timeout}
+        self._sdk_options: dict[str, Any] = {"api_key": api_key or "no-key", "base_url": base_url,
+                                             "timeout": timeout}
         self._sdk: Any = None
         self._throttle = Throttle()  # one 429 slows every concurrent unit
         self._fatal: ModelError | None = None  # once the endpoint refuses the run, no new call starts

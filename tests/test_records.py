@@ -83,7 +83,8 @@ def test_resume_of_a_damaged_manifest_is_one_line_naming_it(cli, server, partial
     assert len(server.requests) == seen
 
 
-@pytest.mark.parametrize("name,value", [("max_claims", "lots"), ("reasks", None), ("temperature", "hot")])
+@pytest.mark.parametrize("name,value", [("max_claims", "lots"), ("reasks", None), ("temperature", "hot"),
+                                        ("max_claims", [1]), ("reasks", {"a": 1}), ("max_claims", 1e999)])
 def test_resume_of_a_wrongly_typed_recorded_setting_is_one_line_naming_it(cli, server, partial_run: Path,
                                                                          name: str, value: Any) -> None:
     manifest = json.loads((partial_run / "manifest.json").read_text())
