@@ -338,6 +338,8 @@ def _typed(value: Any, kind: type | tuple[type, ...]) -> Any:
 
 def resume_command(run_dir: RunDir) -> str:
     """The command that continues `run_dir`, runnable as written (with --runs-dir unless default)."""
+    if not _SAFE_ID.match(run_dir.id):  # a folder renamed by hand: only its path finds it again
+        return shlex.join(["counterpoint", "run", "--resume", str(run_dir.path.resolve())])
     args = ["counterpoint", "run", "--resume", run_dir.id]
     if run_dir.path.parent != Path(DEFAULT_RUNS_DIR):
         args += ["--runs-dir", str(run_dir.path.parent)]
