@@ -11,13 +11,12 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import SEED, TEST_KEY, read_manifest
+from .conftest import COUNTERPOINT, SEED, TEST_KEY, read_manifest
 
 
 def _mount(mountpoint: Path, size: str, *options: str) -> subprocess.CompletedProcess[str]:
@@ -125,7 +124,7 @@ def test_closed_stdin_is_one_line(tmp_path: Path) -> None:
     runs_dir = tmp_path / "runs"
     result = subprocess.run(
         ["sh", "-c", 'exec "$0" run - --base-url http://127.0.0.1:9/v1 --runs-dir "$1" <&-',
-         str(Path(sys.executable).with_name("counterpoint")),
+         str(COUNTERPOINT),
          str(runs_dir)],
         capture_output=True, text=True, timeout=60, env={**os.environ, "OPENAI_API_KEY": TEST_KEY}, check=False)
     assert result.returncode == 1

@@ -17,10 +17,9 @@ import pytest
 from pipeline import article as article_mod
 from pipeline.errors import InputError
 
-from .conftest import SEED, TEST_KEY, read_brief, start_counterpoint
+from .conftest import COUNTERPOINT, SEED, TEST_KEY, read_brief, start_counterpoint
 
 SEED_TEXT = SEED.read_text(encoding="utf-8")
-EXE = Path(sys.executable).with_name("counterpoint")
 OVER_DEFAULT = ("error: {name} is over 240,004 bytes, more than --max-chars 60,000 characters can take; "
                 "raise --max-chars or pass --truncate")
 
@@ -43,7 +42,7 @@ def run_measured(args: list[str], tmp_path: Path, stdin: int | IO[bytes] = subpr
                  ) -> tuple[int, str, float, float]:
     """Run counterpoint in a child; return (exit code, stderr, seconds, peak RSS in MB)."""
     measured = tmp_path / "measured.json"
-    command = [str(EXE), *args, "--base-url", "http://127.0.0.1:9", "--runs-dir", str(tmp_path / "runs")]
+    command = [str(COUNTERPOINT), *args, "--base-url", "http://127.0.0.1:9", "--runs-dir", str(tmp_path / "runs")]
     done = subprocess.run([sys.executable, "-c", MEASURE, str(measured), *command], stdin=stdin,
                           capture_output=True, text=True, env={**os.environ, "OPENAI_API_KEY": TEST_KEY},
                           timeout=120, check=True)

@@ -25,7 +25,7 @@ from pipeline import llm, local, schemas
 from pipeline.brief import check_brief
 from pipeline.testing import FakeLLM, FakeOpenAIServer, FakeResponse
 
-from .conftest import ROOT, SEED, read_brief, read_manifest, run_subprocess, start_counterpoint
+from .conftest import COUNTERPOINT, ROOT, SEED, read_brief, read_manifest, run_subprocess, start_counterpoint
 
 # ASCII double quotes (speech, a title), backslashes, accents, dashes, CJK and an emoji.
 QUOTES_ARTICLE = ROOT / "tests" / "data" / "oped_quotes.md"
@@ -270,7 +270,7 @@ def test_run_local_on_the_seed_article(local_runtime, runs_dir: Path, tmp_path: 
     env = {"COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache")}
     env_no_key = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("counterpoint")), "run", "--local", str(SEED),
+        [str(COUNTERPOINT), "run", "--local", str(SEED),
          "--runs-dir", str(runs_dir)],
         env={**env_no_key, **env}, capture_output=True, text=True, timeout=1100, cwd=ROOT, check=False,
     )
