@@ -60,7 +60,7 @@ def test_json_prints_the_brief_on_stdout(cli, runs_dir: Path) -> None:
     result = cli("run", str(SEED), "--json")
     assert result.exit_code == 0
     printed = json.loads(result.stdout)  # the whole of stdout is the brief: no path line after it
-    assert printed == json.loads((runs_dir / printed["run"]["id"] / "brief.json").read_text())
+    assert printed == read_brief(runs_dir / printed["run"]["id"])
     assert printed["status"] == "complete" and len(printed["claims"]) == 8
     assert result.stderr.startswith("complete: "), "the summary still goes to stderr"
 
