@@ -50,11 +50,13 @@ def local_runtime() -> None:
 
 
 def server_pids() -> set[int]:
-    """PIDs of every running llama_cpp.server process."""
+    """PIDs of every running llama_cpp.server process started by this environment's Python (local.py
+    starts it with sys.executable): another checkout's test run on the same machine is not ours."""
     pids = set()
+    ours = sys.executable.encode() + b"\0-m\0llama_cpp.server\0"
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if b"llama_cpp.server" in cmdline.read_bytes():
+            if cmdline.read_bytes().startswith(ours):
                 pids.add(int(cmdline.parent.name))
         except OSError:
             continue
