@@ -14,9 +14,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
-from . import __version__
 from .brief import status_label
 from .resources import resource_dir
+from .version import __version__
 
 TEMPLATE = "brief.html.j2"
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")

@@ -15,13 +15,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import __version__, endpoints, prompts, schemas, stages
 from . import brief as brief_mod
+from . import endpoints, prompts, schemas, stages
 from .article import Article
 from .errors import ModelError, ResumeMismatch, RunDirError, UnitFailed
 from .llm import DEFAULT_CONCURRENCY, DEFAULT_MODEL, ModelClient, Usage, clamp_usage
 from .pricing import estimate
 from .runs import RunDir, created_stamp, resume_command, utc_now
+from .version import __version__
 
 PROMPT_NAMES = ("system", "article", "extract_claims", "rebut_claim", "synthesize", "repair", "truncated",
                 "schema_in_prompt")
