@@ -196,12 +196,12 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     import asyncio
 
     from . import api
-    from . import article as article_mod
     from .engine import Settings
     from .errors import ModelError
+    from .fetch import FetchOptions
     from .progress import Progress
     from .runs import resolve, resume_command
-    from .web import FetchOptions
+    from .sources import load
 
     if article is None and resume_ref is None:
         raise click.UsageError("give an ARTICLE file, URL or - for stdin, or --resume RUN")
@@ -211,7 +211,7 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     progress = Progress(quiet=quiet)
     api.check_resources()
     fetch = FetchOptions(timeout=fetch_timeout, max_bytes=max_bytes, allow_private_hosts=allow_private_hosts)
-    loaded = (article_mod.load(article, max_chars=max_chars, truncate=truncate, encoding=encoding, fetch=fetch)
+    loaded = (load(article, max_chars=max_chars, truncate=truncate, encoding=encoding, fetch=fetch)
               if article is not None else None)
     options: dict[str, Any] = {"model": model, "max_claims": max_claims, "reasks": reasks, "language": language,
                "temperature": temperature, "response_format": response_format}

@@ -356,7 +356,8 @@ def test_help_and_runs_import_no_heavy_module(tmp_path: Path, args: list[str]) -
 
 def test_a_run_loads_no_checker_renderer_or_fetcher_before_its_first_request(tmp_path: Path) -> None:
     """What a run imports up to the first request: jsonschema, jinja2 and urllib3 come later or never."""
-    code = "import pipeline.cli, pipeline.api, pipeline.engine, pipeline.article, pipeline.web, pipeline.stages"
+    code = ("import pipeline.cli, pipeline.api, pipeline.engine, pipeline.article, pipeline.sources, pipeline.web, "
+            "pipeline.fetch, pipeline.stages")
     loaded = set(imported_after(code, tmp_path))
     assert not loaded & {"jsonschema", "jinja2", "urllib3", "openai"}, loaded
 

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from pipeline import article as article_mod
-from pipeline import stages
+from pipeline import sources, stages
 from pipeline.testing import FakeLLM
 
 from .conftest import SEED
 
-SEED_ARTICLE = article_mod.load(str(SEED))
+SEED_ARTICLE = sources.load(str(SEED))
 
 
 # -- locate: what a copied passage may change -------------------------------------------------

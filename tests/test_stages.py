@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 
 from pipeline import article as article_mod
-from pipeline import generate_brief, stages
+from pipeline import generate_brief, sources, stages
 from pipeline.errors import UnitFailed
 from pipeline.llm import CallContext, Reply, structured
 from pipeline.testing import FakeLLM, scripted_handler
 
 from .conftest import ROOT, SEED
 
-SEED_ARTICLE = article_mod.load(str(SEED))
+SEED_ARTICLE = sources.load(str(SEED))
 GOLDEN = ROOT / "tests" / "data" / "seed_brief.md"
 
 
