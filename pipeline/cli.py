@@ -390,6 +390,7 @@ def list_runs(runs_dir: Path, as_json: bool) -> None:
 def runs_table(rows: list[dict[str, Any]]) -> list[str]:
     """Aligned columns, the title last so that a long one does not push the others about. Every
     cell is one line of printable text, whatever a manifest or a --model holds."""
+    from .pricing import format_cost
     from .terminal import clean
 
     header = ("ID", "STATUS", "CLAIMS", "TOKENS", "COST", "DATE", "MODEL", "TITLE")
@@ -398,7 +399,7 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
         row["status"],
         "-" if row["claims"] is None else str(row["claims"]),
         "-" if row["tokens"] is None else f"{row['tokens']:,}",
-        f"${row['cost_usd']:.4f}" if row["cost_usd"] is not None else (row["cost_status"] or "-"),
+        format_cost(row["cost_usd"]) if row["cost_usd"] is not None or row["cost_status"] else "-",
         (row["created"] or "-")[:16].replace("T", " "),
         row["model"] or "-",
         clean(row["title"] or "-", one_line=True)[:60],

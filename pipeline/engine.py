@@ -75,7 +75,7 @@ def _text(value: Any) -> str | None:
 
 
 def _load_checks_and_renderers() -> None:
-    from .brief_html import template  # jinja2 is imported only by a run that writes HTML
+    from .brief.html import template  # jinja2 is imported only by a run that writes HTML
 
     for name in SCHEMA_NAMES:
         schemas.validator(name)

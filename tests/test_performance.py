@@ -364,7 +364,8 @@ def test_a_run_loads_no_checker_renderer_or_fetcher_before_its_first_request(tmp
 
 def test_validators_and_the_page_template_are_built_during_the_first_round_trip(cli, seed_script) -> None:
     """They are built on a thread while the extraction request is out, not after the answers."""
-    from pipeline import brief_html, schemas
+    from pipeline import schemas
+    from pipeline.brief import html as brief_html
 
     at_first_claim: dict[str, int] = {}
     answer = scripted_handler(seed_script)
