@@ -47,8 +47,9 @@ class Brief:
 
     def to_html(self) -> str:
         """One self-contained page: the article with its quotes highlighted, the cards, the synthesis."""
-        # Imported here so that importing pipeline.brief (validate, progress lines, the library) does
-        # not load jinja2; a CLI run has loaded it already, compiling the template while the model works.
+        # Imported here so that importing pipeline.brief (validate, the progress lines) does not load
+        # jinja2. A run that calls the model has usually loaded it already: it compiles the template
+        # while the first request is out (engine).
         from .html import render_html
 
         if self.article_text is None:
