@@ -197,7 +197,7 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
 
     from . import api
     from .engine import Settings
-    from .errors import ModelError
+    from .errors import AuthError, ModelError
     from .fetch import FetchOptions
     from .progress import Progress
     from .runs import resolve, resume_command
@@ -270,9 +270,11 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
                            f"interrupted; what finished is saved in {run_dir.path}; continue with "
                            f"'{resume_command(run_dir)}'")
         except ModelError as exc:
+            # A new key resumes as is; a corrected --model or --base-url differs from the record.
+            forced = "" if isinstance(exc, AuthError) else " --force"
             report_stopped(progress, run_dir.path, started, as_json, EXIT_FAILED,
                            f"{exc}. The record is in {run_dir.path}; once that is fixed, continue with "
-                           f"'{resume_command(run_dir)}'")
+                           f"'{resume_command(run_dir)}{forced}'")
     progress.summary(brief.data, str(brief.run_dir) if brief.run_dir else None, time.perf_counter() - started)
     echo(brief.to_json() if as_json else str(brief.run_dir), as_json=as_json)
     if brief.status == "failed":
@@ -344,7 +346,7 @@ def recorded_defaults(run_dir: RunDir, manifest: dict[str, Any], options: dict[s
             if value is None and current is not None:  # None only where the default is None
                 raise click.BadParameter("missing")
             taken[name] = param.type_cast_value(context, value)
-        except click.BadParameter:
+        except (click.BadParameter, TypeError, ValueError, OverflowError):  # Click casts with int(), float()
             raise RunDirError(f"{run_dir.path / 'manifest.json'} is damaged (settings.{name} is {value!r}); pass "
                               f"--{name.replace('_', '-')} to resume anyway, or start a new run") from None
     return taken
@@ -359,7 +361,7 @@ def recorded_endpoint(manifest: dict[str, Any], base_url: str | None, use_local:
     from .endpoints import recorded
 
     before = recorded(manifest)
-    if before is None or base_url is not None or (use_local and model_file is not None):
+    if before is None or base_url is not None or model_file is not None:
         return base_url, model_file
     if before.local_model:
         return None, Path(before.local_model)  # a model file implies --local

@@ -60,6 +60,12 @@ class Usage:
         return Usage(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
+# No call uses a billion tokens; a larger figure is an endpoint's nonsense that would overflow the
+# cost estimate (a float) and make the run unfinishable.
+MAX_TOKEN_COUNT = 10**9
+MAX_FINISH_REASON = 64  # "stop", "length", "content_filter"...: a longer one is not an answer's
+
+
 def clamp_usage(counts: Any) -> tuple[Usage, bool]:
     """Token counts as reported (or as recorded) → non-negative integers, and whether any had to
     change. Accounting must never block a brief: an endpoint's odd figures are clamped, not trusted."""
@@ -70,7 +76,8 @@ def clamp_usage(counts: Any) -> tuple[Usage, bool]:
     for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
         value = counts.get(name)
         number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-        clean[name] = max(0, round(number)) if number is not None and math.isfinite(number) else 0
+        finite = number is not None and (isinstance(number, int) or math.isfinite(number))
+        clean[name] = min(max(0, round(number)), MAX_TOKEN_COUNT) if finite and number is not None else 0
         changed = changed or (value is not None and clean[name] != value)
     return Usage(**clean), changed
 
@@ -289,13 +296,14 @@ class OpenAIClient(ModelClient):
         super().__init__(**kwargs)
         self.model = model
         self.endpoint = Endpoint.of(base_url, local_model)
-        self.endpoint_host = urlsplit(base_url or DEFAULT_BASE_URL).netloc.rsplit("@", 1)[-1]
+        base_url = (base_url or DEFAULT_BASE_URL).strip()  # as checked by Endpoint.of
+        self.endpoint_host = urlsplit(base_url).netloc.rsplit("@", 1)[-1]
         self.server = _WATCHED.get(self.endpoint_host)
         self.transport_attempts = transport_attempts
         self._secret = api_key or ""
         self.timeout = timeout
-        self._sdk_options: dict[str, Any] = {"api_key": api_key or "no-key", "base_url": base_url or DEFAULT_BASE_URL,
-                             "timeout": timeout}
+        self._sdk_options: dict[str, Any] = {"api_key": api_key or "no-key", "base_url": base_url,
+                                             "timeout": timeout}
         self._sdk: Any = None
         self._throttle = Throttle()  # one 429 slows every concurrent unit
         self._fatal: ModelError | None = None  # once the endpoint refuses the run, no new call starts
@@ -437,13 +445,15 @@ def _reply_from(completion: Any, latency: float) -> Reply:
         return Reply(content=None, finish_reason=None, usage=usage, no_choices=True, latency_s=latency,
                      usage_clamped=clamped)
     message = getattr(choices[0], "message", None)
-    if message is None:
+    if message is None or isinstance(message, (str, int, float, list)):  # not the SDK's message object
         return _malformed("the answer's first choice holds no message", latency, usage)
     fields = {"content": getattr(message, "content", None), "refusal": getattr(message, "refusal", None),
               "finish_reason": getattr(choices[0], "finish_reason", None)}
     for name, value in fields.items():
         if value is not None and not isinstance(value, str):
             return _malformed(f"the answer's {name} is {_kind_of(value)}, not a string", latency, usage)
+    if len(fields["finish_reason"] or "") > MAX_FINISH_REASON:
+        return _malformed("the answer's finish_reason is not a reason (too long)", latency, usage)
     return Reply(content=fields["content"], finish_reason=fields["finish_reason"], refusal=fields["refusal"],
                  usage=usage, latency_s=latency, usage_clamped=clamped)
 
