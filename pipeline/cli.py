@@ -197,12 +197,12 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     import asyncio
 
     from . import api
-    from . import article as article_mod
     from .engine import Settings
     from .errors import AuthError, ModelError
+    from .fetch import FetchOptions
     from .progress import Progress
     from .runs import resolve, resume_command
-    from .web import FetchOptions
+    from .sources import load
 
     if article is None and resume_ref is None:
         raise click.UsageError("give an ARTICLE file, URL or - for stdin, or --resume RUN")
@@ -212,7 +212,7 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     progress = Progress(quiet=quiet)
     api.check_resources()
     fetch = FetchOptions(timeout=fetch_timeout, max_bytes=max_bytes, allow_private_hosts=allow_private_hosts)
-    loaded = (article_mod.load(article, max_chars=max_chars, truncate=truncate, encoding=encoding, fetch=fetch)
+    loaded = (load(article, max_chars=max_chars, truncate=truncate, encoding=encoding, fetch=fetch)
               if article is not None else None)
     options: dict[str, Any] = {"model": model, "max_claims": max_claims, "reasks": reasks, "language": language,
                "temperature": temperature, "response_format": response_format}
@@ -393,6 +393,7 @@ def list_runs(runs_dir: Path, as_json: bool) -> None:
 def runs_table(rows: list[dict[str, Any]]) -> list[str]:
     """Aligned columns, the title last so that a long one does not push the others about. Every
     cell is one line of printable text, whatever a manifest or a --model holds."""
+    from .pricing import format_cost
     from .terminal import clean
 
     header = ("ID", "STATUS", "CLAIMS", "TOKENS", "COST", "DATE", "MODEL", "TITLE")
@@ -401,7 +402,7 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
         row["status"],
         "-" if row["claims"] is None else str(row["claims"]),
         "-" if row["tokens"] is None else f"{row['tokens']:,}",
-        f"${row['cost_usd']:.4f}" if row["cost_usd"] is not None else (row["cost_status"] or "-"),
+        format_cost(row["cost_usd"]) if row["cost_usd"] is not None or row["cost_status"] else "-",
         (row["created"] or "-")[:16].replace("T", " "),
         row["model"] or "-",
         clean(row["title"] or "-", one_line=True)[:60],

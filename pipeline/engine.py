@@ -16,13 +16,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import __version__, endpoints, prompts, schemas, stages
 from . import brief as brief_mod
+from . import endpoints, prompts, schemas, stages
 from .article import Article
 from .errors import ModelError, ResumeMismatch, RunDirError, UnitFailed
 from .llm import DEFAULT_CONCURRENCY, DEFAULT_MODEL, ModelClient, Usage, clamp_usage
 from .pricing import estimate
 from .runs import RunDir, created_stamp, resume_command, utc_now
+from .version import __version__
 
 PROMPT_NAMES = ("system", "article", "extract_claims", "rebut_claim", "synthesize", "repair", "truncated",
                 "schema_in_prompt")
@@ -75,7 +76,7 @@ def _text(value: Any) -> str | None:
 
 
 def _load_checks_and_renderers() -> None:
-    from .brief_html import template  # jinja2 is imported only by a run that writes HTML
+    from .brief.html import template  # jinja2 is imported only by a run that writes HTML
 
     for name in SCHEMA_NAMES:
         schemas.validator(name)

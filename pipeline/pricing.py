@@ -6,7 +6,10 @@ price list as of 2025-08. Check them before you rely on a figure.
 
 from __future__ import annotations
 
-from .llm import Usage
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imports nothing at run time: the runs listing formats costs at start-up
+    from .llm import Usage
 
 PRICES_PER_MILLION: dict[str, tuple[float, float, float]] = {
     "gpt-4o": (2.50, 1.25, 10.00),
@@ -27,6 +30,14 @@ def price_for(model: str) -> tuple[float, float, float] | None:
         return PRICES_PER_MILLION[name]
     base = max((known for known in PRICES_PER_MILLION if name.startswith(known + "-20")), key=len, default=None)
     return PRICES_PER_MILLION[base] if base else None
+
+
+def format_cost(usd: float | None, model: str | None = None) -> str:
+    """A cost as every report spells it: "$0.0123", else "unpriced" (given the model: "unpriced
+    (MODEL is not in the price table)"), never "$0" for a model the table does not list."""
+    if usd is not None:
+        return f"${usd:.4f}"
+    return f"unpriced ({model} is not in the price table)" if model else "unpriced"
 
 
 def estimate(model: str, usage: Usage) -> tuple[float | None, str]:

@@ -16,15 +16,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from pipeline import article as article_mod
-from pipeline import stages
+from pipeline import sources, stages
 from pipeline.cli import main
 from pipeline.testing import FakeLLM, FakeOpenAIServer, FakeResponse, scripted_handler
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "putin-assad-syria.txt"
 TEST_KEY = "sk-test-Zq8vN3kLr5Tw9Yx2"  # distinctive, so a leak is easy to find
-SEED_ARTICLE = article_mod.load(str(SEED))
+SEED_ARTICLE = sources.load(str(SEED))
 
 
 @pytest.fixture(autouse=True)

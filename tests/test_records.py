@@ -241,11 +241,11 @@ def test_show_of_an_unfinished_run_gives_a_runnable_resume_command(cli, server, 
 def test_an_interrupted_brief_names_a_runnable_resume_command(cli, server, runs_dir: Path) -> None:
     import asyncio
 
-    from pipeline import api, article
+    from pipeline import api, sources
     from pipeline.engine import Settings
     from pipeline.testing import FakeLLM
 
-    work = api.run_brief(article.load(str(SEED)), Settings(model="fake-model"), FakeLLM(asyncio.CancelledError()),
+    work = api.run_brief(sources.load(str(SEED)), Settings(model="fake-model"), FakeLLM(asyncio.CancelledError()),
                          runs_dir=runs_dir)
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(work)
