@@ -15,27 +15,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import article as article_mod
+from . import defaults
 from .brief import Brief
 from .endpoints import check_base_url
 from .engine import BriefRun, EventSink, Settings
 from .errors import ConfigError
-from .llm import DEFAULT_MODEL, ModelClient, OpenAIClient, SamplingSettings, watching
+from .llm import ModelClient, OpenAIClient, SamplingSettings, watching
 from .runs import RunDir, check_runs_dir, resolve
 
 if TYPE_CHECKING:  # pipeline.local is imported only for --local: it costs 40 ms at every start
     from .local import LocalModel
 
-DEFAULT_TIMEOUT = 120.0
-
-
-def default_max_calls(max_claims: int, reasks: int) -> int:
-    """Enough for the brief plus every unit's re-asks and a few transport retries."""
-    return (max_claims + 2) * (reasks + 2) * 2
-
 
 def make_client(*, settings: Settings, base_url: str | None = None, api_key: str | None = None,
-                timeout: float = DEFAULT_TIMEOUT, max_retries: int = 4, max_calls: int | None = None,
-                cache_dir: Path | None = None, use_cache: bool = True,
+                timeout: float = defaults.TIMEOUT, max_retries: int = defaults.MAX_RETRIES,
+                max_calls: int | None = None, cache_dir: Path | None = None, use_cache: bool = True,
                 local_model: str | None = None) -> OpenAIClient:
     """An OpenAI-compatible client; a ConfigError when neither a key nor a base URL is known, or when
     the base URL, timeout or temperature cannot be used. `local_model` names the GGUF a --local
@@ -56,7 +50,7 @@ def make_client(*, settings: Settings, base_url: str | None = None, api_key: str
         model=settings.model, base_url=base_url, api_key=api_key, timeout=timeout,
         transport_attempts=max_retries + 1,
         response_format=settings.response_format, cache=cache,
-        max_calls=max_calls if max_calls is not None else default_max_calls(settings.max_claims, settings.reasks),
+        max_calls=max_calls if max_calls is not None else defaults.max_calls(settings.max_claims, settings.reasks),
         sampling=SamplingSettings(temperature=settings.temperature, extra_body=settings.extra_body),
         constrain_choices=settings.constrain_choices, local_model=local_model,
     )
@@ -168,7 +162,7 @@ async def resume_brief(runs_dir: Path, ref: str | RunDir, settings: Settings, cl
         return await run.execute()
 
 
-def generate_brief(text: str, *, model: str = DEFAULT_MODEL, base_url: str | None = None,
+def generate_brief(text: str, *, model: str = defaults.MODEL, base_url: str | None = None,
                    api_key: str | None = None, llm: ModelClient | None = None,
                    runs_dir: str | Path | None = None, title: str | None = None,
                    **options: Any) -> Brief:

@@ -16,12 +16,12 @@ from datetime import date
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from .defaults import MAX_CHARS as DEFAULT_MAX_CHARS
 from .errors import InputError
 
 if TYPE_CHECKING:
     from .web import FetchOptions
 
-DEFAULT_MAX_CHARS = 60_000
 MIN_WORDS = 40
 
 # Magic numbers of formats people hand us by mistake, so the error can name them.

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from . import defaults
+
 if TYPE_CHECKING:
     from .runs import RunDir
 
-DEFAULT_MODEL = "gpt-4.1-mini"  # kept equal to pipeline.llm.DEFAULT_MODEL by a test
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
-LOCAL_TIMEOUT = 600.0  # seconds per call on a local CPU model
 EXIT_BY_STATUS = {"complete": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}
 
 
@@ -130,46 +130,47 @@ class BaseURL(click.ParamType):
 
 
 runs_dir_option = click.option(
-    "--runs-dir", envvar="COUNTERPOINT_RUNS_DIR", default="runs", show_default=True,
+    "--runs-dir", envvar="COUNTERPOINT_RUNS_DIR", show_envvar=True, default=defaults.RUNS_DIR, show_default=True,
     type=click.Path(file_okay=False, path_type=Path), help="Where run directories are written.")
 
 
 @main.command()
 @click.argument("article", required=False)
-@click.option("--model", envvar="COUNTERPOINT_MODEL", default=DEFAULT_MODEL, show_default=True,
-              help="Model name. [env: COUNTERPOINT_MODEL]")
-@click.option("--base-url", envvar="OPENAI_BASE_URL", type=BaseURL(),
-              help="OpenAI-compatible endpoint. [default: OpenAI's; on --resume, the run's] [env: OPENAI_BASE_URL]")
+@click.option("--model", envvar="COUNTERPOINT_MODEL", show_envvar=True, default=defaults.MODEL, show_default=True,
+              help="Model name.")
+@click.option("--base-url", envvar="OPENAI_BASE_URL", show_envvar=True, type=BaseURL(),
+              help="OpenAI-compatible endpoint. [default: OpenAI's; on --resume, the run's]")
 @runs_dir_option
-@click.option("--max-claims", default=8, show_default=True, type=click.IntRange(1, 12), help="Claims to extract.")
-@click.option("--concurrency", envvar="COUNTERPOINT_CONCURRENCY", default=8, show_default=True,
-              type=click.IntRange(1, 64), help="Per-claim calls in flight at once. [env: COUNTERPOINT_CONCURRENCY]")
-@click.option("--reasks", default=2, show_default=True, type=click.IntRange(0, 5),
+@click.option("--max-claims", default=defaults.MAX_CLAIMS, show_default=True, type=click.IntRange(1, 12),
+              help="Claims to extract.")
+@click.option("--concurrency", envvar="COUNTERPOINT_CONCURRENCY", show_envvar=True, default=defaults.CONCURRENCY,
+              show_default=True, type=click.IntRange(1, 64), help="Per-claim calls in flight at once.")
+@click.option("--reasks", default=defaults.REASKS, show_default=True, type=click.IntRange(0, 5),
               help="Re-asks when an output fails validation.")
-@click.option("--timeout", default=120.0, show_default=True, type=FiniteFloatRange(min=0.1),
+@click.option("--timeout", default=defaults.TIMEOUT, show_default=True, type=FiniteFloatRange(min=0.1),
               help="Seconds to wait for one model call.")
-@click.option("--max-retries", default=4, show_default=True, type=click.IntRange(0, 10),
+@click.option("--max-retries", default=defaults.MAX_RETRIES, show_default=True, type=click.IntRange(0, 10),
               help="Retries of a call after a timeout, dropped connection, 429 or 5xx.")
 @click.option("--max-calls", type=click.IntRange(min=1), help="Cap on model calls for the run. [default: enough "
               "for the brief plus retries]")
-@click.option("--response-format", envvar="COUNTERPOINT_RESPONSE_FORMAT", default="auto", show_default=True,
-              type=click.Choice(["auto", "json_schema", "json_object", "prompt"]),
-              help="How to ask for JSON. [env: COUNTERPOINT_RESPONSE_FORMAT]")
+@click.option("--response-format", envvar="COUNTERPOINT_RESPONSE_FORMAT", show_envvar=True,
+              default=defaults.RESPONSE_FORMAT, show_default=True,
+              type=click.Choice(["auto", "json_schema", "json_object", "prompt"]), help="How to ask for JSON.")
 @click.option("--language", help="Language of the brief. [default: the article's]")
 @click.option("--temperature", type=FiniteFloatRange(0, 2), help="Sampling temperature. [default: the server's]")
-@click.option("--max-chars", default=60_000, show_default=True, type=click.IntRange(min=100),
+@click.option("--max-chars", default=defaults.MAX_CHARS, show_default=True, type=click.IntRange(min=100),
               help="Refuse articles longer than this (see --truncate).")
 @click.option("--truncate", is_flag=True, help="Cut an over-long article at --max-chars instead of refusing it.")
 @click.option("--encoding", help="Decode the file with this encoding. [default: detect]")
-@click.option("--fetch-timeout", default=20.0, show_default=True, type=FiniteFloatRange(min=0.1),
+@click.option("--fetch-timeout", default=defaults.FETCH_TIMEOUT, show_default=True, type=FiniteFloatRange(min=0.1),
               help="For a URL: seconds for the whole download (connecting, each read, all redirects).")
-@click.option("--max-bytes", default=5_000_000, show_default=True, type=click.IntRange(min=1024),
+@click.option("--max-bytes", default=defaults.MAX_BYTES, show_default=True, type=click.IntRange(min=1024),
               help="For a URL: refuse pages larger than this.")
 @click.option("--allow-private-hosts", is_flag=True,
               help="For a URL: allow hosts on loopback, link-local or private addresses (off, so a URL cannot "
                    "probe your network).")
-@click.option("--cache-dir", envvar="COUNTERPOINT_CACHE_DIR", type=click.Path(file_okay=False, path_type=Path),
-              help="Response cache. [default: the user cache dir] [env: COUNTERPOINT_CACHE_DIR]")
+@click.option("--cache-dir", envvar="COUNTERPOINT_CACHE_DIR", show_envvar=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Response cache. [default: the user cache dir]")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache (kept on --resume).")
 @click.option("--resume", "resume_ref", metavar="RUN", help="Continue a run (id, prefix, 'latest' or directory).")
 @click.option("--force", is_flag=True,
@@ -237,7 +238,7 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
             if defaulted("concurrency"):  # llama.cpp answers one request at a time
                 settings = dataclasses.replace(settings, concurrency=1)
             if defaulted("timeout"):  # CPU generation is slow; a queued call must not time out
-                timeout = LOCAL_TIMEOUT
+                timeout = defaults.LOCAL_TIMEOUT
             if local_model.is_demo:
                 progress("warning", message=local.DEMO_WARNING)
                 notes.append(local.DEMO_WARNING)
@@ -464,8 +465,7 @@ def validate(target: str, runs_dir: Path, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--base-url", envvar="OPENAI_BASE_URL", type=BaseURL(),
-              help="An endpoint to probe. [env: OPENAI_BASE_URL]")
+@click.option("--base-url", envvar="OPENAI_BASE_URL", show_envvar=True, type=BaseURL(), help="An endpoint to probe.")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 @friendly_errors
 def doctor(base_url: str | None, as_json: bool) -> None:

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import __version__, endpoints, prompts, schemas, stages
+from . import __version__, defaults, endpoints, prompts, schemas, stages
 from . import brief as brief_mod
 from .article import Article
 from .errors import ModelError, ResumeMismatch, RunDirError, UnitFailed
-from .llm import DEFAULT_CONCURRENCY, DEFAULT_MODEL, ModelClient, Usage, clamp_usage
+from .llm import ModelClient, Usage, clamp_usage
 from .pricing import estimate
 from .runs import RunDir, created_stamp, resume_command, utc_now
 
@@ -35,13 +35,13 @@ EventSink = Callable[..., None]
 class Settings:
     """Everything that changes what the model is asked; part of every unit's fingerprint."""
 
-    model: str = DEFAULT_MODEL
-    max_claims: int = 8
-    concurrency: int = DEFAULT_CONCURRENCY
-    reasks: int = 2
+    model: str = defaults.MODEL
+    max_claims: int = defaults.MAX_CLAIMS
+    concurrency: int = defaults.CONCURRENCY
+    reasks: int = defaults.REASKS
     language: str | None = None
     temperature: float | None = None
-    response_format: str = "auto"
+    response_format: str = defaults.RESPONSE_FORMAT
     extra_body: dict[str, Any] = field(default_factory=dict)
     constrain_choices: bool = False
 

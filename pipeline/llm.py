@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
-from . import prompts, schemas
+from . import defaults, prompts, schemas
 from .endpoints import DEFAULT_BASE_URL, Endpoint
 from .errors import AuthError, ModelError, ModelNotFound, UnitFailed
 from .throttle import Throttle
@@ -31,8 +31,6 @@ from .throttle import Throttle
 if TYPE_CHECKING:
     from .cache import ResponseCache
 
-DEFAULT_MODEL = "gpt-4.1-mini"
-DEFAULT_CONCURRENCY = 8
 RESPONSE_FORMATS = ("json_schema", "json_object", "prompt")
 MAX_RETRY_AFTER = 60.0
 # A reply longer than max_tokens × this many characters cannot be an honest answer (a token is ~4
@@ -137,7 +135,7 @@ class ModelClient:
     Subclasses implement `_request` (one HTTP round-trip, or a fake).
     """
 
-    model: str = DEFAULT_MODEL
+    model: str = defaults.MODEL
     endpoint_host: str = "fake"
     endpoint: Endpoint | None = None  # None for an injected fake: nothing leaves the process
     server: ServerWatch | None = None
@@ -156,7 +154,7 @@ class ModelClient:
         self.cache = cache
         self.sampling = sampling or SamplingSettings()
         self._attempts: dict[str, int] = {}
-        self._slots = asyncio.Semaphore(DEFAULT_CONCURRENCY)
+        self._slots = asyncio.Semaphore(defaults.CONCURRENCY)
         # Set when the first request goes out: from then on the process mostly waits for the endpoint.
         self.request_sent = asyncio.Event()
 
@@ -284,7 +282,7 @@ class _Retryable(Exception):
 class OpenAIClient(ModelClient):
     """Chat completions over HTTP through the openai SDK (any OpenAI-compatible endpoint)."""
 
-    def __init__(self, *, model: str, base_url: str | None, api_key: str | None, timeout: float = 120.0,
+    def __init__(self, *, model: str, base_url: str | None, api_key: str | None, timeout: float = defaults.TIMEOUT,
                  transport_attempts: int = 5, local_model: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model = model
@@ -530,7 +528,8 @@ class _Invalid(Exception):
 
 
 async def structured(client: ModelClient, ctx: CallContext, messages: Sequence[Message], schema_name: str,
-                     check: Check, *, max_tokens: int, reasks: int = 2, choices: Choices | None = None) -> Any:
+                     check: Check, *, max_tokens: int, reasks: int = defaults.REASKS,
+                     choices: Choices | None = None) -> Any:
     """Call until the reply parses, fits the schema and passes `check`; re-ask with the errors.
 
     Each re-ask is a fresh message list: the original request, the bad reply, and the errors.

@@ -28,10 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import defaults
 from .errors import RunDirError
 from .files import atomic_write
 
-DEFAULT_RUNS_DIR = "runs"
 LOCK_NAME = ".lock"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 # What resume reads from a manifest, and the JSON type each must have.
@@ -339,7 +339,7 @@ def _typed(value: Any, kind: type | tuple[type, ...]) -> Any:
 def resume_command(run_dir: RunDir) -> str:
     """The command that continues `run_dir`, runnable as written (with --runs-dir unless default)."""
     args = ["counterpoint", "run", "--resume", run_dir.id]
-    if run_dir.path.parent != Path(DEFAULT_RUNS_DIR):
+    if run_dir.path.parent != Path(defaults.RUNS_DIR):
         args += ["--runs-dir", str(run_dir.path.parent)]
     return shlex.join(args)
 
