@@ -21,7 +21,7 @@ from .endpoints import check_base_url
 from .engine import BriefRun, EventSink, Settings
 from .errors import ConfigError
 from .llm import ModelClient, OpenAIClient, SamplingSettings, watching
-from .runs import RunDir, check_runs_dir, resolve
+from .runs import RunDir, check_runs_dir, find_run
 
 if TYPE_CHECKING:  # pipeline.local is imported only for --local: it costs 40 ms at every start
     from .local import LocalModel
@@ -145,7 +145,7 @@ async def resume_brief(runs_dir: Path, ref: str | RunDir, settings: Settings, cl
     The rest of the run goes only to the endpoint it was started on (`client` must talk to it, or
     `force`), and a run recorded with the cache off keeps it off. The run is locked meanwhile.
     """
-    run_dir = ref if isinstance(ref, RunDir) else resolve(runs_dir, ref)
+    run_dir = ref if isinstance(ref, RunDir) else find_run(runs_dir, ref)
     check_runs_dir(run_dir.path)
     with run_dir.lock():
         manifest = run_dir.manifest()

@@ -201,7 +201,7 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     from .engine import Settings
     from .errors import ModelError
     from .progress import Progress
-    from .runs import resolve, resume_command
+    from .runs import find_run, resume_command
     from .web import FetchOptions
 
     if article is None and resume_ref is None:
@@ -216,7 +216,7 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
               if article is not None else None)
     options: dict[str, Any] = {"model": model, "max_claims": max_claims, "reasks": reasks, "language": language,
                "temperature": temperature, "response_format": response_format}
-    run_dir = resolve(runs_dir, resume_ref) if resume_ref is not None else None
+    run_dir = find_run(runs_dir, resume_ref) if resume_ref is not None else None
     if run_dir is not None:
         manifest = run_dir.manifest()
         options.update(recorded_defaults(run_dir, manifest, options))
@@ -419,9 +419,9 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
 def show(run_ref: str, runs_dir: Path, fmt: str) -> None:
     """Print a run's brief. RUN is an id, a unique prefix, 'latest' or a run directory."""
     from .errors import RunDirError
-    from .runs import resolve, resume_command
+    from .runs import find_run, resume_command
 
-    run_dir = resolve(runs_dir, run_ref)
+    run_dir = find_run(runs_dir, run_ref)
     if fmt == "path":
         echo(str(run_dir.path))
         return
@@ -441,12 +441,12 @@ def validate(target: str, runs_dir: Path, as_json: bool) -> None:
     """Check a brief against the schemas and the article. RUN is an id, a unique prefix, 'latest', a run
     directory or a brief.json file."""
     from .brief import check_brief
-    from .runs import read_json, read_text_file, resolve
+    from .runs import find_run, read_json, read_text_file
     from .terminal import clean
 
     path = Path(target).expanduser()
     if not path.is_file():
-        path = (path if path.is_dir() else resolve(runs_dir, target).path) / "brief.json"
+        path = (path if path.is_dir() else find_run(runs_dir, target).path) / "brief.json"
     brief_path = path
     article_path = brief_path.parent / "article.txt"
     brief = read_json(brief_path)

@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from . import __version__, defaults, endpoints, prompts, schemas, stages
@@ -74,7 +75,7 @@ def _text(value: Any) -> str | None:
 
 
 def _load_checks_and_renderers() -> None:
-    from .brief_html import template  # jinja2 is imported only by a run that writes HTML
+    from .brief_html import template  # compiling the template is most of the cost (jinja2 is imported anyway)
 
     for name in SCHEMA_NAMES:
         schemas.validator(name)
@@ -212,7 +213,7 @@ class BriefRun:
     async def _extract(self) -> dict[str, Any]:
         self.emit("stage", stage="extract")
         inputs = {"fingerprint": self.fingerprint, "article": self.article.sha256}
-        check = stages.check_claims(self.article, self.settings.max_claims)
+        check = partial(stages.check_claims, article=self.article, max_claims=self.settings.max_claims)
         output = self._stored("extract", inputs, check, "claims")
         if output is None:
             base = stages.base_messages(self.article, self.nonce, self.settings.language)
@@ -268,9 +269,10 @@ class BriefRun:
             return brief_mod.synthesis_entry(None, UnitFailed("skipped", "no claim could be analysed"))
         self.emit("stage", stage="synthesize")
         inputs = {"fingerprint": self.fingerprint, "article": self.article.sha256,
-                  "digest": stages.claims_digest(claims), "failed": [c["id"] for c in claims if c["status"] != "ok"]}
+                  "digest": stages.claims_outline(claims), "failed": [c["id"] for c in claims if c["status"] != "ok"]}
         rebuttal_ids = {r["id"] for c in claims for r in c["rebuttals"]}
-        output = self._stored("synthesize", inputs, stages.check_synthesis(self.article, rebuttal_ids), "synthesis")
+        check = partial(stages.check_synthesis, article=self.article, rebuttal_ids=rebuttal_ids)
+        output = self._stored("synthesize", inputs, check, "synthesis")
         if output is None:
             base = stages.base_messages(self.article, self.nonce, self.settings.language)
             try:

@@ -242,7 +242,7 @@ class RunDir:
         return unit
 
 
-def resolve(runs_dir: Path, ref: str) -> RunDir:
+def find_run(runs_dir: Path, ref: str) -> RunDir:
     """A run from an id, a unique id prefix, 'latest', or a run directory's path."""
     as_path = Path(ref).expanduser()
     if ("/" in ref or os.sep in ref) and (as_path / "manifest.json").is_file():

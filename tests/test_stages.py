@@ -83,8 +83,7 @@ def test_rebuttal_with_url_lead_is_reasked(seed_script) -> None:
 def test_synthesis_rejects_unknown_rebuttal_ids(seed_script) -> None:
     bad = copy.deepcopy(seed_script["synthesize"])
     bad["strongest_rebuttals"] = ["C9-R1"]
-    check = stages.check_synthesis(SEED_ARTICLE, {"C1-R1"})
-    assert check(bad) == ["$.strongest_rebuttals[0]: C9-R1 is not one of the listed rebuttal ids"]
+    assert stages.check_synthesis(bad, SEED_ARTICLE, {"C1-R1"}) == ["$.strongest_rebuttals[0]: C9-R1 is not one of the listed rebuttal ids"]
 
 
 def test_per_claim_prompt_starts_with_the_shared_article_prefix(seed_script) -> None:
