@@ -7,8 +7,6 @@ that `counterpoint --help` and `counterpoint runs` start fast.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import functools
 import json
 import math
@@ -194,14 +192,11 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
 
     The last line on stdout is the run directory (or, with --json, the brief).
     """
-    import asyncio
-
     from . import api
     from . import article as article_mod
     from .engine import Settings
-    from .errors import ModelError
     from .progress import Progress
-    from .runs import find_run, resume_command
+    from .runs import find_run
     from .web import FetchOptions
 
     if article is None and resume_ref is None:
@@ -220,60 +215,22 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     if run_dir is not None:
         manifest = run_dir.manifest()
         options.update(recorded_defaults(run_dir, manifest, options))
-        base_url, model_file = recorded_endpoint(manifest, base_url, use_local, model_file)
-        no_cache = no_cache or bool(manifest.get("no_cache"))
-    settings = Settings(concurrency=concurrency, **options)
-    notes: list[str] = []
-    local_model_file = None
-    with contextlib.ExitStack() as stack:
-        if run_dir is not None:
-            stack.enter_context(run_dir.lock())  # before llama.cpp starts: a second resume starts nothing
-        if use_local or model_file is not None:
-            from . import local
+        base_url, model_file = api.recorded_endpoint(manifest, base_url, use_local, model_file)
+    local = None
+    if use_local or model_file is not None:
+        check_local_options()
+        local = api.LocalOptions(model_file=model_file, n_ctx=n_ctx, one_at_a_time=defaulted("concurrency"))
+    client = api.ClientOptions(base_url=base_url, timeout=None if defaulted("timeout") else timeout,
+                               max_retries=max_retries, max_calls=max_calls, cache_dir=cache_dir,
+                               use_cache=not no_cache)
+    with api.prepared_run(loaded, Settings(concurrency=concurrency, **options), client, runs_dir=runs_dir,
+                          resume=run_dir, local=local, force=force, on_event=progress) as (run_dir, work):
+        brief = await_run(work, run_dir, progress, started, as_json)
+    report_run(brief, progress, started, as_json)  # once llama.cpp has stopped and the run is released
 
-            check_local_options()
-            local_model = local.resolve_model(model_file)
-            local_model_file = str(local_model.path)
-            settings = api.local_settings(settings, local_model)
-            if defaulted("concurrency"):  # llama.cpp answers one request at a time
-                settings = dataclasses.replace(settings, concurrency=1)
-            if defaulted("timeout"):  # CPU generation is slow; a queued call must not time out
-                timeout = defaults.LOCAL_TIMEOUT
-            if local_model.is_demo:
-                progress("warning", message=local.DEMO_WARNING)
-                notes.append(local.DEMO_WARNING)
-            if run_dir is None:
-                assert loaded is not None
-                run_dir = api.new_run_dir(loaded, runs_dir)
-                stack.enter_context(run_dir.lock())
-            article_chars = len(loaded.text if loaded else run_dir.read_text("article.txt"))
-            progress("stage", stage=f"local: starting llama.cpp on {local_model.path.name}")
-            base_url = stack.enter_context(api.local_endpoint(local_model, log_dir=run_dir.path,
-                                                              article_chars=article_chars, n_ctx=n_ctx))
-        client = api.make_client(settings=settings, base_url=base_url, timeout=timeout, max_retries=max_retries,
-                                 max_calls=max_calls, cache_dir=cache_dir, use_cache=not no_cache,
-                                 local_model=local_model_file)
-        if resume_ref is not None:
-            assert run_dir is not None
-            work = api.resume_brief(runs_dir, run_dir, settings, client, article=loaded, force=force,
-                                    on_event=progress, notes=notes)
-        else:
-            assert loaded is not None
-            if run_dir is None:
-                run_dir = api.new_run_dir(loaded, runs_dir)
-                stack.enter_context(run_dir.lock())
-            work = api.run_brief(loaded, settings, client, runs_dir=runs_dir, run_dir=run_dir, on_event=progress,
-                                 notes=notes)
-        try:
-            brief = asyncio.run(stop_on_sigterm(work))
-        except (KeyboardInterrupt, asyncio.CancelledError):  # the engine has already written what finished
-            report_stopped(progress, run_dir.path, started, as_json, 130,
-                           f"interrupted; what finished is saved in {run_dir.path}; continue with "
-                           f"'{resume_command(run_dir)}'")
-        except ModelError as exc:
-            report_stopped(progress, run_dir.path, started, as_json, EXIT_FAILED,
-                           f"{exc}. The record is in {run_dir.path}; once that is fixed, continue with "
-                           f"'{resume_command(run_dir)}'")
+
+def report_run(brief: Any, progress: Any, started: float, as_json: bool) -> NoReturn:
+    """The summary on stderr, the run directory (or the brief) as stdout's last line, the exit code."""
     progress.summary(brief.data, str(brief.run_dir) if brief.run_dir else None, time.perf_counter() - started)
     echo(brief.to_json() if as_json else str(brief.run_dir), as_json=as_json)
     if brief.status == "failed":
@@ -283,6 +240,25 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
         retry = f"retry with '{resume_command(RunDir(brief.run_dir))}'" if brief.run_dir else "run it again"
         fail(f"{reason}. The record is in {brief.run_dir}; {retry}")
     sys.exit(EXIT_BY_STATUS[brief.status])
+
+
+def await_run(work: Any, run_dir: RunDir, progress: Any, started: float, as_json: bool) -> Any:
+    """Run the brief; an interrupt or a run-stopping model error ends like a run, with the way to resume it."""
+    import asyncio
+
+    from .errors import ModelError
+    from .runs import resume_command
+
+    try:
+        return asyncio.run(stop_on_sigterm(work))
+    except (KeyboardInterrupt, asyncio.CancelledError):  # the engine has already written what finished
+        report_stopped(progress, run_dir.path, started, as_json, 130,
+                       f"interrupted; what finished is saved in {run_dir.path}; continue with "
+                       f"'{resume_command(run_dir)}'")
+    except ModelError as exc:
+        report_stopped(progress, run_dir.path, started, as_json, EXIT_FAILED,
+                       f"{exc}. The record is in {run_dir.path}; once that is fixed, continue with "
+                       f"'{resume_command(run_dir)}'")
 
 
 def report_stopped(progress: Any, path: Path, started: float, as_json: bool, code: int, message: str) -> NoReturn:
@@ -349,24 +325,6 @@ def recorded_defaults(run_dir: RunDir, manifest: dict[str, Any], options: dict[s
             raise RunDirError(f"{run_dir.path / 'manifest.json'} is damaged (settings.{name} is {value!r}); pass "
                               f"--{name.replace('_', '-')} to resume anyway, or start a new run") from None
     return taken
-
-
-def recorded_endpoint(manifest: dict[str, Any], base_url: str | None, use_local: bool,
-                      model_file: Path | None) -> tuple[str | None, Path | None]:
-    """On --resume, the endpoint the run was started on, unless one is given: (base URL, model file).
-
-    Never the public default: a run recorded without an endpoint is refused later unless one is given.
-    """
-    from .endpoints import recorded
-
-    before = recorded(manifest)
-    if before is None or base_url is not None or (use_local and model_file is not None):
-        return base_url, model_file
-    if before.local_model:
-        return None, Path(before.local_model)  # a model file implies --local
-    if use_local:  # --local against a hosted run: the mismatch is refused when the run adopts the record
-        return None, model_file
-    return before.url, model_file
 
 
 @main.command(name="runs")

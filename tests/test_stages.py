@@ -14,6 +14,7 @@ from pipeline import article as article_mod
 from pipeline import generate_brief, stages
 from pipeline.errors import UnitFailed
 from pipeline.llm import CallContext, Reply, structured
+from pipeline.runs import RunRecord
 from pipeline.testing import FakeLLM, scripted_handler
 
 from .conftest import ROOT, SEED
@@ -111,8 +112,9 @@ def test_structured_refusal_and_truncation_are_failure_kinds() -> None:
 
 
 def test_every_attempt_is_logged_with_usage() -> None:
-    records: list[dict[str, Any]] = []
-    llm = FakeLLM("nope", {"thesis": "t", "claims": []}, log=records.append)
+    record = RunRecord()  # no run directory: the calls log is kept in memory
+    llm = FakeLLM("nope", {"thesis": "t", "claims": []}, log=record.log)
+    records = record.calls
     with pytest.raises(UnitFailed):
         asyncio.run(structured(llm, CallContext("extract", "extract"), [{"role": "user", "content": "x" * 80}],
                                "claims", lambda d: [], max_tokens=10, reasks=1))
