@@ -86,12 +86,12 @@ def run_child(argv: list[str], env: dict[str, str], workdir: Path) -> Child:
 def bench_script(claims: int) -> dict[str, Any]:
     """The seed script with exactly `claims` claims: cut, or extended with claims that quote
     further sentences of the seed article (answered with the seed rebuttals in turn)."""
-    from pipeline import article as article_mod
+    from pipeline import sources
 
     script = json.loads(SEED_SCRIPT.read_text(encoding="utf-8"))
     seed_claims = script["extract"]["claims"]
     used = {claim["quote"] for claim in seed_claims}
-    text = article_mod.load(str(SEED)).text
+    text = sources.load(str(SEED)).text
     spare = [s for s in re.findall(r"[^.!?\n]{40,300}[.!?]", text) if s.strip() not in used]
     extended = copy.deepcopy(seed_claims[:claims])
     for number in range(len(seed_claims) + 1, claims + 1):

@@ -200,7 +200,7 @@ def recorded_endpoint(manifest: dict[str, Any], base_url: str | None, use_local:
     Never the public default: a run recorded without an endpoint is refused later unless one is given.
     """
     before = endpoints.recorded(manifest)
-    if before is None or base_url is not None or (use_local and model_file is not None):
+    if before is None or base_url is not None or model_file is not None:
         return base_url, model_file
     if before.local_model:
         return None, Path(before.local_model)  # a model file implies --local

@@ -1,6 +1,7 @@
-"""Read an article from a file, stdin or a URL, decode and normalise it, and find quotes in it.
+"""The Article: decoding and normalising its text, its metadata, and finding quotes in it.
 
-The normalised text is the reference for every quote offset in the brief.
+The normalised text is the reference for every quote offset in the brief. Reading a source (a
+file, stdin, a URL) and choosing its reader is sources.py's; this module imports none of them.
 """
 
 from __future__ import annotations
@@ -9,18 +10,13 @@ import codecs
 import functools
 import hashlib
 import re
-import sys
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import Any
 
 from .defaults import MAX_CHARS as DEFAULT_MAX_CHARS
 from .errors import InputError
-
-if TYPE_CHECKING:
-    from .web import FetchOptions
 
 MIN_WORDS = 40
 
@@ -94,44 +90,7 @@ class Article:
         }
 
 
-def byte_limit(max_chars: int) -> int:
-    """The most bytes `max_chars` characters can take: 4 each (UTF-8 at worst, UTF-32) plus a BOM."""
-    return 4 * max_chars + 4
-
-
-def read_source(source: str, limit: int, html_limit: int | None = None) -> tuple[str, bytes]:
-    """Return (display name, raw bytes) for a path or '-' (stdin), reading at most `limit` + 1 bytes
-    (`html_limit` + 1 for an HTML page, whose markup outweighs its text): one byte more than the
-    limit says the input is longer, without reading an endless one whole."""
-    if source == "-":
-        if sys.stdin is None:  # started with file descriptor 0 closed (`counterpoint run - <&-`)
-            raise InputError("stdin is closed; pipe the article in (counterpoint run - < article.txt) "
-                             "or give its path")
-        return "<stdin>", _read_bounded(sys.stdin.buffer, "<stdin>", limit, html_limit)
-    path = Path(source).expanduser()
-    try:
-        with path.open("rb") as stream:
-            return str(path), _read_bounded(stream, str(path), limit, html_limit)
-    except FileNotFoundError:
-        raise InputError(f"no such file: {source}; check the path") from None
-    except IsADirectoryError:
-        raise InputError(f"{source} is a directory; give the path of an article file") from None
-    except PermissionError:
-        raise InputError(f"cannot read {source}: permission denied; check the file's permissions") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {source}: {exc.strerror}") from None
-
-
-def _read_bounded(stream: IO[bytes], name: str, limit: int, html_limit: int | None) -> bytes:
-    from .web import is_html  # imported here: web imports this module
-
-    raw = stream.read(limit + 1)
-    if len(raw) > limit and html_limit is not None and html_limit > limit and is_html(name, raw):
-        raw += stream.read(html_limit - limit)
-    return raw
-
-
-def _refuse_binary(raw: bytes, name: str) -> None:
+def refuse_binary(raw: bytes, name: str) -> None:
     for signature, what in _BINARY_SIGNATURES.items():
         if raw.startswith(signature):
             raise InputError(f"{name} is {what}, not an article; give a text, Markdown or HTML file")
@@ -160,7 +119,7 @@ def decode(raw: bytes, name: str, *, encoding: str | None = None, partial: bool 
                 return _decode(raw[len(bom):], codec, partial)
             except UnicodeDecodeError:
                 raise InputError(f"{name} starts with a {codec} byte-order mark but is not valid {codec}") from None
-    _refuse_binary(raw, name)
+    refuse_binary(raw, name)
     if b"\x00" in raw:
         raise InputError(f"{name} contains NUL bytes, so it is binary, not text; give a text, Markdown or HTML file")
     try:
@@ -228,38 +187,6 @@ def from_text(
     found.update(front)
     found.update({key: value for key, value in metadata.items() if value})
     return Article(text=text, source=source, truncated=truncated, **found)
-
-
-def load(source: str, *, max_chars: int = DEFAULT_MAX_CHARS, truncate: bool = False,
-         encoding: str | None = None, fetch: FetchOptions | None = None) -> Article:
-    """Read a text, Markdown or HTML file, '-' for stdin, or an http(s) URL into an Article.
-
-    HTML (by extension, or by how the content opens) goes through the article extractor in web.py.
-    At most `byte_limit(max_chars)` bytes are read (an HTML page: up to web.DEFAULT_MAX_BYTES);
-    a longer input is refused, or with `truncate` cut there.
-    """
-    from . import web  # imported here: web imports this module
-
-    if web.is_url(source):
-        return web.load_url(source, fetch or web.FetchOptions(), max_chars=max_chars, truncate=truncate,
-                            encoding=encoding)
-    limit = byte_limit(max_chars)
-    html_limit = max(limit, web.DEFAULT_MAX_BYTES)
-    name, raw = read_source(source, limit, html_limit)
-    html = web.is_html(name, raw)
-    bound = html_limit if html else limit
-    cut = len(raw) > bound
-    if cut:
-        _refuse_binary(raw, name)
-        if not truncate:
-            raise InputError(f"{name} is over {bound:,} bytes, more than --max-chars {max_chars:,} characters "
-                             "can take; raise --max-chars or pass --truncate")
-        raw = raw[:bound]
-    if html:
-        return web.from_html(web.decode_html(raw, name, encoding=encoding, partial=cut), name,
-                             max_chars=max_chars, truncate=truncate, truncated=cut)
-    return from_text(decode(raw, name, encoding=encoding, partial=cut), name, max_chars=max_chars,
-                     truncate=truncate, truncated=cut)
 
 
 def _front_matter(text: str) -> tuple[str, dict[str, str]]:

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_write
+from .files import atomic_write, json_text
 
 CACHE_FORMAT = 2  # 2: keyed on the endpoint
 
@@ -57,7 +57,7 @@ class ResponseCache:
     def put(self, key: str, reply: dict[str, Any], *, endpoint: str) -> None:
         """Store atomically; a cache that cannot be written is skipped, never fatal."""
         path = self._path(key)
-        entry = json.dumps({"key": key, "endpoint": endpoint, "reply": reply}, ensure_ascii=False)
+        entry = json_text({"key": key, "endpoint": endpoint, "reply": reply})
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(path, entry, mode=0o600)  # the user's own answers: not for other accounts

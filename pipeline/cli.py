@@ -193,11 +193,11 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     The last line on stdout is the run directory (or, with --json, the brief).
     """
     from . import api
-    from . import article as article_mod
     from .engine import Settings
+    from .fetch import FetchOptions
     from .progress import Progress
     from .runs import find_run
-    from .web import FetchOptions
+    from .sources import load
 
     if article is None and resume_ref is None:
         raise click.UsageError("give an ARTICLE file, URL or - for stdin, or --resume RUN")
@@ -207,7 +207,7 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
     progress = Progress(quiet=quiet)
     api.check_resources()
     fetch = FetchOptions(timeout=fetch_timeout, max_bytes=max_bytes, allow_private_hosts=allow_private_hosts)
-    loaded = (article_mod.load(article, max_chars=max_chars, truncate=truncate, encoding=encoding, fetch=fetch)
+    loaded = (load(article, max_chars=max_chars, truncate=truncate, encoding=encoding, fetch=fetch)
               if article is not None else None)
     options: dict[str, Any] = {"model": model, "max_claims": max_claims, "reasks": reasks, "language": language,
                "temperature": temperature, "response_format": response_format}
@@ -246,7 +246,7 @@ def await_run(work: Any, run_dir: RunDir, progress: Any, started: float, as_json
     """Run the brief; an interrupt or a run-stopping model error ends like a run, with the way to resume it."""
     import asyncio
 
-    from .errors import ModelError
+    from .errors import AuthError, ModelError
     from .runs import resume_command
 
     try:
@@ -256,9 +256,11 @@ def await_run(work: Any, run_dir: RunDir, progress: Any, started: float, as_json
                        f"interrupted; what finished is saved in {run_dir.path}; continue with "
                        f"'{resume_command(run_dir)}'")
     except ModelError as exc:
+        # A new key resumes as is; a corrected --model or --base-url differs from the record.
+        forced = "" if isinstance(exc, AuthError) else " --force"
         report_stopped(progress, run_dir.path, started, as_json, EXIT_FAILED,
                        f"{exc}. The record is in {run_dir.path}; once that is fixed, continue with "
-                       f"'{resume_command(run_dir)}'")
+                       f"'{resume_command(run_dir)}{forced}'")
 
 
 def report_stopped(progress: Any, path: Path, started: float, as_json: bool, code: int, message: str) -> NoReturn:
@@ -321,7 +323,7 @@ def recorded_defaults(run_dir: RunDir, manifest: dict[str, Any], options: dict[s
             if value is None and current is not None:  # None only where the default is None
                 raise click.BadParameter("missing")
             taken[name] = param.type_cast_value(context, value)
-        except click.BadParameter:
+        except (click.BadParameter, TypeError, ValueError, OverflowError):  # Click casts with int(), float()
             raise RunDirError(f"{run_dir.path / 'manifest.json'} is damaged (settings.{name} is {value!r}); pass "
                               f"--{name.replace('_', '-')} to resume anyway, or start a new run") from None
     return taken
@@ -349,6 +351,7 @@ def list_runs(runs_dir: Path, as_json: bool) -> None:
 def runs_table(rows: list[dict[str, Any]]) -> list[str]:
     """Aligned columns, the title last so that a long one does not push the others about. Every
     cell is one line of printable text, whatever a manifest or a --model holds."""
+    from .pricing import format_cost
     from .terminal import clean
 
     header = ("ID", "STATUS", "CLAIMS", "TOKENS", "COST", "DATE", "MODEL", "TITLE")
@@ -357,7 +360,7 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
         row["status"],
         "-" if row["claims"] is None else str(row["claims"]),
         "-" if row["tokens"] is None else f"{row['tokens']:,}",
-        f"${row['cost_usd']:.4f}" if row["cost_usd"] is not None else (row["cost_status"] or "-"),
+        format_cost(row["cost_usd"]) if row["cost_usd"] is not None or row["cost_status"] else "-",
         (row["created"] or "-")[:16].replace("T", " "),
         row["model"] or "-",
         clean(row["title"] or "-", one_line=True)[:60],

@@ -9,6 +9,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from . import local
+from .endpoints import check_base_url
 from .errors import ConfigError
 
 PROBE_TIMEOUT_S = 3.0
@@ -32,7 +33,9 @@ def endpoint(base_url: str | None, key: str | None) -> Check:
     name = "OpenAI-compatible endpoint"
     if not base_url:
         return Check(name, False, "no --base-url or OPENAI_BASE_URL given")
-    request = urllib.request.Request(f"{base_url.rstrip('/')}/models")
+    # Shown and probed without user name, password, query or fragment: none belongs on a screen.
+    base_url = check_base_url(base_url)
+    request = urllib.request.Request(f"{base_url}/models")
     if key:
         request.add_header("Authorization", f"Bearer {key}")
     try:

@@ -15,6 +15,7 @@ from .errors import ConfigError, ResumeMismatch
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _SCHEMES = ("http", "https")
 _USERINFO = re.compile(r"(?<=//)[^/?#]*@")
+_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
 def check_base_url(raw: str) -> str:
@@ -30,6 +31,9 @@ def check_base_url(raw: str) -> str:
     if not raw.strip():
         raise ConfigError(f"--base-url {raw!r} is empty; give the server's URL, e.g. http://127.0.0.1:8080/v1, "
                           "or leave it out to use OpenAI")
+    if _SPACE_OR_CONTROL.search(raw.strip()):  # urlsplit drops some silently; the SDK would not
+        raise ConfigError(f"--base-url {shown.strip()!r} holds a space or control character (a line end from a "
+                          ".env file?); give the URL alone, e.g. http://127.0.0.1:8080/v1")
     if parts.scheme.lower() not in _SCHEMES or not parts.hostname:
         raise ConfigError(f"--base-url {shown!r} is not an http:// or https:// URL with a host; give e.g. "
                           "http://127.0.0.1:8080/v1")
@@ -89,6 +93,7 @@ def check_resume(run_id: str, manifest: dict[str, Any], current: Endpoint | None
         return []
     problem = f"the run was started on {before.describe()}, not {current.describe()}"
     if not force:
-        raise ResumeMismatch(f"cannot resume {run_id}: {problem}; resume without --base-url to use the recorded "
-                             "endpoint, or pass --force to send the rest there")
+        raise ResumeMismatch(f"cannot resume {run_id}: {problem}; resume without --base-url (and with "
+                             "OPENAI_BASE_URL unset, no --local or --model-file) to use the recorded endpoint, "
+                             "or pass --force to send the rest there")
     return [problem]

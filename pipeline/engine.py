@@ -7,6 +7,7 @@ in flight, and `resume` reuses every unit whose inputs and settings still match.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import secrets
@@ -75,7 +76,7 @@ def _text(value: Any) -> str | None:
 
 
 def _load_checks_and_renderers() -> None:
-    from .brief_html import template  # compiling the template is most of the cost (jinja2 is imported anyway)
+    from .brief.html import template  # compiling the template is most of the cost (jinja2 is imported anyway)
 
     for name in SCHEMA_NAMES:
         schemas.validator(name)
@@ -138,7 +139,18 @@ class BriefRun:
     # -- the stages -----------------------------------------------------------------------
 
     async def execute(self) -> brief_mod.Brief:
-        """Run (or finish) the brief. A fatal endpoint error or an interrupt still writes what finished."""
+        """Run (or finish) the brief. A fatal endpoint error or an interrupt still writes what finished;
+        a bug still marks the record `failed`, so it does not pass for a run in progress."""
+        try:
+            return await self._execute()
+        except (ModelError, asyncio.CancelledError):
+            raise  # recorded with the partial brief
+        except Exception:
+            with contextlib.suppress(Exception):  # the bug is what to report, not this
+                self._write_manifest("failed")
+            raise
+
+    async def _execute(self) -> brief_mod.Brief:
         self._write_manifest("running")
         extraction: dict[str, Any] | None = None
         extraction_error: UnitFailed | None = None

@@ -1,40 +1,49 @@
-"""Fetching the page of a URL for web.load_url, deliberately narrowly.
+"""Fetching the page of a URL, deliberately narrowly, and the settings a fetch goes by.
 
 A URL given to counterpoint must not become a way to probe a network: http and https only, a
 deadline, a size cap, a few redirects each checked again, and (unless allowed) no host that
 resolves to a loopback, private or link-local address. The connection goes to the very address
 that was checked, so a second DNS answer cannot swap it.
+
+urllib3 and certifi (~50 ms) are imported inside the functions that fetch: every run reads
+`FetchOptions` from here, few runs fetch a URL.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import Message
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
-import certifi
-import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-    SSLError,
-)
-from urllib3.util.ssl_match_hostname import CertificateError
-
+from .defaults import FETCH_TIMEOUT as DEFAULT_FETCH_TIMEOUT
+from .defaults import MAX_BYTES as DEFAULT_MAX_BYTES
 from .errors import FetchError
-from .web import HTML_TYPES, USER_AGENT, FetchOptions
+from .version import __version__
 
+if TYPE_CHECKING:
+    import urllib3
+
+MAX_REDIRECTS = 5
+USER_AGENT = f"counterpoint/{__version__} (writes a debate brief on one article at its reader's request)"
+HTML_TYPES = ("text/html", "application/xhtml+xml")
 _REDIRECTS = {301, 302, 303, 307, 308}
 _CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """How far a URL fetch may go. `timeout` bounds the connection, each read and the whole fetch."""
+
+    timeout: float = DEFAULT_FETCH_TIMEOUT
+    max_bytes: int = DEFAULT_MAX_BYTES
+    allow_private_hosts: bool = False
+    max_redirects: int = MAX_REDIRECTS
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,11 @@ def fetch(url: str, options: FetchOptions) -> Page:
 
 @contextmanager
 def _open(url: str, options: FetchOptions, deadline: float) -> Iterator[urllib3.BaseHTTPResponse]:
-    """One GET without following redirects, connected to an address that passed `resolve`."""
+    """One GET without following redirects, connected to an address that passed `host_addresses`."""
+    import certifi
+    import urllib3
+    from urllib3.exceptions import HTTPError, NewConnectionError
+
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
@@ -83,7 +96,7 @@ def _open(url: str, options: FetchOptions, deadline: float) -> Iterator[urllib3.
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError:
         raise FetchError(f"{url} has an invalid port; check the address") from None
-    addresses = resolve(host, port, allow_private=options.allow_private_hosts)
+    addresses = host_addresses(host, port, allow_private=options.allow_private_hosts)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     headers = {"Host": parts.netloc.rpartition("@")[2], "User-Agent": USER_AGENT,
                "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"}
@@ -114,8 +127,8 @@ def _open(url: str, options: FetchOptions, deadline: float) -> Iterator[urllib3.
     raise FetchError(f"cannot connect to {host} port {port} ({failure.lower()}); check the address")
 
 
-def resolve(host: str, port: int, *, allow_private: bool) -> list[str]:
-    """The host's addresses; every one must be public unless `allow_private` (DNS can answer with a mix)."""
+def host_addresses(host: str, port: int, *, allow_private: bool) -> list[str]:
+    """The host's addresses from DNS; every one must be public unless `allow_private` (DNS can answer with a mix)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
@@ -152,7 +165,12 @@ def _remaining(url: str, options: FetchOptions, deadline: float) -> float:
     return remaining
 
 
-def _transport_error(url: str, host: str, exc: HTTPError | OSError, options: FetchOptions) -> FetchError:
+def _transport_error(url: str, host: str, exc: Exception, options: FetchOptions) -> FetchError:
+    import ssl
+
+    from urllib3.exceptions import ConnectTimeoutError, ProtocolError, ReadTimeoutError, SSLError
+    from urllib3.util.ssl_match_hostname import CertificateError
+
     if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError, TimeoutError)):
         return FetchError(f"timed out: {url} did not answer within {options.timeout:g} s; try again later "
                           "or raise --fetch-timeout")
@@ -192,6 +210,8 @@ def _content_type(header: str | None) -> tuple[str | None, str | None]:
 
 def _read_capped(url: str, response: urllib3.BaseHTTPResponse, options: FetchOptions, deadline: float) -> bytes:
     """The body, refused once it passes max_bytes (announced or not) or the deadline."""
+    from urllib3.exceptions import HTTPError
+
     too_big = FetchError(f"too large: {url} is over the {options.max_bytes:,}-byte limit; raise --max-bytes "
                          "if the page really is that big")
     declared = response.headers.get("content-length", "")

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+
+def json_text(data: Any, *, indent: int | None = None) -> str:
+    """JSON as UTF-8-safe text. A lone surrogate (an endpoint can send `\\ud800`) cannot be encoded as
+    UTF-8; written as its escape it is still valid JSON and reads back as the same string."""
+    text = json.dumps(data, indent=indent, ensure_ascii=False)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def atomic_write(path: Path, text: str, *, mode: int = 0o644) -> None:

@@ -47,6 +47,7 @@ _UNSUPPORTED_FORMAT = re.compile(r"response_format|json_schema|json_object|struc
 Message = dict[str, str]
 Choices = Mapping[str, Sequence[Any]]  # schema path -> allowed values, see schemas.narrowed
 AttemptLog = Callable[[Attempt], None]
+MAX_FINISH_REASON = 64  # "stop", "length", "content_filter"...: a longer one is not an answer's
 
 
 @dataclass(frozen=True)
@@ -252,13 +253,14 @@ class OpenAIClient(ModelClient):
         super().__init__(**kwargs)
         self.model = model
         self.endpoint = Endpoint.of(base_url, local_model)
-        self.endpoint_host = urlsplit(base_url or DEFAULT_BASE_URL).netloc.rsplit("@", 1)[-1]
+        base_url = (base_url or DEFAULT_BASE_URL).strip()  # as checked by Endpoint.of
+        self.endpoint_host = urlsplit(base_url).netloc.rsplit("@", 1)[-1]
         self.server = _WATCHED.get(self.endpoint_host)
         self.transport_attempts = transport_attempts
         self._secret = api_key or ""
         self.timeout = timeout
-        self._sdk_options: dict[str, Any] = {"api_key": api_key or "no-key", "base_url": base_url or DEFAULT_BASE_URL,
-                             "timeout": timeout}
+        self._sdk_options: dict[str, Any] = {"api_key": api_key or "no-key", "base_url": base_url,
+                                             "timeout": timeout}
         self._sdk: Any = None
         self._throttle = Throttle()  # one 429 slows every concurrent unit
         self._fatal: ModelError | None = None  # once the endpoint refuses the run, no new call starts
@@ -400,13 +402,15 @@ def _reply_from(completion: Any, latency: float) -> Reply:
         return Reply(content=None, finish_reason=None, usage=usage, no_choices=True, latency_s=latency,
                      usage_clamped=clamped)
     message = getattr(choices[0], "message", None)
-    if message is None:
+    if message is None or isinstance(message, (str, int, float, list)):  # not the SDK's message object
         return _malformed("the answer's first choice holds no message", latency, usage)
     fields = {"content": getattr(message, "content", None), "refusal": getattr(message, "refusal", None),
               "finish_reason": getattr(choices[0], "finish_reason", None)}
     for name, value in fields.items():
         if value is not None and not isinstance(value, str):
             return _malformed(f"the answer's {name} is {_kind_of(value)}, not a string", latency, usage)
+    if len(fields["finish_reason"] or "") > MAX_FINISH_REASON:
+        return _malformed("the answer's finish_reason is not a reason (too long)", latency, usage)
     return Reply(content=fields["content"], finish_reason=fields["finish_reason"], refusal=fields["refusal"],
                  usage=usage, latency_s=latency, usage_clamped=clamped)
 

@@ -29,6 +29,14 @@ def price_for(model: str) -> tuple[float, float, float] | None:
     return PRICES_PER_MILLION[base] if base else None
 
 
+def format_cost(usd: float | None, model: str | None = None) -> str:
+    """A cost as every report spells it: "$0.0123", else "unpriced" (given the model: "unpriced
+    (MODEL is not in the price table)"), never "$0" for a model the table does not list."""
+    if usd is not None:
+        return f"${usd:.4f}"
+    return f"unpriced ({model} is not in the price table)" if model else "unpriced"
+
+
 def estimate(model: str, usage: Usage) -> tuple[float | None, str]:
     """(cost in USD, 'priced') or (None, 'unpriced')."""
     prices = price_for(model)

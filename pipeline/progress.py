@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from .brief import status_label
+from .brief.entries import STATUS_LABELS, status_label
+from .pricing import format_cost
 from .terminal import clean
 
 # What an attempt that did not succeed means, for the retry lines.
@@ -17,7 +18,6 @@ _ATTEMPT_PROBLEMS = {"invalid": "output failed validation", "truncated": "reply 
                      "empty": "no choices in the reply", "refused": "the model declined",
                      "malformed": "not a usable chat completion",
                      "timeout": "timed out", "connection_error": "connection dropped"}
-_STATUS_LABELS = ("ok", "failed", "refused", "skipped", "interrupted")
 
 
 class Progress:
@@ -73,15 +73,14 @@ class Progress:
         claims = brief["claims"]
         run = brief["run"]
         usage = run["usage"]
-        counts = {label: sum(1 for claim in claims if status_label(claim) == label) for label in _STATUS_LABELS}
+        counts = {label: sum(1 for claim in claims if status_label(claim) == label) for label in STATUS_LABELS}
         breakdown = ", ".join(f"{count} {label}" for label, count in counts.items() if count)
-        cost = (f"${run['cost_usd']:.4f}" if run["cost_usd"] is not None
-                else f"unpriced ({run['model']} is not in the price table)")
         self.say(f"{brief['status']}: {len(claims)} claims" + (f" ({breakdown})" if breakdown else "")
-                 + f", synthesis {brief['synthesis']['status']}")
+                 + f", synthesis {status_label(brief['synthesis'])}")
         retries = f"{self.retries} retr{'y' if self.retries == 1 else 'ies'}"
         self.say(f"{usage['calls']} calls ({usage['cache_hits']} cached, {retries}), "
                  f"{usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} completion tokens "
-                 f"({usage['cached_tokens']:,} cached), cost {cost}, {elapsed:.1f}s")
+                 f"({usage['cached_tokens']:,} cached), cost {format_cost(run['cost_usd'], run['model'])}, "
+                 f"{elapsed:.1f}s")
         if path:
             self.say(f"brief: {path} (brief.html, brief.md, brief.json)")

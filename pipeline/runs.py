@@ -31,10 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import __version__, defaults
+from . import defaults
 from .errors import RunDirError
-from .files import atomic_write
+from .files import atomic_write, json_text
 from .usage import Usage, clamp_usage
+from .version import __version__
 
 LOCK_NAME = ".lock"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
@@ -74,7 +75,7 @@ def read_json(path: Path) -> Any:
 
 
 def write_json(path: Path, data: Any) -> None:
-    atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    atomic_write(path, json_text(data, indent=2) + "\n")
 
 
 def slugify(title: str | None, limit: int = 40) -> str:
@@ -199,7 +200,7 @@ class RunDir:
         """One line per attempt, flushed at once so a killed run keeps its log."""
         path = self.path / "calls.jsonl"
         with self.writing(path), open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.write(json_text(record) + "\n")
 
     def calls(self) -> list[dict[str, Any]]:
         """The calls log; a line cut short by a kill, damaged or of the wrong shape is skipped."""
@@ -492,6 +493,8 @@ def _typed(value: Any, kind: type | tuple[type, ...]) -> Any:
 
 def resume_command(run_dir: RunDir) -> str:
     """The command that continues `run_dir`, runnable as written (with --runs-dir unless default)."""
+    if not _SAFE_ID.match(run_dir.id):  # a folder renamed by hand: only its path finds it again
+        return shlex.join(["counterpoint", "run", "--resume", str(run_dir.path.resolve())])
     args = ["counterpoint", "run", "--resume", run_dir.id]
     if run_dir.path.parent != Path(defaults.RUNS_DIR):
         args += ["--runs-dir", str(run_dir.path.parent)]

@@ -22,6 +22,11 @@ class Usage:
         return Usage(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
+# No call uses a billion tokens; a larger figure is an endpoint's nonsense that would overflow the
+# cost estimate (a float) and make the run unfinishable.
+MAX_TOKEN_COUNT = 10**9
+
+
 def clamp_usage(counts: Any) -> tuple[Usage, bool]:
     """Token counts as reported (or as recorded) → non-negative integers, and whether any had to
     change. Accounting must never block a brief: an endpoint's odd figures are clamped, not trusted."""
@@ -32,6 +37,7 @@ def clamp_usage(counts: Any) -> tuple[Usage, bool]:
     for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
         value = counts.get(name)
         number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-        clean[name] = max(0, round(number)) if number is not None and math.isfinite(number) else 0
+        finite = number is not None and (isinstance(number, int) or math.isfinite(number))
+        clean[name] = min(max(0, round(number)), MAX_TOKEN_COUNT) if finite and number is not None else 0
         changed = changed or (value is not None and clean[name] != value)
     return Usage(**clean), changed

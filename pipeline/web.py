@@ -1,17 +1,15 @@
 """Articles from the web: a saved HTML page or an http(s) URL, turned into an Article.
 
-A URL is fetched by fetch.py, which is imported only then (urllib3 costs ~50 ms at start-up).
-The extracted text goes through `article.from_text`, so it is normalised exactly like a text
-file and is the reference for every quote offset; the page's HTML is kept beside it.
+A URL is fetched by fetch.py. The extracted text goes through `article.from_text`, so it is
+normalised exactly like a text file and is the reference for every quote offset; the page's HTML
+is kept beside it. Which sources are HTML or URLs is decided in sources.py.
 """
 
 from __future__ import annotations
 
 import codecs
 import re
-from dataclasses import dataclass
 
-from . import __version__
 from .article import (
     DEFAULT_MAX_CHARS,
     MIN_WORDS,
@@ -20,43 +18,14 @@ from .article import (
     decode,
     from_text,
 )
-from .defaults import FETCH_TIMEOUT as DEFAULT_FETCH_TIMEOUT
-from .defaults import MAX_BYTES as DEFAULT_MAX_BYTES
 from .errors import FetchError, InputError
+from .fetch import FetchOptions, fetch
 
-MAX_REDIRECTS = 5
-USER_AGENT = f"counterpoint/{__version__} (writes a debate brief on one article at its reader's request)"
-HTML_TYPES = ("text/html", "application/xhtml+xml")
-HTML_SUFFIXES = (".html", ".htm", ".xhtml")
-
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-# A document that opens like HTML, after an optional UTF-8 BOM, whitespace and comments.
-_HTML_START = re.compile(rb"^(?:\xef\xbb\xbf)?\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)[\s>]",
-                         re.IGNORECASE | re.DOTALL)
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]+)", re.IGNORECASE)
 _UNICODE_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 # Browsers read these labels as Windows-1252 (WHATWG Encoding), and pages rely on it for quotes.
 _CHARSET_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "cp1252",
                     "ascii": "cp1252"}
-
-
-@dataclass(frozen=True)
-class FetchOptions:
-    """How far a URL fetch may go. `timeout` bounds the connection, each read and the whole fetch."""
-
-    timeout: float = DEFAULT_FETCH_TIMEOUT
-    max_bytes: int = DEFAULT_MAX_BYTES
-    allow_private_hosts: bool = False
-    max_redirects: int = MAX_REDIRECTS
-
-
-def is_url(source: str) -> bool:
-    """Anything with a scheme is treated as a URL, so file:// and ftp:// are refused, not read."""
-    return bool(_SCHEME.match(source))
-
-
-def is_html(name: str, raw: bytes) -> bool:
-    return name.lower().endswith(HTML_SUFFIXES) or bool(_HTML_START.match(raw[:4096]))
 
 
 # -- extraction -------------------------------------------------------------------------------
@@ -121,8 +90,6 @@ def from_html(html: str, source: str, *, url: str | None = None, max_chars: int 
 
 def load_url(url: str, options: FetchOptions, *, max_chars: int = DEFAULT_MAX_CHARS, truncate: bool = False,
              encoding: str | None = None) -> Article:
-    from .fetch import fetch  # urllib3 and certifi are loaded only when a URL is fetched
-
     page = fetch(url, options)
     html = decode_html(page.raw, url, declared=page.charset, encoding=encoding)
     return from_html(html, url, url=page.url, max_chars=max_chars, truncate=truncate, error=FetchError)

@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from pipeline import Brief, generate_brief
 from pipeline.testing import FakeLLM, scripted_handler
 
@@ -51,3 +53,13 @@ def test_generate_brief_reports_a_failed_unit_in_the_brief_not_as_an_exception(s
     failed = {claim["id"]: claim["error"]["kind"] for claim in brief.claims if claim["status"] != "ok"}
     assert failed == {"C2": "invalid"}
     assert [entry["unit"] for entry in llm.history].count("C2") == 2, "one re-ask with reasks=1"
+
+
+def test_a_bug_mid_run_leaves_the_record_failed_not_running(seed_script, tmp_path: Path) -> None:
+    """An exception no stage expects (here one a fake raises) propagates, and the manifest no longer
+    claims a run in progress: `latest` and `runs` must not take it for one."""
+    llm = FakeLLM(seed_script["extract"], LookupError("a bug in a model adapter"))
+    with pytest.raises(LookupError):
+        generate_brief(SEED.read_text(encoding="utf-8"), llm=llm, runs_dir=tmp_path / "runs")
+    (manifest,) = (tmp_path / "runs").glob("*/manifest.json")
+    assert json.loads(manifest.read_text(encoding="utf-8"))["status"] == "failed"

@@ -101,3 +101,14 @@ def test_doctor_checks_the_base_url_as_run_does(cli, server, value: str) -> None
     assert result.exit_code == 2
     assert "Invalid value for '--base-url'" in result.stderr
     assert server.requests == []
+
+
+def test_doctor_shows_no_credentials_from_the_url_and_probes_the_models_route(cli, server) -> None:
+    port = server.base_url.split(":")[2].split("/")[0]
+    secret_url = f"http://editor:s3cretpw@127.0.0.1:{port}/v1?key=sk-querysecret123"
+    result = cli("doctor", "--base-url", secret_url, "--json")
+    assert "s3cretpw" not in result.stdout + result.stderr
+    assert "sk-querysecret123" not in result.stdout + result.stderr
+    (check,) = [c for c in json.loads(result.stdout)["checks"] if c["name"] == "OpenAI-compatible endpoint"]
+    assert check["ok"], check
+    assert check["detail"].startswith(f"{server.base_url} answers")

@@ -136,7 +136,7 @@ def test_wheel_ships_prompts_schemas_and_templates(tmp_path: Path) -> None:
         assert f"pipeline/_resources/schemas/{name}.schema.json" in names
     schema = json.loads(zipfile.ZipFile(wheel).read("pipeline/_resources/schemas/claims.schema.json"))
     assert schema == schemas.load("claims")
-    from pipeline.brief_html import TEMPLATE
+    from pipeline.brief.html import TEMPLATE
 
     shipped = zipfile.ZipFile(wheel).read(f"pipeline/_resources/templates/{TEMPLATE}").decode("utf-8")
     assert shipped == (ROOT / "templates" / TEMPLATE).read_text(encoding="utf-8")

@@ -17,7 +17,8 @@ from pipeline.testing import FakeOpenAIServer, FakeResponse, scripted_handler
 from .conftest import SEED, TEST_KEY
 
 BAD_BASE_URLS = ["", "   ", "http://[::1", "http://127.0.0.1:99999/v1", "127.0.0.1:8080/v1", "localhost:8080/v1",
-                 "ftp://127.0.0.1/v1", "file:///etc/passwd", "http:///v1"]
+                 "ftp://127.0.0.1/v1", "file:///etc/passwd", "http:///v1",
+                 "http://a\nb/v1", "http://127.0.0.1:8080/v 1"]
 
 
 def manifest_of(run_dir: Path) -> dict:
@@ -88,7 +89,8 @@ def test_resume_on_another_endpoint_is_refused_unless_forced(cli, server, seed_s
         assert refused.exit_code == 1
         assert refused.stderr == (
             f"error: cannot resume {run_dir.name}: the run was started on {server.base_url}, not {other.base_url}; "
-            "resume without --base-url to use the recorded endpoint, or pass --force to send the rest there\n")
+            "resume without --base-url (and with OPENAI_BASE_URL unset, no --local or --model-file) to use the "
+            "recorded endpoint, or pass --force to send the rest there\n")
         assert other.requests == [] and len(server.requests) == seen
         from_env = cli("run", "--resume", "latest", endpoint=False, env={"OPENAI_BASE_URL": other.base_url})
         assert from_env.exit_code == 1 and from_env.stderr == refused.stderr
@@ -220,3 +222,10 @@ def test_a_local_run_resumes_on_llama_cpp_with_its_model_file(cli, server, tmp_p
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1].startswith("error: the local model server exited at start-up")
     assert (run_dir / local.LOG_NAME).is_file() and len(server.requests) == seen
+
+
+def test_a_base_url_with_a_line_end_from_a_dotenv_file_works_as_the_url_alone(cli, server) -> None:
+    result = cli("run", str(SEED), endpoint=False, env={"OPENAI_BASE_URL": server.base_url + "\r"})
+    assert result.exit_code == 0, result.stderr
+    assert manifest_of(result.run_dir)["endpoint"] == server.base_url
+    assert len(server.requests) == 10

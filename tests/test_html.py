@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pipeline.brief import Brief
-from pipeline.brief_html import TEMPLATE, Highlight, article_paragraphs, paragraph_bounds, render_html
+from pipeline.brief.html import TEMPLATE, Highlight, article_paragraphs, paragraph_bounds, render_html
 from pipeline.testing import FakeResponse
 
 from . import hostile
@@ -126,6 +126,9 @@ def test_claims_a_stopped_run_never_reached_are_marked_skipped(cli, server, runs
         card = dom.by_id(f"claim-{claim_id}")
         assert card.has_class("st-skipped") and "SKIPPED: not analysed: the run stopped early" in card.text()
     assert dom.by_id("claim-C1").has_class("st-ok")
+    markdown = (run_dir / "brief.md").read_text(encoding="utf-8")
+    assert markdown.count("**SKIPPED** (skipped): not analysed") == len(skipped), "one status word in every renderer"
+    assert "**FAILED** (skipped)" not in markdown
 
 
 def test_hostile_article_and_model_text_stays_text(runs_dir: Path) -> None:

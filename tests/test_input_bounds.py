@@ -15,6 +15,7 @@ from typing import IO
 import pytest
 
 from pipeline import article as article_mod
+from pipeline import sources
 from pipeline.errors import InputError
 
 from .conftest import SEED, TEST_KEY
@@ -91,10 +92,10 @@ def test_a_huge_file_with_truncate_is_cut_at_max_chars(cli, server, tmp_path: Pa
 def test_a_cut_inside_a_character_drops_the_character_not_the_encoding(tmp_path: Path) -> None:
     path = tmp_path / "accents.txt"
     path.write_text(("ééééé " * 5000), encoding="utf-8")  # 11 bytes a word: byte 12,004 splits an é
-    article = article_mod.load(str(path), max_chars=3000, truncate=True)
+    article = sources.load(str(path), max_chars=3000, truncate=True)
     assert article.truncated and set(article.text) == {"é", " "}
     with pytest.raises(InputError, match="is over 12,004 bytes, more than --max-chars 3,000"):
-        article_mod.load(str(path), max_chars=3000)
+        sources.load(str(path), max_chars=3000)
 
 
 def test_an_html_file_may_be_larger_than_its_text(tmp_path: Path) -> None:
@@ -103,7 +104,7 @@ def test_an_html_file_may_be_larger_than_its_text(tmp_path: Path) -> None:
     path = tmp_path / "page.html"
     path.write_text(f"<html><head><title>T</title></head><body><article>{body}</article>"
                     f"<!-- {'x' * 300_000} --></body></html>")
-    article = article_mod.load(str(path), max_chars=60_000)
+    article = sources.load(str(path), max_chars=60_000)
     assert "Putin" in article.text and not article.truncated
 
 

@@ -57,6 +57,10 @@ ODD: dict[str, tuple[Any, str]] = {
     "content-is-object": (lambda s: FakeResponse(body=completion(message(s["rebuttals"]["C3"]))), "malformed"),
     "choices-is-string": (lambda s: FakeResponse(body=completion("not a list")), "malformed"),
     "choice-without-message": (lambda s: FakeResponse(body=completion([5])), "malformed"),
+    "message-is-string": (lambda s: FakeResponse(body=completion([{"index": 0, "finish_reason": "stop",
+                                                                   "message": "hi"}])), "malformed"),
+    "finish-reason-3mb": (lambda s: FakeResponse(body=completion(
+        [{**message(json.dumps(s["rebuttals"]["C3"]))[0], "finish_reason": "x" * 3_000_000}])), "malformed"),
     "html-error-page": (lambda s: FakeResponse(
         body="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"), "malformed"),
 }
@@ -181,3 +185,31 @@ def test_a_valid_5mb_reply_of_padding_is_refused_unparsed(cli, server, seed_scri
     print(f"\nrun dir {total:,} B; brief files {_brief_file_sizes(result.run_dir)}")
     assert total < 1_000_000
     assert not (result.run_dir / "units" / "C3.json").exists()
+
+
+@pytest.mark.parametrize("count", ["1e308", "1" + "0" * 400, "1" + "0" * 4000])
+def test_absurd_token_counts_are_capped_and_the_run_finishes(cli, server, seed_script, count: str) -> None:
+    """A count that would overflow the cost estimate (a float) is capped like any odd figure."""
+    body = json.dumps(completion(message(json.dumps(seed_script["rebuttals"]["C2"]))))
+    body = body.replace('"prompt_tokens": 10', f'"prompt_tokens": {count}')
+    server.script("C2", FakeResponse(body=body))
+    result = cli("run", str(SEED), *FAST)
+    assert result.exit_code == 0, result.stderr
+    _, manifest, calls = load(result.run_dir)
+    (c2,) = [c for c in calls if c["unit"] == "C2"]
+    assert c2["usage"]["prompt_tokens"] == 10**9 and c2["usage_clamped"] is True
+    assert manifest["status"] == "complete" and manifest["cost"]["usd"] is not None
+    assert cli("validate", str(result.run_dir)).exit_code == 0
+
+
+def test_a_lone_surrogate_anywhere_in_a_reply_is_stored_not_fatal(cli, server, seed_script) -> None:
+    """The record's writers, not each field, make text storable: a finish_reason with a lone
+    surrogate is kept (escaped) in calls.jsonl and reads back as it came."""
+    body = completion([{**message(json.dumps(seed_script["rebuttals"]["C3"]))[0], "finish_reason": "stop\ud800"}])
+    server.script("C3", FakeResponse(body=json.dumps(body)))  # ensure_ascii: the body holds the escape
+    result = cli("run", str(SEED), *FAST)
+    assert result.exit_code == 0, result.stderr
+    _, manifest, calls = load(result.run_dir)
+    assert manifest["status"] == "complete"
+    (c3,) = [c for c in calls if c["unit"] == "C3"]
+    assert c3["finish_reason"] == "stop\ud800"

@@ -356,14 +356,16 @@ def test_help_and_runs_import_no_heavy_module(tmp_path: Path, args: list[str]) -
 
 def test_a_run_loads_no_checker_renderer_or_fetcher_before_its_first_request(tmp_path: Path) -> None:
     """What a run imports up to the first request: jsonschema, jinja2 and urllib3 come later or never."""
-    code = "import pipeline.cli, pipeline.api, pipeline.engine, pipeline.article, pipeline.web, pipeline.stages"
+    code = ("import pipeline.cli, pipeline.api, pipeline.engine, pipeline.article, pipeline.sources, pipeline.web, "
+            "pipeline.fetch, pipeline.stages")
     loaded = set(imported_after(code, tmp_path))
     assert not loaded & {"jsonschema", "jinja2", "urllib3", "openai"}, loaded
 
 
 def test_validators_and_the_page_template_are_built_during_the_first_round_trip(cli, seed_script) -> None:
     """They are built on a thread while the extraction request is out, not after the answers."""
-    from pipeline import brief_html, schemas
+    from pipeline import schemas
+    from pipeline.brief import html as brief_html
 
     at_first_claim: dict[str, int] = {}
     answer = scripted_handler(seed_script)

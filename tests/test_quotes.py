@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from pipeline import article as article_mod
-from pipeline import stages
+from pipeline import sources, stages
 from pipeline.testing import FakeLLM
 
 from .conftest import SEED
 
-SEED_ARTICLE = article_mod.load(str(SEED))
+SEED_ARTICLE = sources.load(str(SEED))
 
 
 # -- locate: what a copied passage may change -------------------------------------------------
@@ -152,3 +152,20 @@ def test_run_where_the_model_repeats_a_claim_analyses_it_once(cli, server, seed_
     assert "The model stated 1 claim(s) twice; each was analysed once." in brief["notes"]
     assert len(server.requests_for("extract")) == 1
     assert cli("validate", str(result.run_dir)).exit_code == 0
+
+
+def test_more_claims_than_the_cli_allows_are_still_cut_not_refused(cli, server, seed_script) -> None:
+    """--max-claims stops at 12, but a model may return more: the schema leaves room to cut them."""
+    many = json.loads(json.dumps(seed_script["extract"]))
+    extra = [{**claim, "id": f"C{9 + n}", "text": f"{claim['text']} (restated {n})", "centrality": 1}
+             for n, claim in enumerate(many["claims"][:6])]
+    many["claims"] += extra  # 14 claims
+    server.script("extract", many)
+    for claim in extra[:4]:  # the 12 kept: the 8 given claims, then the first 4 of the least central
+        server.script(claim["id"], seed_script["rebuttals"]["C1"])
+    result = cli("run", str(SEED), "--max-claims", "12")
+    assert result.exit_code == 0, result.stderr
+    brief = json.loads((result.run_dir / "brief.json").read_text())
+    assert [c["id"] for c in brief["claims"]] == [f"C{n}" for n in range(1, 13)]
+    assert "The model returned 14 claims; the 12 most central were kept (--max-claims 12)." in brief["notes"]
+    assert len(server.requests_for("extract")) == 1

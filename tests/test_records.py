@@ -83,7 +83,8 @@ def test_resume_of_a_damaged_manifest_is_one_line_naming_it(cli, server, partial
     assert len(server.requests) == seen
 
 
-@pytest.mark.parametrize("name,value", [("max_claims", "lots"), ("reasks", None), ("temperature", "hot")])
+@pytest.mark.parametrize("name,value", [("max_claims", "lots"), ("reasks", None), ("temperature", "hot"),
+                                        ("max_claims", [1]), ("reasks", {"a": 1}), ("max_claims", 1e999)])
 def test_resume_of_a_wrongly_typed_recorded_setting_is_one_line_naming_it(cli, server, partial_run: Path,
                                                                          name: str, value: Any) -> None:
     manifest = json.loads((partial_run / "manifest.json").read_text())
@@ -249,11 +250,11 @@ def test_show_of_an_unfinished_run_gives_a_runnable_resume_command(cli, server, 
 def test_an_interrupted_brief_names_a_runnable_resume_command(cli, server, runs_dir: Path) -> None:
     import asyncio
 
-    from pipeline import api, article
+    from pipeline import api, sources
     from pipeline.engine import Settings
     from pipeline.testing import FakeLLM
 
-    work = api.run_brief(article.load(str(SEED)), Settings(model="fake-model"), FakeLLM(asyncio.CancelledError()),
+    work = api.run_brief(sources.load(str(SEED)), Settings(model="fake-model"), FakeLLM(asyncio.CancelledError()),
                          runs_dir=runs_dir)
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(work)
@@ -282,3 +283,12 @@ def test_validate_takes_latest_an_id_or_a_prefix_and_prints_json(cli, partial_ru
     assert one_error_line(result) == f"error: 1 problem(s) in {partial_run / 'brief.json'}"
     unknown = cli("validate", "nope", "--runs-dir", str(runs_dir))
     assert unknown.exit_code == 1 and one_error_line(unknown).startswith("error: no run 'nope'")
+
+
+def test_the_resume_hint_of_a_run_found_by_a_path_that_is_no_id_is_that_path(tmp_path: Path) -> None:
+    from pipeline.runs import RunDir, resume_command
+
+    renamed = tmp_path / "my run (copy)"
+    assert resume_command(RunDir(renamed)) == f"counterpoint run --resume '{renamed}'"
+    assert resume_command(RunDir(tmp_path / "20261129T070042Z-x-01bbdf")) == (
+        f"counterpoint run --resume 20261129T070042Z-x-01bbdf --runs-dir {tmp_path}")

@@ -231,7 +231,8 @@ def test_fatal_error_in_one_claim_keeps_the_claims_that_finished(cli, server, ru
     assert error.startswith("error: " + ("the endpoint at" if status == 401 else "model 'gpt-4.1-mini' was not"))
     assert "check OPENAI_API_KEY" in error if status == 401 else "check --model and --base-url" in error
     assert error.endswith(f". The record is in {run_dir}; once that is fixed, continue with "
-                          f"'counterpoint run --resume {run_dir.name} --runs-dir {runs_dir}'")
+                          f"'counterpoint run --resume {run_dir.name} --runs-dir {runs_dir}"
+                          + ("'" if status == 401 else " --force'"))  # a corrected model differs from the record
     brief = json.loads((run_dir / "brief.json").read_text())
     assert [c["status"] for c in brief["claims"]] == ["ok"] * 4 + ["failed"] * 4
     assert all(c["error"]["kind"] == "skipped" for c in brief["claims"][4:])

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline import article as article_mod
-from pipeline import generate_brief, stages
+from pipeline import generate_brief, sources, stages
 from pipeline.errors import UnitFailed
 from pipeline.llm import CallContext, Reply, structured
 from pipeline.runs import RunRecord
@@ -19,7 +19,7 @@ from pipeline.testing import FakeLLM, scripted_handler
 
 from .conftest import ROOT, SEED
 
-SEED_ARTICLE = article_mod.load(str(SEED))
+SEED_ARTICLE = sources.load(str(SEED))
 GOLDEN = ROOT / "tests" / "data" / "seed_brief.md"
 
 

@@ -19,10 +19,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import certifi
 import pytest
 import trustme
 
-from pipeline import __version__, article, fetch, web
+from pipeline import __version__, article, fetch, sources, web
 from pipeline.brief import check_brief
 from pipeline.errors import FetchError, InputError
 from pipeline.testing import FakeResponse
@@ -222,7 +223,7 @@ def assert_web_brief(run_dir: Path, *, url: str, source: str) -> dict[str, Any]:
 # -- extraction ---------------------------------------------------------------------------------
 
 def test_news_page_extraction_keeps_the_article_and_drops_the_boilerplate() -> None:
-    loaded = article.load(str(NEWS_PAGE))
+    loaded = sources.load(str(NEWS_PAGE))
     for paragraph in seed_paragraphs():
         assert article.locate(loaded.text, paragraph) is not None, paragraph[:60]
     for marker in BOILERPLATE:
@@ -238,14 +239,14 @@ def test_news_page_extraction_keeps_the_article_and_drops_the_boilerplate() -> N
 def test_html_is_recognised_by_content_without_an_html_extension(tmp_path: Path) -> None:
     saved = tmp_path / "saved-page"
     saved.write_bytes(b"\xef\xbb\xbf\n<!-- saved from a browser -->\n" + NEWS_PAGE.read_bytes())
-    loaded = article.load(str(saved))
+    loaded = sources.load(str(saved))
     assert loaded.site == "The Meridian Ledger" and "COMMENT-ONE" not in loaded.text
-    assert not web.is_html("notes.md", b"# A heading\n\nSome <b>bold</b> text.")
+    assert not sources.is_html("notes.md", b"# A heading\n\nSome <b>bold</b> text.")
 
 
 def test_a_saved_page_with_no_article_is_refused() -> None:
     with pytest.raises(InputError, match=r"no-article.html holds no article that can be extracted"):
-        article.load(str(WEB / "no-article.html"))
+        sources.load(str(WEB / "no-article.html"))
 
 
 @pytest.mark.parametrize(("raw", "declared", "encoding", "expected"), [
@@ -300,13 +301,13 @@ def test_a_partial_url_run_resumes_with_its_metadata(cli, server, site: Site) ->
 
 
 def test_redirect_chain_is_followed(site: Site) -> None:
-    loaded = article.load(site.url("/old-link"), fetch=web.FetchOptions(allow_private_hosts=True))
+    loaded = sources.load(site.url("/old-link"), fetch=fetch.FetchOptions(allow_private_hosts=True))
     assert [r["path"] for r in site.requests] == ["/old-link", "/moved", "/opinion/putin-assad"]
     assert loaded.source == site.url("/old-link") and loaded.url == CANONICAL
 
 
 def test_without_a_canonical_link_the_url_is_where_the_redirects_end(site: Site) -> None:
-    loaded = article.load(site.url("/short-link"), fetch=web.FetchOptions(allow_private_hosts=True))
+    loaded = sources.load(site.url("/short-link"), fetch=fetch.FetchOptions(allow_private_hosts=True))
     assert loaded.url == site.url("/plain")
 
 
@@ -406,16 +407,16 @@ def test_https_checks_the_certificate_against_the_url_host(tls_site: Site, tls_c
     """The connection goes to the vetted address, yet TLS (SNI and the name check) uses the URL's host."""
     bundle = tmp_path / "ca.pem"
     tls_ca.cert_pem.write_to_path(str(bundle))
-    monkeypatch.setattr(fetch.certifi, "where", lambda: str(bundle))
+    monkeypatch.setattr(certifi, "where", lambda: str(bundle))
     url = f"https://localhost:{tls_site.port}/opinion/putin-assad"
-    loaded = article.load(url, fetch=web.FetchOptions(allow_private_hosts=True))
+    loaded = sources.load(url, fetch=fetch.FetchOptions(allow_private_hosts=True))
     assert loaded.site == "The Meridian Ledger" and loaded.source == url
     assert tls_site.requests[0]["host"] == f"localhost:{tls_site.port}"
     # The same trusted certificate does not pass for another name, here the bare address.
     with pytest.raises(FetchError, match=r"^secure connection to 127\.0\.0\.1 failed \(its certificate could "
                                          r"not be verified\); check the address$"):
-        article.load(f"https://127.0.0.1:{tls_site.port}/opinion/putin-assad",
-                     fetch=web.FetchOptions(allow_private_hosts=True))
+        sources.load(f"https://127.0.0.1:{tls_site.port}/opinion/putin-assad",
+                     fetch=fetch.FetchOptions(allow_private_hosts=True))
 
 
 def test_https_with_an_untrusted_certificate_is_refused(cli, runs_dir, server, tls_site: Site) -> None:
@@ -439,9 +440,9 @@ def test_address_classes(address: str, kind: str | None) -> None:
     assert fetch.non_public_kind(ipaddress.ip_address(address)) == kind
 
 
-def test_resolve_checks_addresses_without_connecting() -> None:
-    assert fetch.resolve("93.184.215.14", 80, allow_private=False) == ["93.184.215.14"]
-    assert fetch.resolve("10.0.0.8", 80, allow_private=True) == ["10.0.0.8"]
+def test_host_addresses_checks_addresses_without_connecting() -> None:
+    assert fetch.host_addresses("93.184.215.14", 80, allow_private=False) == ["93.184.215.14"]
+    assert fetch.host_addresses("10.0.0.8", 80, allow_private=True) == ["10.0.0.8"]
     with pytest.raises(FetchError, match=r"refusing 10\.0\.0\.8: it resolves to 10\.0\.0\.8, a private address"):
-        fetch.resolve("10.0.0.8", 80, allow_private=False)
+        fetch.host_addresses("10.0.0.8", 80, allow_private=False)
 

@@ -14,9 +14,10 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 
-from . import __version__
-from .brief import status_label
-from .resources import resource_dir
+from ..pricing import format_cost
+from ..resources import resource_dir
+from ..version import __version__
+from .entries import STATUS_LABELS, status_label
 
 TEMPLATE = "brief.html.j2"
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
@@ -136,8 +137,10 @@ def page_context(brief: dict[str, Any], article_text: str) -> dict[str, Any]:
         "claims": claims,
         "strongest": strongest,
         "rhetoric": rhetoric,
-        "counts": {label: sum(1 for c in claims if c["status_label"] == label)
-                   for label in ("ok", "failed", "refused", "skipped", "interrupted")},
+        "counts": {label: sum(1 for c in claims if c["status_label"] == label) for label in STATUS_LABELS},
+        "synthesis_label": status_label(brief["synthesis"]),
+        "cost": format_cost(brief["run"]["cost_usd"]),
+        "cost_noted": format_cost(brief["run"]["cost_usd"], brief["run"]["model"]),
         "version": __version__,
     }
 

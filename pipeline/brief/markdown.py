@@ -1,0 +1,80 @@
+"""The brief as Markdown (brief.md): claim → quote → steelman → rebuttals by strength → missing context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..pricing import format_cost
+from .entries import status_label
+
+
+def _md_quote(text: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in text.split("\n"))
+
+
+def render_markdown(brief: dict[str, Any]) -> str:
+    """Editor-readable: claim → quote → steelman → rebuttals by strength → missing context."""
+    article, run, synthesis = brief["article"], brief["run"], brief["synthesis"]
+    out = [f"# Counterpoint brief: {article['title'] or 'untitled article'}", ""]
+    meta = [f"**Status:** {brief['status']}"]
+    for label, key in (("Author", "author"), ("Date", "date"), ("Site", "site"), ("URL", "url")):
+        if article[key]:
+            meta.append(f"**{label}:** {article[key]}")
+    meta.append(f"**Model:** {run['model']} ({run['endpoint_host']})")
+    meta.append(f"**Run:** {run['id'] or 'not saved'}, {run['created']}")
+    out += ["  \n".join(meta), ""]
+    if brief["notes"]:
+        out += ["## Notes", ""] + [f"- {note}" for note in brief["notes"]] + [""]
+    out += ["## Thesis", "", brief["thesis"] or "_Claim extraction failed; no thesis._", ""]
+    if synthesis["counter_thesis"]:
+        out += ["## Counter-thesis", "", synthesis["counter_thesis"], ""]
+    out += ["## Claims", ""]
+    for claim in brief["claims"]:
+        out += _render_claim_md(claim)
+    out += _render_synthesis_md(synthesis, brief["claims"])
+    usage = run["usage"]
+    out += ["---", "",
+            f"_{usage['calls']} model calls ({usage['cache_hits']} from cache), "
+            f"{usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} completion tokens, "
+            f"estimated cost {format_cost(run['cost_usd'])}._", ""]
+    return "\n".join(out)
+
+
+def _render_claim_md(claim: dict[str, Any]) -> list[str]:
+    flags = f"{claim['type']}, centrality {claim['centrality']}/5" + (", check-worthy" if claim["check_worthy"] else "")
+    out = [f"### {claim['id']}. {claim['text']}", "", f"_{flags}_", "", _md_quote(claim["quote"]), ""]
+    if claim["status"] != "ok":
+        error = claim["error"] or {"kind": claim["status"], "message": ""}
+        return [*out, f"**{status_label(claim).upper()}** ({error['kind']}): {error['message']}", ""]
+    out += [f"**Steelman.** {claim['steelman']}", "", "**Rebuttals** (strongest first)", ""]
+    for rebuttal in sorted(claim["rebuttals"], key=lambda r: -r["strength"]):
+        out.append(f"- **{rebuttal['id']}** [{rebuttal['type']}, strength {rebuttal['strength']}/5] "
+                   f"{rebuttal['argument']}")
+        out += [f"  - What to check: {lead}" for lead in rebuttal["what_to_check"]]
+    out.append("")
+    if claim["missing_context"]:
+        out += ["**Missing context**", ""]
+        out += [f"- {item['point']} _Why it matters:_ {item['why_it_matters']}" for item in claim["missing_context"]]
+        out.append("")
+    return out
+
+
+def _render_synthesis_md(synthesis: dict[str, Any], claims: list[dict[str, Any]]) -> list[str]:
+    out = ["## Synthesis", ""]
+    if synthesis["status"] != "ok":
+        error = synthesis["error"]
+        reason = f" ({error['kind']}): {error['message']}" if error else ": no claim could be analysed"
+        return [*out, f"**{status_label(synthesis).upper()}**{reason}", ""]
+    by_id = {r["id"]: r for c in claims for r in c["rebuttals"]}
+    if synthesis["strongest_rebuttals"]:
+        out += ["**Strongest rebuttals**", ""]
+        out += [f"1. **{rid}** {by_id[rid]['argument']}" for rid in synthesis["strongest_rebuttals"] if rid in by_id]
+        out.append("")
+    if synthesis["rhetoric"]:
+        out += ["**Rhetoric**", ""]
+        out += [f"- _{r['device']}_: \"{r['quote']}\" {r['note']}" for r in synthesis["rhetoric"]]
+        out.append("")
+    for title, items in (("Open questions", synthesis["open_questions"]), ("Caveats", synthesis["caveats"])):
+        if items:
+            out += [f"**{title}**", ""] + [f"- {item}" for item in items] + [""]
+    return out

@@ -1,0 +1,98 @@
+"""The module map's rules that code can check (ARCHITECTURE.md): no import cycle anywhere in the
+package, counting imports inside functions and under TYPE_CHECKING; article.py imports no other
+input module; the brief's renderers import only its entries."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
+INPUTS = {"pipeline.sources", "pipeline.web", "pipeline.fetch"}
+
+
+def module_names(package: Path = PACKAGE) -> dict[str, Path]:
+    """Every module of the package by dotted name (a package by its own name, for its __init__.py)."""
+    names = {}
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return names
+
+
+def imports_of(name: str, path: Path, modules: set[str]) -> set[str]:
+    """The package's modules that `name` imports anywhere in its file: at the top, inside functions,
+    under TYPE_CHECKING. `from . import x` names module x when x is one, else the package itself."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+        else:
+            continue
+        for imported in targets:
+            target = imported
+            while target and target not in modules:  # pipeline.llm.Usage → pipeline.llm
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = module_names()
+    return {name: imports_of(name, path, set(modules)) for name, path in modules.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a path (its first module repeated at the end), or None."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return [*path[path.index(node):], node]
+        if node in done:
+            return None
+        for target in sorted(graph.get(node, ())):
+            cycle = visit(target, [*path, node])
+            if cycle:
+                return cycle
+        done.add(node)
+        return None
+
+    for start in sorted(graph):
+        cycle = visit(start, [])
+        if cycle:
+            return cycle
+    return None
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " → ".join(cycle or [])
+
+
+def test_the_cycle_check_sees_cycles_and_imports_inside_functions() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+    graph = import_graph()
+    assert "pipeline.api" in graph["pipeline.cli"], "cli imports api only inside its commands"
+    assert "pipeline.brief.html" in graph["pipeline.brief"], "Brief.to_html imports the page renderer lazily"
+    assert {"pipeline.brief", "pipeline.brief.entries", "pipeline.sources"} <= set(graph)
+
+
+def test_article_imports_no_other_input_module() -> None:
+    assert not import_graph()["pipeline.article"] & INPUTS
+
+
+def test_the_brief_renderers_import_only_the_entries_of_the_brief() -> None:
+    graph = import_graph()
+    for renderer in ("pipeline.brief.markdown", "pipeline.brief.html"):
+        own = {name for name in graph[renderer] if name.startswith("pipeline.brief")}
+        assert own == {"pipeline.brief.entries"}, (renderer, own)
