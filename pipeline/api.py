@@ -8,45 +8,35 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import article as article_mod
+from . import defaults, endpoints
 from .brief import Brief
 from .endpoints import check_base_url
 from .engine import BriefRun, EventSink, Settings
 from .errors import ConfigError
-from .llm import DEFAULT_MODEL, ModelClient, OpenAIClient, SamplingSettings, watching
-from .runs import RunDir, check_runs_dir, resolve
+from .llm import AttemptLog, ModelClient, OpenAIClient, SamplingSettings, watching
+from .runs import RunDir, RunRecord, check_runs_dir, find_run
 
 if TYPE_CHECKING:  # pipeline.local is imported only for --local: it costs 40 ms at every start
     from .local import LocalModel
 
-DEFAULT_TIMEOUT = 120.0
-
-
-def default_max_calls(max_claims: int, reasks: int) -> int:
-    """Enough for the brief plus every unit's re-asks and a few transport retries."""
-    return (max_claims + 2) * (reasks + 2) * 2
-
 
 def make_client(*, settings: Settings, base_url: str | None = None, api_key: str | None = None,
-                timeout: float = DEFAULT_TIMEOUT, max_retries: int = 4, max_calls: int | None = None,
-                cache_dir: Path | None = None, use_cache: bool = True,
-                local_model: str | None = None) -> OpenAIClient:
-    """An OpenAI-compatible client; a ConfigError when neither a key nor a base URL is known, or when
-    the base URL, timeout or temperature cannot be used. `local_model` names the GGUF a --local
-    llama.cpp at `base_url` serves (the run records it instead of llama.cpp's passing port)."""
-    api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-    if base_url is not None:
-        check_base_url(base_url)
-    check_finite(timeout=timeout, temperature=settings.temperature)
-    if not api_key and not base_url:
-        raise ConfigError("no model endpoint configured: set OPENAI_API_KEY, or pass --base-url for an "
-                          "OpenAI-compatible server (Ollama, vLLM, llama.cpp), or use --local")
+                timeout: float = defaults.TIMEOUT, max_retries: int = defaults.MAX_RETRIES,
+                max_calls: int | None = None, cache_dir: Path | None = None, use_cache: bool = True,
+                local_model: str | None = None, log: AttemptLog | None = None) -> OpenAIClient:
+    """An OpenAI-compatible client, configured whole: `settings` (model, format, sampling,
+    concurrency), its attempt `log` (a run's `RunRecord.log`), budget and cache. A ConfigError when
+    neither a key nor a base URL is known, or when the base URL, timeout or temperature cannot be
+    used. `local_model` names the GGUF a --local llama.cpp at `base_url` serves (the run records it
+    instead of llama.cpp's passing port)."""
+    api_key = check_client(settings, base_url, api_key, timeout)
     cache = None
     if use_cache:
         from .cache import ResponseCache, default_cache_dir
@@ -56,10 +46,23 @@ def make_client(*, settings: Settings, base_url: str | None = None, api_key: str
         model=settings.model, base_url=base_url, api_key=api_key, timeout=timeout,
         transport_attempts=max_retries + 1,
         response_format=settings.response_format, cache=cache,
-        max_calls=max_calls if max_calls is not None else default_max_calls(settings.max_claims, settings.reasks),
+        max_calls=max_calls if max_calls is not None else defaults.max_calls(settings.max_claims, settings.reasks),
         sampling=SamplingSettings(temperature=settings.temperature, extra_body=settings.extra_body),
-        constrain_choices=settings.constrain_choices, local_model=local_model,
+        constrain_choices=settings.constrain_choices, local_model=local_model, concurrency=settings.concurrency,
+        log=log,
     )
+
+
+def check_client(settings: Settings, base_url: str | None, api_key: str | None, timeout: float) -> str | None:
+    """What `make_client` refuses, checked before anything is created; returns the API key to use."""
+    api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+    if base_url is not None:
+        check_base_url(base_url)
+    check_finite(timeout=timeout, temperature=settings.temperature)
+    if not api_key and not base_url:
+        raise ConfigError("no model endpoint configured: set OPENAI_API_KEY, or pass --base-url for an "
+                          "OpenAI-compatible server (Ollama, vLLM, llama.cpp), or use --local")
+    return api_key
 
 
 def check_finite(**numbers: float | None) -> None:
@@ -85,18 +88,36 @@ def new_run_dir(article: article_mod.Article, runs_dir: Path) -> RunDir:
     return run_dir
 
 
+def new_record(client: ModelClient, run_dir: RunDir | None, on_event: EventSink | None) -> RunRecord:
+    """The record of a run made with a client from elsewhere: its attempt log goes to the record.
+    (`prepared_run` makes the record first and the client with it.)"""
+    record = RunRecord(run_dir, on_call=_attempt_events(on_event))
+    client.log = record.log
+    return record
+
+
+def _attempt_events(on_event: EventSink | None) -> Callable[[dict[str, Any]], None] | None:
+    return (lambda line: on_event("attempt", **line)) if on_event else None
+
+
 async def run_brief(article: article_mod.Article, settings: Settings, client: ModelClient, *,
                     runs_dir: Path | None, run_dir: RunDir | None = None, on_event: EventSink | None = None,
                     notes: list[str] | None = None) -> Brief:
     """A new run; with `runs_dir` (or a `run_dir` from `new_run_dir`), everything is recorded there."""
     if run_dir is None and runs_dir is not None:
         run_dir = new_run_dir(article, runs_dir)
-    if run_dir is None:
-        return await BriefRun(article, settings, client, on_event=on_event, notes=notes).execute()
-    with run_dir.lock():
+    return await _run(article, settings, client, new_record(client, run_dir, on_event), on_event, notes)
+
+
+async def _run(article: article_mod.Article, settings: Settings, client: ModelClient, record: RunRecord,
+               on_event: EventSink | None, notes: list[str] | None) -> Brief:
+    run = BriefRun(article, settings, client, record, on_event=on_event, notes=notes)
+    if record.run_dir is None:
+        return await run.execute()
+    with record.run_dir.lock():
         if on_event:
-            on_event("run_dir", path=str(run_dir.path))
-        return await BriefRun(article, settings, client, run_dir=run_dir, on_event=on_event, notes=notes).execute()
+            on_event("run_dir", path=str(record.run_dir.path))
+        return await run.execute()
 
 
 def local_settings(settings: Settings, model: LocalModel) -> Settings:
@@ -128,6 +149,122 @@ def local_endpoint(model: LocalModel, *, log_dir: Path, article_chars: int,
         yield server.base_url
 
 
+@dataclass(frozen=True)
+class ClientOptions:
+    """How `prepared_run` reaches the model: `make_client`'s arguments beyond the settings."""
+
+    base_url: str | None = None
+    timeout: float | None = None  # None: defaults.TIMEOUT, or defaults.LOCAL_TIMEOUT with --local
+    max_retries: int = defaults.MAX_RETRIES
+    max_calls: int | None = None
+    cache_dir: Path | None = None
+    use_cache: bool = True
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    """--local: llama.cpp serving the demo model, or `model_file`."""
+
+    model_file: Path | None = None
+    n_ctx: int | None = None
+    one_at_a_time: bool = True  # llama.cpp answers one request at a time: no concurrency unless asked for
+
+
+@dataclass(frozen=True)
+class LocalBackend:
+    """What a --local run uses: the model, the settings and per-call timeout it needs, and notes for the brief."""
+
+    model: LocalModel
+    settings: Settings
+    timeout: float
+    notes: list[str]
+
+
+def local_backend(settings: Settings, options: LocalOptions, timeout: float | None) -> LocalBackend:
+    """The local model (a ConfigError when it or the runtime is missing) and how a run talks to it:
+    CPU generation is slow, so a queued call gets the long timeout unless `timeout` is given."""
+    from . import local
+
+    model = local.resolve_model(options.model_file)
+    settings = local_settings(settings, model)
+    if options.one_at_a_time:
+        settings = replace(settings, concurrency=defaults.LOCAL_CONCURRENCY)
+    notes = [local.DEMO_WARNING] if model.is_demo else []
+    return LocalBackend(model, settings, defaults.LOCAL_TIMEOUT if timeout is None else timeout, notes)
+
+
+def recorded_endpoint(manifest: dict[str, Any], base_url: str | None, use_local: bool,
+                      model_file: Path | None) -> tuple[str | None, Path | None]:
+    """On resume, the endpoint the run was started on, unless one is given: (base URL, model file).
+
+    Never the public default: a run recorded without an endpoint is refused later unless one is given.
+    """
+    before = endpoints.recorded(manifest)
+    if before is None or base_url is not None or model_file is not None:
+        return base_url, model_file
+    if before.local_model:
+        return None, Path(before.local_model)  # a model file implies --local
+    if use_local:  # --local against a hosted run: the mismatch is refused when the run adopts the record
+        return None, model_file
+    return before.url, model_file
+
+
+@contextmanager
+def prepared_run(article: article_mod.Article | None, settings: Settings, options: ClientOptions, *,
+                 runs_dir: Path, resume: RunDir | None = None, local: LocalOptions | None = None,
+                 force: bool = False, on_event: EventSink | None = None,
+                 ) -> Iterator[tuple[RunDir, Coroutine[Any, Any, Brief]]]:
+    """Everything `counterpoint run` sets up before the first model call: the run directory (new, or
+    `resume`, locked), llama.cpp for `local`, the record and a client configured to log to it.
+
+    Yields the run directory and the run to await inside the block; the block's end stops
+    llama.cpp and releases the run. Nothing is created when the configuration is refused.
+    """
+    emit = on_event or (lambda *args, **kwargs: None)
+    with ExitStack() as stack:
+        if resume is not None:
+            stack.enter_context(resume.lock())  # before llama.cpp starts: a second resume starts nothing
+        timeout = defaults.TIMEOUT if options.timeout is None else options.timeout
+        backend = local_backend(settings, local, options.timeout) if local is not None else None
+        if backend is not None:
+            settings, timeout = backend.settings, backend.timeout
+            for note in backend.notes:
+                emit("warning", message=note)
+        else:
+            check_client(settings, options.base_url, None, timeout)
+        run_dir = resume or new_run_dir(_given(article), runs_dir)
+        stack.enter_context(run_dir.lock())
+        base_url = options.base_url
+        if backend is not None:
+            base_url = stack.enter_context(_serve(backend.model, run_dir, article, local, emit))
+        record = RunRecord(run_dir, on_call=_attempt_events(on_event))
+        use_cache = options.use_cache and not (resume is not None and bool(resume.manifest().get("no_cache")))
+        client = make_client(settings=settings, base_url=base_url, timeout=timeout, max_retries=options.max_retries,
+                             max_calls=options.max_calls, cache_dir=options.cache_dir, use_cache=use_cache,
+                             local_model=str(backend.model.path) if backend else None, log=record.log)
+        notes = backend.notes if backend else []
+        if resume is not None:
+            yield run_dir, _resume(record, settings, client, article=article, force=force, on_event=on_event,
+                                   notes=notes)
+        else:
+            yield run_dir, _run(_given(article), settings, client, record, on_event, notes)
+
+
+def _given(article: article_mod.Article | None) -> article_mod.Article:
+    assert article is not None, "a new run has an article; only a resumed one may not"
+    return article
+
+
+@contextmanager
+def _serve(model: LocalModel, run_dir: RunDir, article: article_mod.Article | None, local: LocalOptions | None,
+           emit: EventSink) -> Iterator[str]:
+    article_chars = len(article.text if article else run_dir.read_text("article.txt"))
+    emit("stage", stage=f"local: starting llama.cpp on {model.path.name}")
+    with local_endpoint(model, log_dir=run_dir.path, article_chars=article_chars,
+                        n_ctx=local.n_ctx if local else None) as base_url:
+        yield base_url
+
+
 def load_recorded_article(run_dir: RunDir) -> article_mod.Article:
     """The article exactly as the run recorded it (its text is the quote-offset reference)."""
     metadata = run_dir.manifest().get("article", {})
@@ -151,15 +288,25 @@ async def resume_brief(runs_dir: Path, ref: str | RunDir, settings: Settings, cl
     The rest of the run goes only to the endpoint it was started on (`client` must talk to it, or
     `force`), and a run recorded with the cache off keeps it off. The run is locked meanwhile.
     """
-    run_dir = ref if isinstance(ref, RunDir) else resolve(runs_dir, ref)
+    run_dir = ref if isinstance(ref, RunDir) else find_run(runs_dir, ref)
+    check_runs_dir(run_dir.path)
+    with run_dir.lock():
+        if run_dir.manifest().get("no_cache") is True:
+            client.cache = None
+        record = new_record(client, run_dir, on_event)
+        return await _resume(record, settings, client, article=article, force=force, on_event=on_event, notes=notes)
+
+
+async def _resume(record: RunRecord, settings: Settings, client: ModelClient, *, article: article_mod.Article | None,
+                  force: bool, on_event: EventSink | None, notes: list[str] | None) -> Brief:
+    run_dir = record.run_dir
+    assert run_dir is not None, "a resumed run has a directory"
     check_runs_dir(run_dir.path)
     with run_dir.lock():
         manifest = run_dir.manifest()
         run_dir.check_resumable()
-        if manifest.get("no_cache") is True:
-            client.cache = None
         recorded = load_recorded_article(run_dir)
-        run = BriefRun(article or recorded, settings, client, run_dir=run_dir, on_event=on_event, notes=notes)
+        run = BriefRun(article or recorded, settings, client, record, on_event=on_event, notes=notes)
         for warning in run.adopt(manifest, force=force):
             if on_event:
                 on_event("warning", message=f"resuming anyway (--force): {warning}")
@@ -168,7 +315,7 @@ async def resume_brief(runs_dir: Path, ref: str | RunDir, settings: Settings, cl
         return await run.execute()
 
 
-def generate_brief(text: str, *, model: str = DEFAULT_MODEL, base_url: str | None = None,
+def generate_brief(text: str, *, model: str = defaults.MODEL, base_url: str | None = None,
                    api_key: str | None = None, llm: ModelClient | None = None,
                    runs_dir: str | Path | None = None, title: str | None = None,
                    **options: Any) -> Brief:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from .defaults import MAX_CHARS as DEFAULT_MAX_CHARS
 from .errors import InputError
 
-DEFAULT_MAX_CHARS = 60_000
 MIN_WORDS = 40
 
 # Magic numbers of formats people hand us by mistake, so the error can name them.

@@ -8,8 +8,6 @@ that `counterpoint --help` and `counterpoint runs` start fast.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import functools
 import json
 import math
@@ -22,12 +20,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from . import defaults
+
 if TYPE_CHECKING:
     from .runs import RunDir
 
-DEFAULT_MODEL = "gpt-4.1-mini"  # kept equal to pipeline.llm.DEFAULT_MODEL by a test
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
-LOCAL_TIMEOUT = 600.0  # seconds per call on a local CPU model
 EXIT_BY_STATUS = {"complete": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}
 
 
@@ -131,46 +129,47 @@ class BaseURL(click.ParamType):
 
 
 runs_dir_option = click.option(
-    "--runs-dir", envvar="COUNTERPOINT_RUNS_DIR", default="runs", show_default=True,
+    "--runs-dir", envvar="COUNTERPOINT_RUNS_DIR", show_envvar=True, default=defaults.RUNS_DIR, show_default=True,
     type=click.Path(file_okay=False, path_type=Path), help="Where run directories are written.")
 
 
 @main.command()
 @click.argument("article", required=False)
-@click.option("--model", envvar="COUNTERPOINT_MODEL", default=DEFAULT_MODEL, show_default=True,
-              help="Model name. [env: COUNTERPOINT_MODEL]")
-@click.option("--base-url", envvar="OPENAI_BASE_URL", type=BaseURL(),
-              help="OpenAI-compatible endpoint. [default: OpenAI's; on --resume, the run's] [env: OPENAI_BASE_URL]")
+@click.option("--model", envvar="COUNTERPOINT_MODEL", show_envvar=True, default=defaults.MODEL, show_default=True,
+              help="Model name.")
+@click.option("--base-url", envvar="OPENAI_BASE_URL", show_envvar=True, type=BaseURL(),
+              help="OpenAI-compatible endpoint. [default: OpenAI's; on --resume, the run's]")
 @runs_dir_option
-@click.option("--max-claims", default=8, show_default=True, type=click.IntRange(1, 12), help="Claims to extract.")
-@click.option("--concurrency", envvar="COUNTERPOINT_CONCURRENCY", default=8, show_default=True,
-              type=click.IntRange(1, 64), help="Per-claim calls in flight at once. [env: COUNTERPOINT_CONCURRENCY]")
-@click.option("--reasks", default=2, show_default=True, type=click.IntRange(0, 5),
+@click.option("--max-claims", default=defaults.MAX_CLAIMS, show_default=True, type=click.IntRange(1, 12),
+              help="Claims to extract.")
+@click.option("--concurrency", envvar="COUNTERPOINT_CONCURRENCY", show_envvar=True, default=defaults.CONCURRENCY,
+              show_default=True, type=click.IntRange(1, 64), help="Per-claim calls in flight at once.")
+@click.option("--reasks", default=defaults.REASKS, show_default=True, type=click.IntRange(0, 5),
               help="Re-asks when an output fails validation.")
-@click.option("--timeout", default=120.0, show_default=True, type=FiniteFloatRange(min=0.1),
+@click.option("--timeout", default=defaults.TIMEOUT, show_default=True, type=FiniteFloatRange(min=0.1),
               help="Seconds to wait for one model call.")
-@click.option("--max-retries", default=4, show_default=True, type=click.IntRange(0, 10),
+@click.option("--max-retries", default=defaults.MAX_RETRIES, show_default=True, type=click.IntRange(0, 10),
               help="Retries of a call after a timeout, dropped connection, 429 or 5xx.")
 @click.option("--max-calls", type=click.IntRange(min=1), help="Cap on model calls for the run. [default: enough "
               "for the brief plus retries]")
-@click.option("--response-format", envvar="COUNTERPOINT_RESPONSE_FORMAT", default="auto", show_default=True,
-              type=click.Choice(["auto", "json_schema", "json_object", "prompt"]),
-              help="How to ask for JSON. [env: COUNTERPOINT_RESPONSE_FORMAT]")
+@click.option("--response-format", envvar="COUNTERPOINT_RESPONSE_FORMAT", show_envvar=True,
+              default=defaults.RESPONSE_FORMAT, show_default=True,
+              type=click.Choice(["auto", "json_schema", "json_object", "prompt"]), help="How to ask for JSON.")
 @click.option("--language", help="Language of the brief. [default: the article's]")
 @click.option("--temperature", type=FiniteFloatRange(0, 2), help="Sampling temperature. [default: the server's]")
-@click.option("--max-chars", default=60_000, show_default=True, type=click.IntRange(min=100),
+@click.option("--max-chars", default=defaults.MAX_CHARS, show_default=True, type=click.IntRange(min=100),
               help="Refuse articles longer than this (see --truncate).")
 @click.option("--truncate", is_flag=True, help="Cut an over-long article at --max-chars instead of refusing it.")
 @click.option("--encoding", help="Decode the file with this encoding. [default: detect]")
-@click.option("--fetch-timeout", default=20.0, show_default=True, type=FiniteFloatRange(min=0.1),
+@click.option("--fetch-timeout", default=defaults.FETCH_TIMEOUT, show_default=True, type=FiniteFloatRange(min=0.1),
               help="For a URL: seconds for the whole download (connecting, each read, all redirects).")
-@click.option("--max-bytes", default=5_000_000, show_default=True, type=click.IntRange(min=1024),
+@click.option("--max-bytes", default=defaults.MAX_BYTES, show_default=True, type=click.IntRange(min=1024),
               help="For a URL: refuse pages larger than this.")
 @click.option("--allow-private-hosts", is_flag=True,
               help="For a URL: allow hosts on loopback, link-local or private addresses (off, so a URL cannot "
                    "probe your network).")
-@click.option("--cache-dir", envvar="COUNTERPOINT_CACHE_DIR", type=click.Path(file_okay=False, path_type=Path),
-              help="Response cache. [default: the user cache dir] [env: COUNTERPOINT_CACHE_DIR]")
+@click.option("--cache-dir", envvar="COUNTERPOINT_CACHE_DIR", show_envvar=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Response cache. [default: the user cache dir]")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache (kept on --resume).")
 @click.option("--resume", "resume_ref", metavar="RUN", help="Continue a run (id, prefix, 'latest' or directory).")
 @click.option("--force", is_flag=True,
@@ -194,14 +193,11 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
 
     The last line on stdout is the run directory (or, with --json, the brief).
     """
-    import asyncio
-
     from . import api
     from .engine import Settings
-    from .errors import AuthError, ModelError
     from .fetch import FetchOptions
     from .progress import Progress
-    from .runs import resolve, resume_command
+    from .runs import find_run
     from .sources import load
 
     if article is None and resume_ref is None:
@@ -216,66 +212,26 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
               if article is not None else None)
     options: dict[str, Any] = {"model": model, "max_claims": max_claims, "reasks": reasks, "language": language,
                "temperature": temperature, "response_format": response_format}
-    run_dir = resolve(runs_dir, resume_ref) if resume_ref is not None else None
+    run_dir = find_run(runs_dir, resume_ref) if resume_ref is not None else None
     if run_dir is not None:
         manifest = run_dir.manifest()
         options.update(recorded_defaults(run_dir, manifest, options))
-        base_url, model_file = recorded_endpoint(manifest, base_url, use_local, model_file)
-        no_cache = no_cache or bool(manifest.get("no_cache"))
-    settings = Settings(concurrency=concurrency, **options)
-    notes: list[str] = []
-    local_model_file = None
-    with contextlib.ExitStack() as stack:
-        if run_dir is not None:
-            stack.enter_context(run_dir.lock())  # before llama.cpp starts: a second resume starts nothing
-        if use_local or model_file is not None:
-            from . import local
+        base_url, model_file = api.recorded_endpoint(manifest, base_url, use_local, model_file)
+    local = None
+    if use_local or model_file is not None:
+        check_local_options()
+        local = api.LocalOptions(model_file=model_file, n_ctx=n_ctx, one_at_a_time=defaulted("concurrency"))
+    client = api.ClientOptions(base_url=base_url, timeout=None if defaulted("timeout") else timeout,
+                               max_retries=max_retries, max_calls=max_calls, cache_dir=cache_dir,
+                               use_cache=not no_cache)
+    with api.prepared_run(loaded, Settings(concurrency=concurrency, **options), client, runs_dir=runs_dir,
+                          resume=run_dir, local=local, force=force, on_event=progress) as (run_dir, work):
+        brief = await_run(work, run_dir, progress, started, as_json)
+    report_run(brief, progress, started, as_json)  # once llama.cpp has stopped and the run is released
 
-            check_local_options()
-            local_model = local.resolve_model(model_file)
-            local_model_file = str(local_model.path)
-            settings = api.local_settings(settings, local_model)
-            if defaulted("concurrency"):  # llama.cpp answers one request at a time
-                settings = dataclasses.replace(settings, concurrency=1)
-            if defaulted("timeout"):  # CPU generation is slow; a queued call must not time out
-                timeout = LOCAL_TIMEOUT
-            if local_model.is_demo:
-                progress("warning", message=local.DEMO_WARNING)
-                notes.append(local.DEMO_WARNING)
-            if run_dir is None:
-                assert loaded is not None
-                run_dir = api.new_run_dir(loaded, runs_dir)
-                stack.enter_context(run_dir.lock())
-            article_chars = len(loaded.text if loaded else run_dir.read_text("article.txt"))
-            progress("stage", stage=f"local: starting llama.cpp on {local_model.path.name}")
-            base_url = stack.enter_context(api.local_endpoint(local_model, log_dir=run_dir.path,
-                                                              article_chars=article_chars, n_ctx=n_ctx))
-        client = api.make_client(settings=settings, base_url=base_url, timeout=timeout, max_retries=max_retries,
-                                 max_calls=max_calls, cache_dir=cache_dir, use_cache=not no_cache,
-                                 local_model=local_model_file)
-        if resume_ref is not None:
-            assert run_dir is not None
-            work = api.resume_brief(runs_dir, run_dir, settings, client, article=loaded, force=force,
-                                    on_event=progress, notes=notes)
-        else:
-            assert loaded is not None
-            if run_dir is None:
-                run_dir = api.new_run_dir(loaded, runs_dir)
-                stack.enter_context(run_dir.lock())
-            work = api.run_brief(loaded, settings, client, runs_dir=runs_dir, run_dir=run_dir, on_event=progress,
-                                 notes=notes)
-        try:
-            brief = asyncio.run(stop_on_sigterm(work))
-        except (KeyboardInterrupt, asyncio.CancelledError):  # the engine has already written what finished
-            report_stopped(progress, run_dir.path, started, as_json, 130,
-                           f"interrupted; what finished is saved in {run_dir.path}; continue with "
-                           f"'{resume_command(run_dir)}'")
-        except ModelError as exc:
-            # A new key resumes as is; a corrected --model or --base-url differs from the record.
-            forced = "" if isinstance(exc, AuthError) else " --force"
-            report_stopped(progress, run_dir.path, started, as_json, EXIT_FAILED,
-                           f"{exc}. The record is in {run_dir.path}; once that is fixed, continue with "
-                           f"'{resume_command(run_dir)}{forced}'")
+
+def report_run(brief: Any, progress: Any, started: float, as_json: bool) -> NoReturn:
+    """The summary on stderr, the run directory (or the brief) as stdout's last line, the exit code."""
     progress.summary(brief.data, str(brief.run_dir) if brief.run_dir else None, time.perf_counter() - started)
     echo(brief.to_json() if as_json else str(brief.run_dir), as_json=as_json)
     if brief.status == "failed":
@@ -285,6 +241,27 @@ def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, m
         retry = f"retry with '{resume_command(RunDir(brief.run_dir))}'" if brief.run_dir else "run it again"
         fail(f"{reason}. The record is in {brief.run_dir}; {retry}")
     sys.exit(EXIT_BY_STATUS[brief.status])
+
+
+def await_run(work: Any, run_dir: RunDir, progress: Any, started: float, as_json: bool) -> Any:
+    """Run the brief; an interrupt or a run-stopping model error ends like a run, with the way to resume it."""
+    import asyncio
+
+    from .errors import AuthError, ModelError
+    from .runs import resume_command
+
+    try:
+        return asyncio.run(stop_on_sigterm(work))
+    except (KeyboardInterrupt, asyncio.CancelledError):  # the engine has already written what finished
+        report_stopped(progress, run_dir.path, started, as_json, 130,
+                       f"interrupted; what finished is saved in {run_dir.path}; continue with "
+                       f"'{resume_command(run_dir)}'")
+    except ModelError as exc:
+        # A new key resumes as is; a corrected --model or --base-url differs from the record.
+        forced = "" if isinstance(exc, AuthError) else " --force"
+        report_stopped(progress, run_dir.path, started, as_json, EXIT_FAILED,
+                       f"{exc}. The record is in {run_dir.path}; once that is fixed, continue with "
+                       f"'{resume_command(run_dir)}{forced}'")
 
 
 def report_stopped(progress: Any, path: Path, started: float, as_json: bool, code: int, message: str) -> NoReturn:
@@ -353,24 +330,6 @@ def recorded_defaults(run_dir: RunDir, manifest: dict[str, Any], options: dict[s
     return taken
 
 
-def recorded_endpoint(manifest: dict[str, Any], base_url: str | None, use_local: bool,
-                      model_file: Path | None) -> tuple[str | None, Path | None]:
-    """On --resume, the endpoint the run was started on, unless one is given: (base URL, model file).
-
-    Never the public default: a run recorded without an endpoint is refused later unless one is given.
-    """
-    from .endpoints import recorded
-
-    before = recorded(manifest)
-    if before is None or base_url is not None or model_file is not None:
-        return base_url, model_file
-    if before.local_model:
-        return None, Path(before.local_model)  # a model file implies --local
-    if use_local:  # --local against a hosted run: the mismatch is refused when the run adopts the record
-        return None, model_file
-    return before.url, model_file
-
-
 @main.command(name="runs")
 @runs_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
@@ -422,9 +381,9 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
 def show(run_ref: str, runs_dir: Path, fmt: str) -> None:
     """Print a run's brief. RUN is an id, a unique prefix, 'latest' or a run directory."""
     from .errors import RunDirError
-    from .runs import resolve, resume_command
+    from .runs import find_run, resume_command
 
-    run_dir = resolve(runs_dir, run_ref)
+    run_dir = find_run(runs_dir, run_ref)
     if fmt == "path":
         echo(str(run_dir.path))
         return
@@ -444,12 +403,12 @@ def validate(target: str, runs_dir: Path, as_json: bool) -> None:
     """Check a brief against the schemas and the article. RUN is an id, a unique prefix, 'latest', a run
     directory or a brief.json file."""
     from .brief import check_brief
-    from .runs import read_json, read_text_file, resolve
+    from .runs import find_run, read_json, read_text_file
     from .terminal import clean
 
     path = Path(target).expanduser()
     if not path.is_file():
-        path = (path if path.is_dir() else resolve(runs_dir, target).path) / "brief.json"
+        path = (path if path.is_dir() else find_run(runs_dir, target).path) / "brief.json"
     brief_path = path
     article_path = brief_path.parent / "article.txt"
     brief = read_json(brief_path)
@@ -468,8 +427,7 @@ def validate(target: str, runs_dir: Path, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--base-url", envvar="OPENAI_BASE_URL", type=BaseURL(),
-              help="An endpoint to probe. [env: OPENAI_BASE_URL]")
+@click.option("--base-url", envvar="OPENAI_BASE_URL", show_envvar=True, type=BaseURL(), help="An endpoint to probe.")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 @friendly_errors
 def doctor(base_url: str | None, as_json: bool) -> None:

@@ -12,23 +12,23 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from . import brief as brief_mod
-from . import endpoints, prompts, schemas, stages
+from . import defaults, endpoints, prompts, schemas, stages
 from .article import Article
 from .errors import ModelError, ResumeMismatch, RunDirError, UnitFailed
-from .llm import DEFAULT_CONCURRENCY, DEFAULT_MODEL, ModelClient, Usage, clamp_usage
+from .llm import Check, ModelClient
 from .pricing import estimate
-from .runs import RunDir, created_stamp, resume_command, utc_now
-from .version import __version__
+from .runs import RunRecord, resume_command, utc_now
+from .usage import Usage
 
 PROMPT_NAMES = ("system", "article", "extract_claims", "rebut_claim", "synthesize", "repair", "truncated",
                 "schema_in_prompt")
 SCHEMA_NAMES = ("claims", "rebuttal", "synthesis", "brief")
-STAGES = ("extract", "rebut", "synthesize")
 
 EventSink = Callable[..., None]
 
@@ -37,13 +37,13 @@ EventSink = Callable[..., None]
 class Settings:
     """Everything that changes what the model is asked; part of every unit's fingerprint."""
 
-    model: str = DEFAULT_MODEL
-    max_claims: int = 8
-    concurrency: int = DEFAULT_CONCURRENCY
-    reasks: int = 2
+    model: str = defaults.MODEL
+    max_claims: int = defaults.MAX_CLAIMS
+    concurrency: int = defaults.CONCURRENCY
+    reasks: int = defaults.REASKS
     language: str | None = None
     temperature: float | None = None
-    response_format: str = "auto"
+    response_format: str = defaults.RESPONSE_FORMAT
     extra_body: dict[str, Any] = field(default_factory=dict)
     constrain_choices: bool = False
 
@@ -76,7 +76,7 @@ def _text(value: Any) -> str | None:
 
 
 def _load_checks_and_renderers() -> None:
-    from .brief.html import template  # jinja2 is imported only by a run that writes HTML
+    from .brief.html import template  # compiling the template is most of the cost (jinja2 is imported anyway)
 
     for name in SCHEMA_NAMES:
         schemas.validator(name)
@@ -86,31 +86,25 @@ def _load_checks_and_renderers() -> None:
 class BriefRun:
     """One execution of the pipeline over one article, optionally recorded in a run directory."""
 
-    def __init__(self, article: Article, settings: Settings, client: ModelClient, *,
-                 run_dir: RunDir | None = None, on_event: EventSink | None = None,
-                 notes: list[str] | None = None) -> None:
+    def __init__(self, article: Article, settings: Settings, client: ModelClient, record: RunRecord, *,
+                 on_event: EventSink | None = None, notes: list[str] | None = None) -> None:
+        """`client` comes configured (api.make_client): its attempt log goes to `record`."""
         self.article = article
         self.settings = settings
         self.client = client
-        self.run_dir = run_dir
+        self.record = record
+        self.run_dir = record.run_dir
         self.emit = on_event or (lambda *args, **kwargs: None)
         self.extra_notes = list(notes or [])
         self.fingerprint = settings.fingerprint()
         self.nonce = secrets.token_hex(8)
-        self.created = created_stamp()
-        self.records: list[dict[str, Any]] = []
-        self.timings: dict[str, float] = {}
-        self.reused: list[str] = []
-        self.resumed_from: dict[str, Any] | None = None
         self._entries: dict[str, dict[str, Any]] = {}
-        client.log = self._log
-        client.limit_concurrency(settings.concurrency)
 
     # -- resume ---------------------------------------------------------------------------
 
     def adopt(self, manifest: dict[str, Any], *, force: bool) -> list[str]:
         """Take over a recorded run; refuse (unless forced) when its inputs or endpoint differ. Returns warnings."""
-        run_id = self.run_dir.id if self.run_dir else "run"
+        run_id = self.record.id or "run"
         problems = endpoints.check_resume(run_id, manifest, self.client.endpoint, force=force)
         if manifest.get("article", {}).get("sha256") != self.article.sha256:
             problems.append("the article differs from the one recorded")
@@ -121,33 +115,26 @@ class BriefRun:
             raise ResumeMismatch(f"cannot resume {run_id}: "
                                  + "; ".join(problems) + "; pass --force to resume anyway")
         self.nonce = _text(manifest.get("nonce")) or self.nonce
-        self.created = _text(manifest.get("created")) or self.created
-        self.resumed_from = {"status": manifest.get("status"), "at": utc_now()}
-        self.records = self.run_dir.calls() if self.run_dir else []
+        self.record.resume(manifest)
         return problems
 
-    def _stored(self, name: str, inputs: Any, check: Callable[[Any], list[str]], schema: str) -> Any | None:
-        """A unit's stored output if its inputs match and it still validates."""
-        if self.resumed_from is None or self.run_dir is None:
-            return None
+    async def _unit(self, name: str, inputs: Any, schema: str, check: Check,
+                    compute: Callable[[], Awaitable[Any]]) -> Any:
+        """Unit `name`'s output: the stored one when a resumed run computed it from the same inputs
+        and it still passes the schema and `check`; otherwise computed now and saved at once."""
+        key = digest(inputs)
         try:
-            unit = self.run_dir.load_unit(name)
+            output = self.record.stored_output(name, key)
         except RunDirError as damaged:
             self.emit("warning", message=f"{damaged}; doing that unit again")
-            return None
-        if not unit or unit.get("inputs") != digest(inputs):
-            return None
-        output = unit.get("output")
-        if schemas.validate(schema, output) or check(output):
-            return None
-        self.reused.append(name)
-        self.emit("reused", unit=name)
+            output = None
+        if output is not None and not (schemas.validate(schema, output) or check(output)):
+            self.record.reused.append(name)
+            self.emit("reused", unit=name)
+            return output
+        output = await compute()
+        self.record.save_unit(name, key, output)
         return output
-
-    def _save(self, name: str, inputs: Any, output: Any) -> None:
-        if self.run_dir is not None:
-            self.run_dir.save_unit(name, {"unit": name, "inputs": digest(inputs), "output": output,
-                                          "saved": utc_now()})
 
     # -- the stages -----------------------------------------------------------------------
 
@@ -220,18 +207,17 @@ class BriefRun:
         try:
             return await work
         finally:
-            self.timings[stage] = round(self.timings.get(stage, 0.0) + time.perf_counter() - started, 4)
+            timings = self.record.timings
+            timings[stage] = round(timings.get(stage, 0.0) + time.perf_counter() - started, 4)
 
     async def _extract(self) -> dict[str, Any]:
         self.emit("stage", stage="extract")
         inputs = {"fingerprint": self.fingerprint, "article": self.article.sha256}
-        check = stages.check_claims(self.article, self.settings.max_claims)
-        output = self._stored("extract", inputs, check, "claims")
-        if output is None:
-            base = stages.base_messages(self.article, self.nonce, self.settings.language)
-            output = await stages.extract_claims(self.client, base, self.article, self.nonce,
-                                                 max_claims=self.settings.max_claims, reasks=self.settings.reasks)
-            self._save("extract", inputs, output)
+        check = partial(stages.check_claims, article=self.article, max_claims=self.settings.max_claims)
+        base = stages.base_messages(self.article, self.nonce, self.settings.language)
+        output = await self._unit("extract", inputs, "claims", check, lambda: stages.extract_claims(
+            self.client, base, self.article, self.nonce, max_claims=self.settings.max_claims,
+            reasks=self.settings.reasks))
         # The unit keeps every claim the model gave, so a resumed run writes the same note.
         output, left_out = stages.select_claims(output, self.settings.max_claims)
         self.extra_notes += left_out
@@ -251,14 +237,13 @@ class BriefRun:
         async def one(claim: dict[str, Any]) -> None:
             nonlocal done
             inputs = {"fingerprint": self.fingerprint, "article": self.article.sha256, "claim": claim}
-            output, error = self._stored(f"rebut-{claim['id']}", inputs, stages.check_rebuttal, "rebuttal"), None
-            if output is None:
-                try:
-                    output = await stages.rebut_claim(self.client, base, claim, self.nonce,
-                                                      reasks=self.settings.reasks)
-                    self._save(f"rebut-{claim['id']}", inputs, output)
-                except UnitFailed as failed:
-                    error = failed
+            output, error = None, None
+            try:  # the unit takes the claim's id, as in the calls log
+                output = await self._unit(claim["id"], inputs, "rebuttal", stages.check_rebuttal,
+                                          lambda: stages.rebut_claim(self.client, base, claim, self.nonce,
+                                                                     reasks=self.settings.reasks))
+            except UnitFailed as failed:
+                error = failed
             done += 1
             rebuttal = stages.number_rebuttals(claim["id"], output) if output else None
             entry = self._entries[claim["id"]] = brief_mod.claim_entry(claim, rebuttal, error)
@@ -281,34 +266,19 @@ class BriefRun:
             return brief_mod.synthesis_entry(None, UnitFailed("skipped", "no claim could be analysed"))
         self.emit("stage", stage="synthesize")
         inputs = {"fingerprint": self.fingerprint, "article": self.article.sha256,
-                  "digest": stages.claims_digest(claims), "failed": [c["id"] for c in claims if c["status"] != "ok"]}
+                  "digest": stages.claims_outline(claims), "failed": [c["id"] for c in claims if c["status"] != "ok"]}
         rebuttal_ids = {r["id"] for c in claims for r in c["rebuttals"]}
-        output = self._stored("synthesize", inputs, stages.check_synthesis(self.article, rebuttal_ids), "synthesis")
-        if output is None:
-            base = stages.base_messages(self.article, self.nonce, self.settings.language)
-            try:
-                output = await stages.synthesize(self.client, base, self.article, self.nonce,
-                                                 thesis=extraction["thesis"], claims=claims,
-                                                 reasks=self.settings.reasks)
-            except UnitFailed as error:
-                return brief_mod.synthesis_entry(None, error)
-            self._save("synthesize", inputs, output)
+        check = partial(stages.check_synthesis, article=self.article, rebuttal_ids=rebuttal_ids)
+        base = stages.base_messages(self.article, self.nonce, self.settings.language)
+        try:
+            output = await self._unit("synthesize", inputs, "synthesis", check, lambda: stages.synthesize(
+                self.client, base, self.article, self.nonce, thesis=extraction["thesis"], claims=claims,
+                reasks=self.settings.reasks))
+        except UnitFailed as error:
+            return brief_mod.synthesis_entry(None, error)
         return brief_mod.synthesis_entry(stages.ground_rhetoric(self.article, output), None)
 
     # -- the record -----------------------------------------------------------------------
-
-    def _log(self, record: dict[str, Any]) -> None:
-        self.records.append(record)
-        if self.run_dir is not None:
-            self.run_dir.append_call(record)
-        self.emit("attempt", **record)
-
-    def usage(self, stage: str | None = None) -> dict[str, int]:
-        records = [r for r in self.records if stage is None or r["stage"] == stage]
-        # Clamped again here: a calls log written before clamping existed may hold negative counts.
-        total = sum((clamp_usage(r["usage"])[0] for r in records), Usage())
-        return {"calls": sum(1 for r in records if not r["cache_hit"]),
-                "cache_hits": sum(1 for r in records if r["cache_hit"]), **asdict(total)}
 
     def _notes(self, claims: list[dict[str, Any]]) -> list[str]:
         notes = list(self.extra_notes)
@@ -318,7 +288,7 @@ class BriefRun:
         if self.article.truncated:
             notes.append(f"The article was cut to {len(self.article.text):,} characters (--truncate); "
                          "claims in the rest were not analysed.")
-        clamped = sum(1 for r in self.records if r.get("usage_clamped") or clamp_usage(r["usage"])[1])
+        clamped = self.record.clamped_calls()
         if clamped:
             notes.append(f"The endpoint reported token counts that were not non-negative whole numbers in "
                          f"{clamped} call(s); they were counted as such (rounded, negatives as 0), so the usage "
@@ -331,7 +301,7 @@ class BriefRun:
     def _finish(self, extraction: dict[str, Any] | None, extraction_error: UnitFailed | None,
                 claims: list[dict[str, Any]], synthesis: dict[str, Any],
                 stopped: BaseException | None) -> brief_mod.Brief:
-        usage = self.usage()
+        usage = self.record.usage()
         cost, cost_status = estimate(self.settings.model, Usage(**{k: usage[k] for k in asdict(Usage())}))
         notes = self._notes(claims)
         if extraction_error is not None:
@@ -348,9 +318,9 @@ class BriefRun:
             synthesis=synthesis,
             notes=notes,
             run={
-                "id": self.run_dir.id if self.run_dir else None, "model": self.settings.model,
+                "id": self.record.id, "model": self.settings.model,
                 "endpoint_host": self.client.endpoint_host, "response_format": self.client.response_format,
-                "created": self.created, "finished": utc_now(), "language": self.settings.language,
+                "created": self.record.created, "finished": utc_now(), "language": self.settings.language,
                 "usage": usage, "cost_usd": cost, "cost_status": cost_status,
             },
         )
@@ -364,42 +334,15 @@ class BriefRun:
 
     def _write_manifest(self, status: str, *, brief: dict[str, Any] | None = None,
                         cost: tuple[float | None, str] | None = None) -> None:
-        if self.run_dir is None:
-            return
-        claims = brief["claims"] if brief else []
-        by_stage = {stage: self.usage(stage) for stage in STAGES}
-        total = self.usage()
-        self.run_dir.write_manifest({
-            "manifest_version": 1,
-            "counterpoint_version": __version__,
-            "run_id": self.run_dir.id,
-            "status": status,
-            "created": self.created,
-            "updated": utc_now(),
-            "resumed": self.resumed_from,
+        client = self.client
+        self.record.write_manifest(status, {
             "article": self.article.metadata(),
             "model": self.settings.model,
-            "endpoint_host": self.client.endpoint_host,
-            **(self.client.endpoint.record() if self.client.endpoint else {"endpoint": None, "local": None}),
-            "no_cache": self.client.cache is None,
-            "response_format": {"requested": self.client.requested_format, "used": self.client.response_format},
-            "settings": {**asdict(self.settings), "max_calls": self.client.max_calls},
+            "endpoint_host": client.endpoint_host,
+            **(client.endpoint.record() if client.endpoint else {"endpoint": None, "local": None}),
+            "no_cache": client.cache is None,
+            "response_format": {"requested": client.requested_format, "used": client.response_format},
+            "settings": {**asdict(self.settings), "max_calls": client.max_calls},
             "fingerprint": self.fingerprint,
             "nonce": self.nonce,
-            "timings_s": {**self.timings, "total": round(sum(self.timings.values()), 4)},
-            "usage": {"total": total, "by_stage": by_stage},
-            "cache": {"hits": total["cache_hits"],
-                      "hit_units": sorted({r["unit"] for r in self.records if r["cache_hit"]})},
-            "reused_units": self.reused,
-            "cost": {"usd": cost[0], "status": cost[1], "prices": "pipeline/pricing.py"} if cost else None,
-            "summary": {
-                "claims": len(claims),
-                "claims_ok": sum(1 for c in claims if c["status"] == "ok"),
-                "claims_failed": sum(1 for c in claims if c["status"] == "failed"),
-                "claims_refused": sum(1 for c in claims if c["status"] == "refused"),
-                "synthesis": brief["synthesis"]["status"] if brief else None,
-                "tokens": total["prompt_tokens"] + total["completion_tokens"],
-                "cost_usd": cost[0] if cost else None,
-                "cost_status": cost[1] if cost else None,
-            },
-        })
+        }, brief=brief, cost=cost)

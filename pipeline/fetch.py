@@ -21,14 +21,14 @@ from email.message import Message
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
+from .defaults import FETCH_TIMEOUT as DEFAULT_FETCH_TIMEOUT
+from .defaults import MAX_BYTES as DEFAULT_MAX_BYTES
 from .errors import FetchError
 from .version import __version__
 
 if TYPE_CHECKING:
     import urllib3
 
-DEFAULT_FETCH_TIMEOUT = 20.0
-DEFAULT_MAX_BYTES = 5_000_000
 MAX_REDIRECTS = 5
 USER_AGENT = f"counterpoint/{__version__} (writes a debate brief on one article at its reader's request)"
 HTML_TYPES = ("text/html", "application/xhtml+xml")

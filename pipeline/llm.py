@@ -16,23 +16,23 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, astuple, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
-from . import prompts, schemas
+from . import defaults, prompts, schemas
 from .endpoints import DEFAULT_BASE_URL, Endpoint
 from .errors import AuthError, ModelError, ModelNotFound, UnitFailed
+from .runs import Attempt
 from .throttle import Throttle
+from .usage import Usage, clamp_usage
 
 if TYPE_CHECKING:
     from .cache import ResponseCache
 
-DEFAULT_MODEL = "gpt-4.1-mini"
-DEFAULT_CONCURRENCY = 8
 RESPONSE_FORMATS = ("json_schema", "json_object", "prompt")
 MAX_RETRY_AFTER = 60.0
 # A reply longer than max_tokens × this many characters cannot be an honest answer (a token is ~4
@@ -40,46 +40,14 @@ MAX_RETRY_AFTER = 60.0
 MAX_CHARS_PER_TOKEN = 16
 MAX_MESSAGE_CHARS = 300  # each validator message, as re-asked, logged and stored in the brief
 ECHO_CHARS = 8000  # how much of a bad reply a re-ask quotes back
-RAW_KEEP = 64_000  # calls.jsonl keeps this much of a reply (more than any stage's size limit) and its length
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _KEY_LIKE = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_*.-]{6,}")
 _UNSUPPORTED_FORMAT = re.compile(r"response_format|json_schema|json_object|structured output", re.IGNORECASE)
 
 Message = dict[str, str]
 Choices = Mapping[str, Sequence[Any]]  # schema path -> allowed values, see schemas.narrowed
-AttemptLog = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
-
-
-# No call uses a billion tokens; a larger figure is an endpoint's nonsense that would overflow the
-# cost estimate (a float) and make the run unfinishable.
-MAX_TOKEN_COUNT = 10**9
+AttemptLog = Callable[[Attempt], None]
 MAX_FINISH_REASON = 64  # "stop", "length", "content_filter"...: a longer one is not an answer's
-
-
-def clamp_usage(counts: Any) -> tuple[Usage, bool]:
-    """Token counts as reported (or as recorded) → non-negative integers, and whether any had to
-    change. Accounting must never block a brief: an endpoint's odd figures are clamped, not trusted."""
-    if not isinstance(counts, Mapping):
-        return Usage(), counts is not None
-    clean: dict[str, int] = {}
-    changed = False
-    for name in ("prompt_tokens", "completion_tokens", "cached_tokens"):
-        value = counts.get(name)
-        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-        finite = number is not None and (isinstance(number, int) or math.isfinite(number))
-        clean[name] = min(max(0, round(number)), MAX_TOKEN_COUNT) if finite and number is not None else 0
-        changed = changed or (value is not None and clean[name] != value)
-    return Usage(**clean), changed
 
 
 @dataclass(frozen=True)
@@ -144,14 +112,15 @@ class ModelClient:
     Subclasses implement `_request` (one HTTP round-trip, or a fake).
     """
 
-    model: str = DEFAULT_MODEL
+    model: str = defaults.MODEL
     endpoint_host: str = "fake"
     endpoint: Endpoint | None = None  # None for an injected fake: nothing leaves the process
     server: ServerWatch | None = None
 
-    def __init__(self, *, response_format: str = "auto", max_calls: int | None = None,
+    def __init__(self, *, response_format: str = defaults.RESPONSE_FORMAT, max_calls: int | None = None,
                  log: AttemptLog | None = None, cache: ResponseCache | None = None,
-                 sampling: SamplingSettings | None = None, constrain_choices: bool = False) -> None:
+                 sampling: SamplingSettings | None = None, constrain_choices: bool = False,
+                 concurrency: int = defaults.CONCURRENCY) -> None:
         self.requested_format = response_format
         # Send stages' allowed values (article sentences as quotes, known ids) as schema enums:
         # worth it where the server turns the schema into a decoding grammar (llama.cpp).
@@ -159,18 +128,15 @@ class ModelClient:
         self.response_format = "json_schema" if response_format == "auto" else response_format
         self.max_calls = max_calls
         self.calls_made = 0
-        self.log: AttemptLog = log or (lambda record: None)
+        self.log: AttemptLog = log or (lambda attempt: None)
         self.cache = cache
         self.sampling = sampling or SamplingSettings()
         self._attempts: dict[str, int] = {}
-        self._slots = asyncio.Semaphore(DEFAULT_CONCURRENCY)
+        # At most `concurrency` requests in flight at once. A slot is held for one HTTP attempt only,
+        # so a unit waiting out a back-off or preparing a re-ask never holds up the others.
+        self._slots = asyncio.Semaphore(concurrency)
         # Set when the first request goes out: from then on the process mostly waits for the endpoint.
         self.request_sent = asyncio.Event()
-
-    def limit_concurrency(self, calls: int) -> None:
-        """At most `calls` requests in flight at once. A slot is held for one HTTP attempt only,
-        so a unit waiting out a back-off or preparing a re-ask never holds up the others."""
-        self._slots = asyncio.Semaphore(calls)
 
     # -- request building -------------------------------------------------------------------
 
@@ -236,26 +202,17 @@ class ModelClient:
         self.calls_made += 1
 
     def record(self, ctx: CallContext, *, outcome: str, reply: Reply | None = None, **extra: Any) -> None:
-        """Append one attempt to the log (the run's calls.jsonl)."""
+        """Log one attempt (to the run's calls.jsonl, see runs.Attempt)."""
         attempt = self._attempts.get(ctx.unit, 0) + 1
         self._attempts[ctx.unit] = attempt
-        usage = reply.usage if reply else Usage()
-        entry: dict[str, Any] = {
-            "time": time.time(), "stage": ctx.stage, "unit": ctx.unit, "attempt": attempt,
-            "outcome": outcome, "response_format": extra.pop("response_format", self.response_format),
-            "latency_s": round(reply.latency_s, 4) if reply else extra.pop("latency_s", 0.0),
-            "usage": asdict(usage), "cache_hit": bool(reply and reply.cache_hit),
-            "finish_reason": reply.finish_reason if reply else None,
-            "raw": None,
-        }
-        if reply and reply.content is not None:
-            entry["raw"] = printable(reply.content[:RAW_KEEP])
-            if len(reply.content) > RAW_KEEP:
-                entry["raw_chars"] = len(reply.content)
-        if reply and reply.usage_clamped:
-            entry["usage_clamped"] = True
-        entry.update(extra)
-        self.log(entry)
+        self.log(Attempt(
+            stage=ctx.stage, unit=ctx.unit, attempt=attempt, outcome=outcome,
+            response_format=extra.pop("response_format", self.response_format),
+            latency_s=round(reply.latency_s, 4) if reply else extra.pop("latency_s", 0.0),
+            usage=reply.usage if reply else Usage(), cache_hit=bool(reply and reply.cache_hit),
+            finish_reason=reply.finish_reason if reply else None, raw=reply.content if reply else None,
+            usage_clamped=bool(reply and reply.usage_clamped), extra=extra,
+        ))
 
     def remember(self, reply: Reply) -> None:
         """Cache a reply once it has passed validation, so reruns reuse only good answers."""
@@ -291,7 +248,7 @@ class _Retryable(Exception):
 class OpenAIClient(ModelClient):
     """Chat completions over HTTP through the openai SDK (any OpenAI-compatible endpoint)."""
 
-    def __init__(self, *, model: str, base_url: str | None, api_key: str | None, timeout: float = 120.0,
+    def __init__(self, *, model: str, base_url: str | None, api_key: str | None, timeout: float = defaults.TIMEOUT,
                  transport_attempts: int = 5, local_model: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model = model
@@ -540,7 +497,8 @@ class _Invalid(Exception):
 
 
 async def structured(client: ModelClient, ctx: CallContext, messages: Sequence[Message], schema_name: str,
-                     check: Check, *, max_tokens: int, reasks: int = 2, choices: Choices | None = None) -> Any:
+                     check: Check, *, max_tokens: int, reasks: int = defaults.REASKS,
+                     choices: Choices | None = None) -> Any:
     """Call until the reply parses, fits the schema and passes `check`; re-ask with the errors.
 
     Each re-ask is a fresh message list: the original request, the bad reply, and the errors.

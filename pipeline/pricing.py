@@ -6,10 +6,7 @@ price list as of 2025-08. Check them before you rely on a figure.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # imports nothing at run time: the runs listing formats costs at start-up
-    from .llm import Usage
+from .usage import Usage
 
 PRICES_PER_MILLION: dict[str, tuple[float, float, float]] = {
     "gpt-4o": (2.50, 1.25, 10.00),

@@ -1,4 +1,6 @@
-"""The run directory: ids, layout, manifest, calls log, finished units, atomic writes, listing.
+"""The run record and its directory: `RunRecord` (calls log, usage totals, finished units, the
+manifest), `Attempt` (a calls.jsonl line), `RunDir` (ids, layout, lock, safe reads and writes),
+finding and listing runs.
 
     runs/<id>/
       article.txt      the normalised article (quote offsets refer to it)
@@ -21,22 +23,29 @@ import secrets
 import shlex
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import defaults
 from .errors import RunDirError
 from .files import atomic_write, json_text
+from .usage import Usage, clamp_usage
+from .version import __version__
 
-DEFAULT_RUNS_DIR = "runs"
 LOCK_NAME = ".lock"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 # What resume reads from a manifest, and the JSON type each must have.
 _MANIFEST_SHAPE = {"article": dict, "fingerprint": dict, "settings": dict}
 _CALL_SHAPE = {"stage": str, "unit": str, "cache_hit": bool, "usage": dict}
+RAW_KEEP = 64_000  # calls.jsonl keeps this much of a reply (more than any stage's size limit) and its length
+STAGES = ("extract", "rebut", "synthesize")
+# Runs recorded before a claim's unit took the name the calls log gives it (C3) saved it as rebut-C3.
+_FORMER_UNIT_PREFIX = "rebut-"
 
 
 def read_text_file(path: Path, *, kind: str = "") -> str:
@@ -232,8 +241,11 @@ class RunDir:
             write_json(path, unit)
 
     def load_unit(self, name: str) -> dict[str, Any] | None:
-        """A finished unit; None when there is none. A damaged one is a RunDirError naming it."""
+        """A finished unit (under its former name in an older run); None when there is none. A
+        damaged one is a RunDirError naming it."""
         path = self.path / "units" / f"{name}.json"
+        if not path.is_file():
+            path = self.path / "units" / f"{_FORMER_UNIT_PREFIX}{name}.json"
         if not path.is_file():
             return None
         unit = read_json(path)
@@ -242,7 +254,150 @@ class RunDir:
         return unit
 
 
-def resolve(runs_dir: Path, ref: str) -> RunDir:
+
+@dataclass(frozen=True)
+class Attempt:
+    """One model attempt: a line of calls.jsonl. The model adapter fills it in; `line` is the format."""
+
+    stage: str
+    unit: str
+    attempt: int
+    outcome: str
+    response_format: str
+    latency_s: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+    cache_hit: bool = False
+    finish_reason: str | None = None
+    raw: str | None = None  # the reply's text, as it came
+    usage_clamped: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # what went wrong: `errors` or `error`
+    time: float = field(default_factory=time.time)
+
+    def line(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "time": self.time, "stage": self.stage, "unit": self.unit, "attempt": self.attempt,
+            "outcome": self.outcome, "response_format": self.response_format, "latency_s": self.latency_s,
+            "usage": asdict(self.usage), "cache_hit": self.cache_hit, "finish_reason": self.finish_reason,
+            "raw": None,
+        }
+        if self.raw is not None:  # a lone surrogate is written as its escape, so the line is UTF-8
+            entry["raw"] = self.raw[:RAW_KEEP].encode("utf-8", "backslashreplace").decode("utf-8")
+            if len(self.raw) > RAW_KEEP:
+                entry["raw_chars"] = len(self.raw)
+        if self.usage_clamped:
+            entry["usage_clamped"] = True
+        return {**entry, **self.extra}
+
+
+class RunRecord:
+    """What one run records: the calls log and its usage totals, finished units, the manifest.
+
+    With a run directory everything is written there as it happens; without one (a library call
+    that records nothing) the calls are kept in memory, for the brief's usage figures.
+    """
+
+    def __init__(self, run_dir: RunDir | None = None, *,
+                 on_call: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.run_dir = run_dir
+        self.on_call = on_call or (lambda line: None)
+        self.calls: list[dict[str, Any]] = []
+        self.created = created_stamp()
+        self.resumed: dict[str, Any] | None = None
+        self.timings: dict[str, float] = {}
+        self.reused: list[str] = []
+
+    @property
+    def id(self) -> str | None:
+        return self.run_dir.id if self.run_dir else None
+
+    def resume(self, manifest: dict[str, Any]) -> None:
+        """Carry on a recorded run: its creation time and calls so far are kept."""
+        created = manifest.get("created")
+        self.created = created if isinstance(created, str) and created else self.created
+        self.resumed = {"status": manifest.get("status"), "at": utc_now()}
+        self.calls = self.run_dir.calls() if self.run_dir else []
+
+    # -- the calls log --------------------------------------------------------------------
+
+    def log(self, attempt: Attempt) -> None:
+        """The model client's attempt log: one line per attempt, written at once."""
+        line = attempt.line()
+        self.calls.append(line)
+        if self.run_dir is not None:
+            self.run_dir.append_call(line)
+        self.on_call(line)
+
+    def usage(self, stage: str | None = None) -> dict[str, int]:
+        calls = [c for c in self.calls if stage is None or c["stage"] == stage]
+        # Clamped again here: a calls log written before clamping existed may hold negative counts.
+        total = sum((clamp_usage(c["usage"])[0] for c in calls), Usage())
+        return {"calls": sum(1 for c in calls if not c["cache_hit"]),
+                "cache_hits": sum(1 for c in calls if c["cache_hit"]), **asdict(total)}
+
+    def clamped_calls(self) -> int:
+        """Calls whose token counts were not non-negative whole numbers (figures then approximate)."""
+        return sum(1 for c in self.calls if c.get("usage_clamped") or clamp_usage(c["usage"])[1])
+
+    # -- finished units -------------------------------------------------------------------
+
+    def stored_output(self, name: str, inputs: str) -> Any | None:
+        """A resumed run's stored output of unit `name` if it was computed from `inputs` (a digest);
+        a damaged unit is a RunDirError naming it."""
+        if self.resumed is None or self.run_dir is None:
+            return None
+        unit = self.run_dir.load_unit(name)
+        if not unit or unit.get("inputs") != inputs:
+            return None
+        return unit.get("output")
+
+    def save_unit(self, name: str, inputs: str, output: Any) -> None:
+        if self.run_dir is not None:
+            self.run_dir.save_unit(name, {"unit": name, "inputs": inputs, "output": output, "saved": utc_now()})
+
+    # -- the manifest ---------------------------------------------------------------------
+
+    def write_manifest(self, status: str, run: dict[str, Any], *, brief: dict[str, Any] | None = None,
+                       cost: tuple[float | None, str] | None = None) -> None:
+        """manifest.json: `run` (what the engine ran: article, model, endpoint, settings, fingerprint,
+        nonce…) plus what the record knows: status, times, usage, cache hits, reused units, cost, summary."""
+        if self.run_dir is None:
+            return
+        total = self.usage()
+        self.run_dir.write_manifest({
+            "manifest_version": 1,
+            "counterpoint_version": __version__,
+            "run_id": self.run_dir.id,
+            "status": status,
+            "created": self.created,
+            "updated": utc_now(),
+            "resumed": self.resumed,
+            **run,
+            "timings_s": {**self.timings, "total": round(sum(self.timings.values()), 4)},
+            "usage": {"total": total, "by_stage": {stage: self.usage(stage) for stage in STAGES}},
+            "cache": {"hits": total["cache_hits"],
+                      "hit_units": sorted({c["unit"] for c in self.calls if c["cache_hit"]})},
+            "reused_units": self.reused,
+            "cost": {"usd": cost[0], "status": cost[1], "prices": "pipeline/pricing.py"} if cost else None,
+            "summary": _summary(brief, total, cost),
+        })
+
+
+def _summary(brief: dict[str, Any] | None, total: dict[str, int],
+             cost: tuple[float | None, str] | None) -> dict[str, Any]:
+    """The manifest's summary, what `counterpoint runs` lists without opening the brief."""
+    claims = brief["claims"] if brief else []
+    return {
+        "claims": len(claims),
+        "claims_ok": sum(1 for c in claims if c["status"] == "ok"),
+        "claims_failed": sum(1 for c in claims if c["status"] == "failed"),
+        "claims_refused": sum(1 for c in claims if c["status"] == "refused"),
+        "synthesis": brief["synthesis"]["status"] if brief else None,
+        "tokens": total["prompt_tokens"] + total["completion_tokens"],
+        "cost_usd": cost[0] if cost else None,
+        "cost_status": cost[1] if cost else None,
+    }
+
+def find_run(runs_dir: Path, ref: str) -> RunDir:
     """A run from an id, a unique id prefix, 'latest', or a run directory's path."""
     as_path = Path(ref).expanduser()
     if ("/" in ref or os.sep in ref) and (as_path / "manifest.json").is_file():
@@ -341,7 +496,7 @@ def resume_command(run_dir: RunDir) -> str:
     if not _SAFE_ID.match(run_dir.id):  # a folder renamed by hand: only its path finds it again
         return shlex.join(["counterpoint", "run", "--resume", str(run_dir.path.resolve())])
     args = ["counterpoint", "run", "--resume", run_dir.id]
-    if run_dir.path.parent != Path(DEFAULT_RUNS_DIR):
+    if run_dir.path.parent != Path(defaults.RUNS_DIR):
         args += ["--runs-dir", str(run_dir.path.parent)]
     return shlex.join(args)
 

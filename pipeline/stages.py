@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from functools import partial
 from typing import Any
 
 from . import article as article_mod
@@ -41,24 +42,20 @@ def base_messages(article: Article, nonce: str, language: str | None) -> list[Me
 
 # -- stage 1 ----------------------------------------------------------------------------------
 
-def check_claims(article: Article, max_claims: int):
+def check_claims(data: dict[str, Any], article: Article, max_claims: int) -> list[str]:
     """Semantic checks on stage 1, on the claims `select_claims` keeps: quote grounding, unique ids."""
-
-    def check(data: dict[str, Any]) -> list[str]:
-        errors: list[str] = []
-        claims = data["claims"]
-        seen_ids: set[str] = set()
-        for index in _selected(claims, max_claims):
-            claim, where = claims[index], f"$.claims[{index}]"
-            if claim["id"] in seen_ids:
-                errors.append(f"{where}.id: duplicate id {claim['id']}")
-            seen_ids.add(claim["id"])
-            problem = article_mod.grounding_problem(article.text, claim["quote"])
-            if problem:
-                errors.append(f"{where}.quote: {problem}: {claim['quote'][:120]!r}")
-        return errors
-
-    return check
+    errors: list[str] = []
+    claims = data["claims"]
+    seen_ids: set[str] = set()
+    for index in _selected(claims, max_claims):
+        claim, where = claims[index], f"$.claims[{index}]"
+        if claim["id"] in seen_ids:
+            errors.append(f"{where}.id: duplicate id {claim['id']}")
+        seen_ids.add(claim["id"])
+        problem = article_mod.grounding_problem(article.text, claim["quote"])
+        if problem:
+            errors.append(f"{where}.quote: {problem}: {claim['quote'][:120]!r}")
+    return errors
 
 
 def select_claims(data: dict[str, Any], max_claims: int) -> tuple[dict[str, Any], list[str]]:
@@ -101,7 +98,8 @@ async def extract_claims(client: ModelClient, base: list[Message], article: Arti
     task = prompts.render("extract_claims", max_claims=max_claims)
     return await structured(
         client, CallContext("extract", "extract", nonce), [*base, {"role": "user", "content": task}],
-        "claims", check_claims(article, max_claims), max_tokens=MAX_TOKENS["extract"], reasks=reasks,
+        "claims", partial(check_claims, article=article, max_claims=max_claims), max_tokens=MAX_TOKENS["extract"],
+        reasks=reasks,
         choices={"claims[].quote": article_mod.sentences(article.text)},
     )
 
@@ -156,8 +154,10 @@ def number_rebuttals(claim_id: str, data: dict[str, Any]) -> dict[str, Any]:
 
 # -- stage 3 ----------------------------------------------------------------------------------
 
-def claims_digest(claims: list[dict[str, Any]]) -> str:
-    """The analysed claims and their rebuttals, as the synthesis prompt lists them."""
+def claims_outline(claims: list[dict[str, Any]]) -> str:
+    """The analysed claims and their rebuttals as text, as the synthesis prompt lists them (its
+    placeholder is still called `claims_digest`: renaming it would change the prompt's hash, and
+    recorded runs could no longer resume without --force)."""
     lines = []
     for claim in claims:
         if claim["status"] != "ok":
@@ -169,23 +169,21 @@ def claims_digest(claims: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def check_synthesis(article: Article, rebuttal_ids: set[str]):
-    def check(data: dict[str, Any]) -> list[str]:
-        errors = []
-        seen: set[str] = set()
-        for index, rebuttal_id in enumerate(data["strongest_rebuttals"]):
-            if rebuttal_id in seen:
-                errors.append(f"$.strongest_rebuttals[{index}]: {rebuttal_id} is listed twice; list each once")
-            elif rebuttal_id not in rebuttal_ids:
-                errors.append(f"$.strongest_rebuttals[{index}]: {rebuttal_id} is not one of the listed rebuttal ids")
-            seen.add(rebuttal_id)
-        for index, item in enumerate(data["rhetoric"]):
-            problem = article_mod.grounding_problem(article.text, item["quote"])
-            if problem:
-                errors.append(f"$.rhetoric[{index}].quote: {problem}: {item['quote'][:120]!r}")
-        return errors
-
-    return check
+def check_synthesis(data: dict[str, Any], article: Article, rebuttal_ids: set[str]) -> list[str]:
+    """Semantic checks on stage 3: strongest rebuttals are listed ids, each once; rhetoric quotes ground."""
+    errors = []
+    seen: set[str] = set()
+    for index, rebuttal_id in enumerate(data["strongest_rebuttals"]):
+        if rebuttal_id in seen:
+            errors.append(f"$.strongest_rebuttals[{index}]: {rebuttal_id} is listed twice; list each once")
+        elif rebuttal_id not in rebuttal_ids:
+            errors.append(f"$.strongest_rebuttals[{index}]: {rebuttal_id} is not one of the listed rebuttal ids")
+        seen.add(rebuttal_id)
+    for index, item in enumerate(data["rhetoric"]):
+        problem = article_mod.grounding_problem(article.text, item["quote"])
+        if problem:
+            errors.append(f"$.rhetoric[{index}].quote: {problem}: {item['quote'][:120]!r}")
+    return errors
 
 
 async def synthesize(client: ModelClient, base: list[Message], article: Article, nonce: str, *,
@@ -194,14 +192,15 @@ async def synthesize(client: ModelClient, base: list[Message], article: Article,
     """The counter-case over every analysed claim; `ground_rhetoric` attaches quote spans."""
     failed = [c["id"] for c in claims if c["status"] != "ok"]
     task = prompts.render(
-        "synthesize", thesis=thesis, claims_digest=claims_digest(claims),
+        "synthesize", thesis=thesis, claims_digest=claims_outline(claims),
         date=article.date or "not stated in the article", today=(today or date.today()).isoformat(),
         failed_claims=", ".join(failed) if failed else "none",
     )
     rebuttal_ids = {r["id"] for c in claims if c["status"] == "ok" for r in c["rebuttals"]}
     return await structured(
         client, CallContext("synthesize", "synthesize", nonce), [*base, {"role": "user", "content": task}],
-        "synthesis", check_synthesis(article, rebuttal_ids), max_tokens=MAX_TOKENS["synthesize"], reasks=reasks,
+        "synthesis", partial(check_synthesis, article=article, rebuttal_ids=rebuttal_ids),
+        max_tokens=MAX_TOKENS["synthesize"], reasks=reasks,
         choices={"rhetoric[].quote": article_mod.sentences(article.text),
                  "strongest_rebuttals[]": sorted(rebuttal_ids)},
     )

@@ -14,7 +14,6 @@ from jsonschema import Draft202012Validator
 from pipeline import prompts, schemas
 from pipeline.engine import PROMPT_NAMES, SCHEMA_NAMES
 from pipeline.errors import FAILURE_KINDS, ConfigError, UnitFailed
-from pipeline.llm import DEFAULT_MODEL
 
 from .conftest import ROOT
 
@@ -137,12 +136,6 @@ def test_prompts_use_only_template_placeholders() -> None:
     for path in (ROOT / "prompts").glob("*.md"):
         template = string.Template(path.read_text())
         assert template.is_valid(), path
-
-
-def test_cli_default_model_matches_the_adapter() -> None:
-    from pipeline import cli
-
-    assert cli.DEFAULT_MODEL == DEFAULT_MODEL
 
 
 def test_wheel_ships_prompts_schemas_and_templates(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ def error_line(stderr: str) -> str:
 # brief.json (4), brief.md (3), brief.html (9), each at least one 4 KiB page: probed at every 4 KiB
 # from 4 to 128, these sizes fall inside one write's range (the claims finish in any order).
 SIZES = {"4k": ("manifest.json",), "12k": ("calls.jsonl",), "16k": ("units/extract.json",),
-         "36k": ("units/rebut-C", "calls.jsonl"), "72k": ("brief.json",), "84k": ("brief.md",),
+         "36k": ("units/C", "calls.jsonl"), "72k": ("brief.json",), "84k": ("brief.md",),
          "104k": ("brief.html",)}
 
 
@@ -87,7 +87,7 @@ def test_a_full_disk_is_one_line_and_the_run_finishes_once_space_is_free(cli, se
     assert f"what finished is saved in {run_dir}: free some space, then continue with '" in line
     command = shlex.split(line.split("continue with '")[1].rstrip("'"))
     assert command == ["counterpoint", "run", "--resume", run_dir.name, "--runs-dir", str(runs_dir)]
-    kept_units = {path.stem.removeprefix("rebut-") for path in (run_dir / "units").glob("*.json")}
+    kept_units = {path.stem for path in (run_dir / "units").glob("*.json")}
     seen = len(server.requests)
 
     resize(small_disk, "10m")

@@ -88,7 +88,7 @@ def test_odd_reply_fails_only_its_unit(cli, server, seed_script, case: str) -> N
     assert all(c["status"] == "ok" for c in brief["claims"] if c["id"] != "C3")
     assert brief["synthesis"]["status"] == "ok"
     assert [c["outcome"] for c in calls if c["unit"] == "C3"] == [kind] * 3
-    assert not (result.run_dir / "units" / "rebut-C3.json").exists()
+    assert not (result.run_dir / "units" / "C3.json").exists()
     checked = cli("validate", str(result.run_dir))
     assert checked.exit_code == 0, checked.stdout + checked.stderr
 
@@ -184,7 +184,7 @@ def test_a_valid_5mb_reply_of_padding_is_refused_unparsed(cli, server, seed_scri
     total = _run_dir_bytes(result.run_dir)
     print(f"\nrun dir {total:,} B; brief files {_brief_file_sizes(result.run_dir)}")
     assert total < 1_000_000
-    assert not (result.run_dir / "units" / "rebut-C3.json").exists()
+    assert not (result.run_dir / "units" / "C3.json").exists()
 
 
 @pytest.mark.parametrize("count", ["1e308", "1" + "0" * 400, "1" + "0" * 4000])

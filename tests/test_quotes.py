@@ -66,8 +66,7 @@ def test_a_too_short_rhetoric_quote_and_a_repeated_strongest_rebuttal_are_refuse
     bad = copy.deepcopy(seed_script["synthesize"])
     bad["rhetoric"][0]["quote"] = "."
     bad["strongest_rebuttals"] = ["C2-R1", "C4-R1", "C2-R1"]
-    check = stages.check_synthesis(SEED_ARTICLE, {"C2-R1", "C4-R1"})
-    assert check(bad) == [
+    assert stages.check_synthesis(bad, SEED_ARTICLE, {"C2-R1", "C4-R1"}) == [
         "$.strongest_rebuttals[2]: C2-R1 is listed twice; list each once",
         "$.rhetoric[0].quote: too short to ground a claim; quote at least 4 words or a whole sentence: '.'",
     ]

@@ -101,12 +101,12 @@ def test_resume_drops_a_wrongly_typed_article_field(cli, server, partial_run: Pa
 
 @pytest.mark.parametrize("content", [DEEP, "[]", '{"inputs": 5, "output": "not a rebuttal"}', "\xff\xfe"])
 def test_resume_redoes_a_damaged_unit(cli, server, partial_run: Path, content: str) -> None:
-    (partial_run / "units" / "rebut-C1.json").write_bytes(content.encode("latin-1"))
+    (partial_run / "units" / "C1.json").write_bytes(content.encode("latin-1"))
     seen = len(server.requests)
     result = resume(cli, partial_run)
     assert result.exit_code == 0, result.stderr
     assert sorted(r.unit for r in server.requests[seen:]) == ["C1", "C3", "synthesize"]
-    assert json.loads((partial_run / "units" / "rebut-C1.json").read_text())["unit"] == "rebut-C1"
+    assert json.loads((partial_run / "units" / "C1.json").read_text())["unit"] == "C1"
 
 
 def test_resume_skips_damaged_or_wrongly_typed_lines_of_the_calls_log(cli, server, partial_run: Path) -> None:

@@ -43,7 +43,7 @@ def test_sigkill_mid_run_then_resume_repeats_no_finished_unit(seed_script, runs_
             deadline = time.monotonic() + 30
             finished: list[Path] = []
             while time.monotonic() < deadline:
-                finished = list(runs_dir.glob("*/units/rebut-C*.json"))
+                finished = list(runs_dir.glob("*/units/C*.json"))
                 if len(finished) >= 4:
                     break
                 time.sleep(0.05)
@@ -68,7 +68,7 @@ def test_sigkill_mid_run_then_resume_repeats_no_finished_unit(seed_script, runs_
     assert brief["status"] == "complete" and schemas.validate("brief", brief) == []
     assert [c["id"] for c in brief["claims"]] == [f"C{n}" for n in range(1, 9)]
     manifest = read_manifest(run_dir)
-    assert manifest["reused_units"] == ["extract", "rebut-C1", "rebut-C2", "rebut-C3", "rebut-C4"]
+    assert manifest["reused_units"] == ["extract", "C1", "C2", "C3", "C4"]
     assert manifest["resumed"]["status"] == "running"
 
 
@@ -83,6 +83,29 @@ def test_partial_run_resumed_after_the_server_recovers(cli, server, runs_dir: Pa
     brief = read_brief(second.run_dir)
     assert brief["status"] == "complete"
     assert read_manifest(second.run_dir)["status"] == "complete"
+
+
+def test_a_run_recorded_with_the_former_unit_names_resumes(cli, server, runs_dir: Path) -> None:
+    """Runs recorded before a claim's unit took its calls-log name (C3) saved it as units/rebut-C3.json."""
+    server.script("C3", *[FakeResponse(status=503)] * 2)
+    first = cli("run", str(SEED), "--max-retries", "1", "--no-cache")
+    assert first.exit_code == 3
+    units = first.run_dir / "units"
+    for unit in units.glob("C*.json"):
+        old = json.loads(unit.read_text())
+        (units / f"rebut-{unit.name}").write_text(json.dumps({**old, "unit": f"rebut-{unit.stem}"}))
+        unit.unlink()
+    assert sorted(path.name for path in units.glob("*.json")) == [
+        "extract.json", *(f"rebut-C{n}.json" for n in (1, 2, 4, 5, 6, 7, 8)), "synthesize.json"]
+    seen = len(server.requests)
+
+    second = cli("run", "--resume", "latest", "--no-cache")
+    assert second.exit_code == 0, second.stderr
+    assert [r.unit for r in server.requests[seen:]] == ["C3", "synthesize"]
+    manifest = json.loads((second.run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["reused_units"] == ["extract", "C1", "C2", "C4", "C5", "C6", "C7", "C8"]
+    assert json.loads((units / "C3.json").read_text())["unit"] == "C3"
 
 
 def test_resume_takes_recorded_settings_unless_overridden(cli, server) -> None:
@@ -155,7 +178,7 @@ def test_interrupt_writes_a_partial_brief_then_resume_finishes(seed_script, runs
             env={"OPENAI_API_KEY": TEST_KEY},
         )
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(list(runs_dir.glob("*/units/rebut-C*.json"))) < 4:
+        while time.monotonic() < deadline and len(list(runs_dir.glob("*/units/C*.json"))) < 4:
             time.sleep(0.05)
         process.send_signal(sig)
         stdout, stderr = process.communicate(timeout=20)

@@ -6,7 +6,6 @@ import asyncio
 import copy
 import json
 import re
-from typing import Any
 
 import pytest
 
@@ -14,6 +13,7 @@ from pipeline import article as article_mod
 from pipeline import generate_brief, stages
 from pipeline.errors import UnitFailed
 from pipeline.llm import CallContext, Reply, structured
+from pipeline.runs import RunRecord
 from pipeline.testing import FakeLLM, scripted_handler
 
 from .conftest import ROOT, SEED, SEED_ARTICLE, extract, extract_after_a_bad_claim
@@ -71,8 +71,7 @@ def test_rebuttal_with_url_lead_is_reasked(seed_script) -> None:
 def test_synthesis_rejects_unknown_rebuttal_ids(seed_script) -> None:
     bad = copy.deepcopy(seed_script["synthesize"])
     bad["strongest_rebuttals"] = ["C9-R1"]
-    check = stages.check_synthesis(SEED_ARTICLE, {"C1-R1"})
-    assert check(bad) == ["$.strongest_rebuttals[0]: C9-R1 is not one of the listed rebuttal ids"]
+    assert stages.check_synthesis(bad, SEED_ARTICLE, {"C1-R1"}) == ["$.strongest_rebuttals[0]: C9-R1 is not one of the listed rebuttal ids"]
 
 
 def test_per_claim_prompt_starts_with_the_shared_article_prefix(seed_script) -> None:
@@ -100,8 +99,9 @@ def test_structured_refusal_and_truncation_are_failure_kinds() -> None:
 
 
 def test_every_attempt_is_logged_with_usage() -> None:
-    records: list[dict[str, Any]] = []
-    llm = FakeLLM("nope", {"thesis": "t", "claims": []}, log=records.append)
+    record = RunRecord()  # no run directory: the calls log is kept in memory
+    llm = FakeLLM("nope", {"thesis": "t", "claims": []}, log=record.log)
+    records = record.calls
     with pytest.raises(UnitFailed):
         asyncio.run(structured(llm, CallContext("extract", "extract"), [{"role": "user", "content": "x" * 80}],
                                "claims", lambda d: [], max_tokens=10, reasks=1))

@@ -24,7 +24,6 @@ import trustme
 
 from pipeline import __version__, article, fetch, sources, web
 from pipeline.brief import check_brief
-from pipeline.cli import main
 from pipeline.errors import FetchError, InputError
 from pipeline.testing import FakeResponse
 
@@ -438,8 +437,3 @@ def test_host_addresses_checks_addresses_without_connecting() -> None:
     with pytest.raises(FetchError, match=r"refusing 10\.0\.0\.8: it resolves to 10\.0\.0\.8, a private address"):
         fetch.host_addresses("10.0.0.8", 80, allow_private=False)
 
-
-def test_cli_fetch_defaults_match_the_library() -> None:
-    options = {param.name: param.default for param in main.commands["run"].params}
-    assert options["fetch_timeout"] == fetch.DEFAULT_FETCH_TIMEOUT
-    assert options["max_bytes"] == fetch.DEFAULT_MAX_BYTES
