@@ -44,13 +44,13 @@ BIN = Path(sys.executable).parent
 KEY = "sk-bench-not-a-real-key"
 
 # Targets from issue 5.
-WALL_FACTOR = 1.15           # wall ≤ 1.15 × (3 × latency), checked at 300 ms
-SERIAL_RATIO = 3.0           # --concurrency 1 ÷ default ≥ 3
-CACHED_WALL = 0.5            # cached rerun < 0.5 s, 0 model calls
-HELP_WALL = 0.25             # counterpoint --help < 0.25 s
-CPU_PER_BRIEF = 0.3          # CPU per brief, excluding model wait, < 0.3 s
-PEAK_RSS_MB = 120.0          # peak RSS < 120 MB
-PREFIX_SHARE = 0.80          # shared prefix ≥ 80 % of each per-claim prompt
+WALL_FACTOR = 1.15  # wall ≤ 1.15 × (3 × latency), checked at 300 ms
+SERIAL_RATIO = 3.0  # --concurrency 1 ÷ default ≥ 3
+CACHED_WALL = 0.5  # cached rerun < 0.5 s, 0 model calls
+HELP_WALL = 0.25  # counterpoint --help < 0.25 s
+CPU_PER_BRIEF = 0.3  # CPU per brief, excluding model wait, < 0.3 s
+PEAK_RSS_MB = 120.0  # peak RSS < 120 MB
+PREFIX_SHARE = 0.80  # shared prefix ≥ 80 % of each per-claim prompt
 
 
 @dataclass
@@ -73,14 +73,23 @@ class Child:
 def run_child(argv: list[str], env: dict[str, str], workdir: Path) -> Child:
     """Spawn, wait with os.wait4 (so rusage is this child's alone), and collect its output."""
     out, err = workdir / "stdout.txt", workdir / "stderr.txt"
-    actions = [(os.POSIX_SPAWN_OPEN, 1, str(out), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
-               (os.POSIX_SPAWN_OPEN, 2, str(err), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)]
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 1, str(out), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+        (os.POSIX_SPAWN_OPEN, 2, str(err), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+    ]
     started = time.monotonic()
     pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
     _, status, usage = os.wait4(pid, 0)
     ended = time.monotonic()
-    return Child(started, ended, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
-                 os.waitstatus_to_exitcode(status), out.read_text(), err.read_text())
+    return Child(
+        started,
+        ended,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss / 1024,
+        os.waitstatus_to_exitcode(status),
+        out.read_text(),
+        err.read_text(),
+    )
 
 
 def bench_script(claims: int) -> dict[str, Any]:
@@ -96,8 +105,16 @@ def bench_script(claims: int) -> dict[str, Any]:
     extended = copy.deepcopy(seed_claims[:claims])
     for number in range(len(seed_claims) + 1, claims + 1):
         quote = spare[number - len(seed_claims) - 1].strip()
-        extended.append({"id": f"C{number}", "text": f"The author asserts that {quote}", "quote": quote,
-                         "type": "factual", "centrality": 2, "check_worthy": True})
+        extended.append(
+            {
+                "id": f"C{number}",
+                "text": f"The author asserts that {quote}",
+                "quote": quote,
+                "type": "factual",
+                "centrality": 2,
+                "check_worthy": True,
+            }
+        )
         script["rebuttals"][f"C{number}"] = script["rebuttals"][f"C{(number - 1) % len(seed_claims) + 1}"]
     script["extract"]["claims"] = extended
     return script
@@ -106,8 +123,9 @@ def bench_script(claims: int) -> dict[str, Any]:
 def prefix_shares(requests: list[ReceivedRequest]) -> list[float]:
     """For each per-claim request, the share of its serialized messages that every per-claim
     request begins with."""
-    prompts = [json.dumps(r.body["messages"], ensure_ascii=False) for r in requests
-               if r.unit not in ("extract", "synthesize")]
+    prompts = [
+        json.dumps(r.body["messages"], ensure_ascii=False) for r in requests if r.unit not in ("extract", "synthesize")
+    ]
     shared = len(os.path.commonprefix(prompts))
     return [shared / len(prompt) for prompt in prompts]
 
@@ -177,15 +195,23 @@ class Bench:
         self.workdir = workdir
         self.script = bench_script(claims)
         self.env = {**os.environ, "OPENAI_API_KEY": KEY}
-        for name in ("OPENAI_BASE_URL", "COUNTERPOINT_CONCURRENCY", "COUNTERPOINT_CACHE_DIR",
-                     "COUNTERPOINT_RUNS_DIR", "COUNTERPOINT_MODEL"):
+        for name in (
+            "OPENAI_BASE_URL",
+            "COUNTERPOINT_CONCURRENCY",
+            "COUNTERPOINT_CACHE_DIR",
+            "COUNTERPOINT_RUNS_DIR",
+            "COUNTERPOINT_MODEL",
+        ):
             self.env.pop(name, None)
         self.caches = 0
 
     def counterpoint(self, *args: str, python_flags: tuple[str, ...] = ()) -> Child:
         """The installed console script, as a user runs it (through the interpreter for flags)."""
-        script = [str(BIN / "python"), *python_flags, str(BIN / "counterpoint")] if python_flags \
+        script = (
+            [str(BIN / "python"), *python_flags, str(BIN / "counterpoint")]
+            if python_flags
             else [str(BIN / "counterpoint")]
+        )
         return run_child([*script, *args], self.env, self.workdir)
 
     def run_args(self, server: FakeOpenAIServer, cache: str | None, *extra: str) -> list[str]:
@@ -193,11 +219,24 @@ class Bench:
         if cache is None:
             self.caches += 1
             cache = str(self.workdir / f"cache-{self.caches}")
-        return ["run", str(SEED), "--base-url", server.base_url, "--max-claims", str(self.claims),
-                "--runs-dir", str(self.workdir / "runs"), "--cache-dir", cache, "--quiet", *extra]
+        return [
+            "run",
+            str(SEED),
+            "--base-url",
+            server.base_url,
+            "--max-claims",
+            str(self.claims),
+            "--runs-dir",
+            str(self.workdir / "runs"),
+            "--cache-dir",
+            cache,
+            "--quiet",
+            *extra,
+        ]
 
-    def brief(self, server: FakeOpenAIServer, *extra: str, cache: str | None = None,
-              python_flags: tuple[str, ...] = ()) -> Run:
+    def brief(
+        self, server: FakeOpenAIServer, *extra: str, cache: str | None = None, python_flags: tuple[str, ...] = ()
+    ) -> Run:
         seen = len(server.requests)
         child = self.counterpoint(*self.run_args(server, cache, *extra), python_flags=python_flags)
         if child.exit_code != 0:
@@ -238,8 +277,9 @@ def bench_latency(latency: float, claims: int, repeat: int, help_run: Child) -> 
             serial = bench.fastest(server, "--concurrency", "1")
             traced = bench.brief(server, "--no-cache", python_flags=("-X", "importtime"))
             modules = imported_modules(traced.child.stderr)
-            start_up = min((start_up_baseline(modules, bench.env, Path(tmp)) for _ in range(repeat)),
-                           key=lambda child: child.cpu)
+            start_up = min(
+                (start_up_baseline(modules, bench.env, Path(tmp)) for _ in range(repeat)), key=lambda child: child.cpu
+            )
             warm_cpu = bench.warm_brief_cpu(server)
 
     wall, child = run.child.wall, run.child
@@ -251,56 +291,98 @@ def bench_latency(latency: float, claims: int, repeat: int, help_run: Child) -> 
     serial_ratio = serial.child.wall / wall
     serial_ratio_after = serial.from_first_request / run.from_first_request
 
-    print(f"\n{claims} claims, {latency * 1000:.0f} ms per model call (3 × latency = {floor:.2f} s), "
-          f"best of {repeat}")
+    print(f"\n{claims} claims, {latency * 1000:.0f} ms per model call (3 × latency = {floor:.2f} s), best of {repeat}")
     row("figure", "measured", "target")
-    row("wall time, whole process", f"{wall:.2f} s = {wall / floor:.2f} × 3L",
-        f"≤ {WALL_FACTOR} × 3L" if checked else "", wall <= WALL_FACTOR * floor if checked else None)
+    row(
+        "wall time, whole process",
+        f"{wall:.2f} s = {wall / floor:.2f} × 3L",
+        f"≤ {WALL_FACTOR} × 3L" if checked else "",
+        wall <= WALL_FACTOR * floor if checked else None,
+    )
     row("  start-up until the first model request", f"{run.first_request - child.started:.2f} s")
-    row("  model calls: first request to last answer", f"{run.last_answer - run.first_request:.2f} s "
-        f"= {(run.last_answer - run.first_request) / floor:.2f} × 3L")
+    row(
+        "  model calls: first request to last answer",
+        f"{run.last_answer - run.first_request:.2f} s = {(run.last_answer - run.first_request) / floor:.2f} × 3L",
+    )
     row("  after the last answer (brief files, exit)", f"{child.ended - run.last_answer:.2f} s")
     row("  stages, manifest timings_s", ", ".join(f"{k} {v:.2f}" for k, v in run.manifest["timings_s"].items()))
-    row("  per-claim calls in flight at once", f"{max_in_flight(claim_requests)} of {len(claim_requests)}, sent "
-        f"within {(max(r.received for r in claim_requests) - min(r.received for r in claim_requests)) * 1000:.0f} ms")
-    row("wall time from the first model request", f"{run.from_first_request:.2f} s = "
-        f"{run.from_first_request / floor:.2f} × 3L", f"≤ {WALL_FACTOR} × 3L" if checked else "",
-        run.from_first_request <= WALL_FACTOR * floor if checked else None)
-    row("--concurrency 1 ÷ default, whole process", f"{serial.child.wall:.2f} / {wall:.2f} s = {serial_ratio:.2f}",
-        f"≥ {SERIAL_RATIO:g}", serial_ratio >= SERIAL_RATIO)
-    row("  the same from the first model request", f"{serial.from_first_request:.2f} / "
-        f"{run.from_first_request:.2f} s = {serial_ratio_after:.2f}", f"≥ {SERIAL_RATIO:g}",
-        serial_ratio_after >= SERIAL_RATIO)
+    row(
+        "  per-claim calls in flight at once",
+        f"{max_in_flight(claim_requests)} of {len(claim_requests)}, sent "
+        f"within {(max(r.received for r in claim_requests) - min(r.received for r in claim_requests)) * 1000:.0f} ms",
+    )
+    row(
+        "wall time from the first model request",
+        f"{run.from_first_request:.2f} s = {run.from_first_request / floor:.2f} × 3L",
+        f"≤ {WALL_FACTOR} × 3L" if checked else "",
+        run.from_first_request <= WALL_FACTOR * floor if checked else None,
+    )
+    row(
+        "--concurrency 1 ÷ default, whole process",
+        f"{serial.child.wall:.2f} / {wall:.2f} s = {serial_ratio:.2f}",
+        f"≥ {SERIAL_RATIO:g}",
+        serial_ratio >= SERIAL_RATIO,
+    )
+    row(
+        "  the same from the first model request",
+        f"{serial.from_first_request:.2f} / {run.from_first_request:.2f} s = {serial_ratio_after:.2f}",
+        f"≥ {SERIAL_RATIO:g}",
+        serial_ratio_after >= SERIAL_RATIO,
+    )
     row("CPU of the run process (user+sys)", f"{child.cpu:.2f} s", f"< {CPU_PER_BRIEF} s", child.cpu < CPU_PER_BRIEF)
     row("  start-up: interpreter + the run's imports", f"{start_up.cpu:.2f} s ({len(modules)} imports)")
     row("  one brief in a warm process", f"{warm_cpu:.2f} s", f"< {CPU_PER_BRIEF} s", warm_cpu < CPU_PER_BRIEF)
-    row("peak RSS of the run process", f"{child.max_rss_mb:.0f} MB", f"< {PEAK_RSS_MB:.0f} MB",
-        child.max_rss_mb < PEAK_RSS_MB)
+    row(
+        "peak RSS of the run process",
+        f"{child.max_rss_mb:.0f} MB",
+        f"< {PEAK_RSS_MB:.0f} MB",
+        child.max_rss_mb < PEAK_RSS_MB,
+    )
     row("  of which start-up (the same baseline)", f"{start_up.max_rss_mb:.0f} MB")
     row("prompt tokens per brief (manifest)", f"{usage['prompt_tokens']:,} ({usage['cached_tokens']:,} cached)")
     row("  completion tokens; estimated cost", f"{usage['completion_tokens']:,}; {cost_text} ({run.manifest['model']})")
-    row("shared prefix of each per-claim prompt: min", f"{min(shares):.1%}", f"≥ {PREFIX_SHARE:.0%}",
-        min(shares) >= PREFIX_SHARE)
+    row(
+        "shared prefix of each per-claim prompt: min",
+        f"{min(shares):.1%}",
+        f"≥ {PREFIX_SHARE:.0%}",
+        min(shares) >= PREFIX_SHARE,
+    )
     row("  mean", f"{statistics.mean(shares):.1%}")
-    row("cached rerun: model calls", f"{len(cached.requests)} ({cached.manifest['cache']['hits']} cache hits)", "0",
-        not cached.requests)
+    row(
+        "cached rerun: model calls",
+        f"{len(cached.requests)} ({cached.manifest['cache']['hits']} cache hits)",
+        "0",
+        not cached.requests,
+    )
     row("cached rerun: wall time", f"{cached.child.wall:.2f} s", f"< {CACHED_WALL} s", cached.child.wall < CACHED_WALL)
-    row("counterpoint --help: wall", f"{help_run.wall:.3f} s (CPU {help_run.cpu:.2f} s)", f"< {HELP_WALL} s",
-        help_run.wall < HELP_WALL)
+    row(
+        "counterpoint --help: wall",
+        f"{help_run.wall:.3f} s (CPU {help_run.cpu:.2f} s)",
+        f"< {HELP_WALL} s",
+        help_run.wall < HELP_WALL,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--latency", type=float, nargs="+", default=[0.3, 1.0], help="seconds per model call")
-    parser.add_argument("--claims", type=int, default=8, choices=range(1, 13), metavar="1-12",
-                        help="claims the fake extraction returns (default 8)")
+    parser.add_argument(
+        "--claims",
+        type=int,
+        default=8,
+        choices=range(1, 13),
+        metavar="1-12",
+        help="claims the fake extraction returns (default 8)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each configuration; the fastest counts")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="counterpoint-bench-") as tmp:
         helper = Bench(args.claims, args.repeat, Path(tmp))
         help_run = min((helper.counterpoint("--help") for _ in range(max(args.repeat, 5))), key=lambda c: c.wall)
-    print(f"counterpoint bench, {time.strftime('%Y-%m-%d %H:%M')}: seed article {SEED.name}, "
-          f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"counterpoint bench, {time.strftime('%Y-%m-%d %H:%M')}: seed article {SEED.name}, "
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+    )
     for latency in args.latency:
         bench_latency(latency, args.claims, args.repeat, help_run)
     print()

@@ -27,10 +27,19 @@ if TYPE_CHECKING:  # pipeline.local is imported only for --local: it costs 40 ms
     from .local import LocalModel
 
 
-def make_client(*, settings: Settings, base_url: str | None = None, api_key: str | None = None,
-                timeout: float = defaults.TIMEOUT, max_retries: int = defaults.MAX_RETRIES,
-                max_calls: int | None = None, cache_dir: Path | None = None, use_cache: bool = True,
-                local_model: str | None = None, log: AttemptLog | None = None) -> OpenAIClient:
+def make_client(
+    *,
+    settings: Settings,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    timeout: float = defaults.TIMEOUT,
+    max_retries: int = defaults.MAX_RETRIES,
+    max_calls: int | None = None,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+    local_model: str | None = None,
+    log: AttemptLog | None = None,
+) -> OpenAIClient:
     """An OpenAI-compatible client, configured whole: `settings` (model, format, sampling,
     concurrency), its attempt `log` (a run's `RunRecord.log`), budget and cache. A ConfigError when
     neither a key nor a base URL is known, or when the base URL, timeout or temperature cannot be
@@ -43,12 +52,18 @@ def make_client(*, settings: Settings, base_url: str | None = None, api_key: str
 
         cache = ResponseCache(cache_dir or default_cache_dir())
     return OpenAIClient(
-        model=settings.model, base_url=base_url, api_key=api_key, timeout=timeout,
+        model=settings.model,
+        base_url=base_url,
+        api_key=api_key,
+        timeout=timeout,
         transport_attempts=max_retries + 1,
-        response_format=settings.response_format, cache=cache,
+        response_format=settings.response_format,
+        cache=cache,
         max_calls=max_calls if max_calls is not None else defaults.max_calls(settings.max_claims, settings.reasks),
         sampling=SamplingSettings(temperature=settings.temperature, extra_body=settings.extra_body),
-        constrain_choices=settings.constrain_choices, local_model=local_model, concurrency=settings.concurrency,
+        constrain_choices=settings.constrain_choices,
+        local_model=local_model,
+        concurrency=settings.concurrency,
         log=log,
     )
 
@@ -60,8 +75,10 @@ def check_client(settings: Settings, base_url: str | None, api_key: str | None, 
         check_base_url(base_url)
     check_finite(timeout=timeout, temperature=settings.temperature)
     if not api_key and not base_url:
-        raise ConfigError("no model endpoint configured: set OPENAI_API_KEY, or pass --base-url for an "
-                          "OpenAI-compatible server (Ollama, vLLM, llama.cpp), or use --local")
+        raise ConfigError(
+            "no model endpoint configured: set OPENAI_API_KEY, or pass --base-url for an "
+            "OpenAI-compatible server (Ollama, vLLM, llama.cpp), or use --local"
+        )
     return api_key
 
 
@@ -100,17 +117,30 @@ def _attempt_events(on_event: EventSink | None) -> Callable[[dict[str, Any]], No
     return (lambda line: on_event("attempt", **line)) if on_event else None
 
 
-async def run_brief(article: article_mod.Article, settings: Settings, client: ModelClient, *,
-                    runs_dir: Path | None, run_dir: RunDir | None = None, on_event: EventSink | None = None,
-                    notes: list[str] | None = None) -> Brief:
+async def run_brief(
+    article: article_mod.Article,
+    settings: Settings,
+    client: ModelClient,
+    *,
+    runs_dir: Path | None,
+    run_dir: RunDir | None = None,
+    on_event: EventSink | None = None,
+    notes: list[str] | None = None,
+) -> Brief:
     """A new run; with `runs_dir` (or a `run_dir` from `new_run_dir`), everything is recorded there."""
     if run_dir is None and runs_dir is not None:
         run_dir = new_run_dir(article, runs_dir)
     return await _run(article, settings, client, new_record(client, run_dir, on_event), on_event, notes)
 
 
-async def _run(article: article_mod.Article, settings: Settings, client: ModelClient, record: RunRecord,
-               on_event: EventSink | None, notes: list[str] | None) -> Brief:
+async def _run(
+    article: article_mod.Article,
+    settings: Settings,
+    client: ModelClient,
+    record: RunRecord,
+    on_event: EventSink | None,
+    notes: list[str] | None,
+) -> Brief:
     run = BriefRun(article, settings, client, record, on_event=on_event, notes=notes)
     if record.run_dir is None:
         return await run.execute()
@@ -127,13 +157,17 @@ def local_settings(settings: Settings, model: LocalModel) -> Settings:
     from .local import REPEAT_PENALTY
 
     response_format = "json_object" if settings.response_format == "auto" else settings.response_format
-    return replace(settings, model=model.name, response_format=response_format, constrain_choices=True,
-                   extra_body={**settings.extra_body, "repeat_penalty": REPEAT_PENALTY})
+    return replace(
+        settings,
+        model=model.name,
+        response_format=response_format,
+        constrain_choices=True,
+        extra_body={**settings.extra_body, "repeat_penalty": REPEAT_PENALTY},
+    )
 
 
 @contextmanager
-def local_endpoint(model: LocalModel, *, log_dir: Path, article_chars: int,
-                   n_ctx: int | None = None) -> Iterator[str]:
+def local_endpoint(model: LocalModel, *, log_dir: Path, article_chars: int, n_ctx: int | None = None) -> Iterator[str]:
     """llama.cpp serving `model` for the length of the block (its log in `log_dir`); yields the base URL.
 
     The server is stopped however the block ends: success, failure, Ctrl-C or SIGTERM. Clients
@@ -144,8 +178,10 @@ def local_endpoint(model: LocalModel, *, log_dir: Path, article_chars: int,
     from .stages import MAX_TOKENS
 
     n_ctx = n_ctx or local.context_size(article_chars, max(MAX_TOKENS.values()))
-    with (local.LocalServer(model, n_ctx=n_ctx, log_path=log_dir / local.LOG_NAME) as server,
-          watching(server.base_url, server)):
+    with (
+        local.LocalServer(model, n_ctx=n_ctx, log_path=log_dir / local.LOG_NAME) as server,
+        watching(server.base_url, server),
+    ):
         yield server.base_url
 
 
@@ -193,8 +229,9 @@ def local_backend(settings: Settings, options: LocalOptions, timeout: float | No
     return LocalBackend(model, settings, defaults.LOCAL_TIMEOUT if timeout is None else timeout, notes)
 
 
-def recorded_endpoint(manifest: dict[str, Any], base_url: str | None, use_local: bool,
-                      model_file: Path | None) -> tuple[str | None, Path | None]:
+def recorded_endpoint(
+    manifest: dict[str, Any], base_url: str | None, use_local: bool, model_file: Path | None
+) -> tuple[str | None, Path | None]:
     """On resume, the endpoint the run was started on, unless one is given: (base URL, model file).
 
     Never the public default: a run recorded without an endpoint is refused later unless one is given.
@@ -210,10 +247,17 @@ def recorded_endpoint(manifest: dict[str, Any], base_url: str | None, use_local:
 
 
 @contextmanager
-def prepared_run(article: article_mod.Article | None, settings: Settings, options: ClientOptions, *,
-                 runs_dir: Path, resume: RunDir | None = None, local: LocalOptions | None = None,
-                 force: bool = False, on_event: EventSink | None = None,
-                 ) -> Iterator[tuple[RunDir, Coroutine[Any, Any, Brief]]]:
+def prepared_run(
+    article: article_mod.Article | None,
+    settings: Settings,
+    options: ClientOptions,
+    *,
+    runs_dir: Path,
+    resume: RunDir | None = None,
+    local: LocalOptions | None = None,
+    force: bool = False,
+    on_event: EventSink | None = None,
+) -> Iterator[tuple[RunDir, Coroutine[Any, Any, Brief]]]:
     """Everything `counterpoint run` sets up before the first model call: the run directory (new, or
     `resume`, locked), llama.cpp for `local`, the record and a client configured to log to it.
 
@@ -239,13 +283,23 @@ def prepared_run(article: article_mod.Article | None, settings: Settings, option
             base_url = stack.enter_context(_serve(backend.model, run_dir, article, local, emit))
         record = RunRecord(run_dir, on_call=_attempt_events(on_event))
         use_cache = options.use_cache and not (resume is not None and bool(resume.manifest().get("no_cache")))
-        client = make_client(settings=settings, base_url=base_url, timeout=timeout, max_retries=options.max_retries,
-                             max_calls=options.max_calls, cache_dir=options.cache_dir, use_cache=use_cache,
-                             local_model=str(backend.model.path) if backend else None, log=record.log)
+        client = make_client(
+            settings=settings,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=options.max_retries,
+            max_calls=options.max_calls,
+            cache_dir=options.cache_dir,
+            use_cache=use_cache,
+            local_model=str(backend.model.path) if backend else None,
+            log=record.log,
+        )
         notes = backend.notes if backend else []
         if resume is not None:
-            yield run_dir, _resume(record, settings, client, article=article, force=force, on_event=on_event,
-                                   notes=notes)
+            yield (
+                run_dir,
+                _resume(record, settings, client, article=article, force=force, on_event=on_event, notes=notes),
+            )
         else:
             yield run_dir, _run(_given(article), settings, client, record, on_event, notes)
 
@@ -256,12 +310,14 @@ def _given(article: article_mod.Article | None) -> article_mod.Article:
 
 
 @contextmanager
-def _serve(model: LocalModel, run_dir: RunDir, article: article_mod.Article | None, local: LocalOptions | None,
-           emit: EventSink) -> Iterator[str]:
+def _serve(
+    model: LocalModel, run_dir: RunDir, article: article_mod.Article | None, local: LocalOptions | None, emit: EventSink
+) -> Iterator[str]:
     article_chars = len(article.text if article else run_dir.read_text("article.txt"))
     emit("stage", stage=f"local: starting llama.cpp on {model.path.name}")
-    with local_endpoint(model, log_dir=run_dir.path, article_chars=article_chars,
-                        n_ctx=local.n_ctx if local else None) as base_url:
+    with local_endpoint(
+        model, log_dir=run_dir.path, article_chars=article_chars, n_ctx=local.n_ctx if local else None
+    ) as base_url:
         yield base_url
 
 
@@ -270,19 +326,30 @@ def load_recorded_article(run_dir: RunDir) -> article_mod.Article:
     metadata = run_dir.manifest().get("article", {})
     text = run_dir.read_text("article.txt")
     # A damaged field is dropped rather than written into a brief it would make invalid.
-    fields = {key: value if isinstance(value := metadata.get(key), str) else None
-              for key in ("title", "author", "date", "site", "url", "language")}
+    fields = {
+        key: value if isinstance(value := metadata.get(key), str) else None
+        for key in ("title", "author", "date", "site", "url", "language")
+    }
     html = run_dir.read_text("source.html") if (run_dir.path / "source.html").is_file() else None
     source = metadata.get("source")
     if not isinstance(source, str):
         source = str(run_dir.path / "article.txt")
-    return article_mod.Article(text=text, source=source, truncated=metadata.get("truncated") is True, html=html,
-                               **fields)
+    return article_mod.Article(
+        text=text, source=source, truncated=metadata.get("truncated") is True, html=html, **fields
+    )
 
 
-async def resume_brief(runs_dir: Path, ref: str | RunDir, settings: Settings, client: ModelClient, *,
-                       article: article_mod.Article | None = None, force: bool = False,
-                       on_event: EventSink | None = None, notes: list[str] | None = None) -> Brief:
+async def resume_brief(
+    runs_dir: Path,
+    ref: str | RunDir,
+    settings: Settings,
+    client: ModelClient,
+    *,
+    article: article_mod.Article | None = None,
+    force: bool = False,
+    on_event: EventSink | None = None,
+    notes: list[str] | None = None,
+) -> Brief:
     """Finish a recorded run, reusing every unit whose inputs and settings still match.
 
     The rest of the run goes only to the endpoint it was started on (`client` must talk to it, or
@@ -297,8 +364,16 @@ async def resume_brief(runs_dir: Path, ref: str | RunDir, settings: Settings, cl
         return await _resume(record, settings, client, article=article, force=force, on_event=on_event, notes=notes)
 
 
-async def _resume(record: RunRecord, settings: Settings, client: ModelClient, *, article: article_mod.Article | None,
-                  force: bool, on_event: EventSink | None, notes: list[str] | None) -> Brief:
+async def _resume(
+    record: RunRecord,
+    settings: Settings,
+    client: ModelClient,
+    *,
+    article: article_mod.Article | None,
+    force: bool,
+    on_event: EventSink | None,
+    notes: list[str] | None,
+) -> Brief:
     run_dir = record.run_dir
     assert run_dir is not None, "a resumed run has a directory"
     check_runs_dir(run_dir.path)
@@ -315,10 +390,17 @@ async def _resume(record: RunRecord, settings: Settings, client: ModelClient, *,
         return await run.execute()
 
 
-def generate_brief(text: str, *, model: str = defaults.MODEL, base_url: str | None = None,
-                   api_key: str | None = None, llm: ModelClient | None = None,
-                   runs_dir: str | Path | None = None, title: str | None = None,
-                   **options: Any) -> Brief:
+def generate_brief(
+    text: str,
+    *,
+    model: str = defaults.MODEL,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    llm: ModelClient | None = None,
+    runs_dir: str | Path | None = None,
+    title: str | None = None,
+    **options: Any,
+) -> Brief:
     """Write a brief for `text`.
 
     Pass `llm` (e.g. `pipeline.testing.FakeLLM`) to inject a model, or `base_url` (e.g. a
@@ -328,8 +410,11 @@ def generate_brief(text: str, *, model: str = defaults.MODEL, base_url: str | No
     max_calls, max_chars, truncate, cache_dir and use_cache.
     """
     article_options = {key: options.pop(key) for key in ("max_chars", "truncate") if key in options}
-    client_options = {key: options.pop(key) for key in ("timeout", "max_retries", "max_calls", "cache_dir",
-                                                         "use_cache") if key in options}
+    client_options = {
+        key: options.pop(key)
+        for key in ("timeout", "max_retries", "max_calls", "cache_dir", "use_cache")
+        if key in options
+    }
     settings = Settings(model=model if llm is None else llm.model, **options)
     article = article_mod.from_text(text, "<text>", title=title, **article_options)
     client = llm or make_client(settings=settings, base_url=base_url, api_key=api_key, **client_options)

@@ -37,8 +37,11 @@ _BOMS = [
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 ]
 # "By Jane Doe" and its equivalents in the languages counterpoint is most used with.
-_BYLINE = re.compile(r"^\s*(?:by|par|von|por|di|door|av|author:|auteur\s?:)\s+(?P<name>[^\n,|·•]{2,80}?)"
-                     r"\s*(?:[,|·•].*)?$", re.IGNORECASE)
+_BYLINE = re.compile(
+    r"^\s*(?:by|par|von|por|di|door|av|author:|auteur\s?:)\s+(?P<name>[^\n,|·•]{2,80}?)"
+    r"\s*(?:[,|·•].*)?$",
+    re.IGNORECASE,
+)
 _BIO = re.compile(r"^(?P<name>(?:[A-Z][\w.'’-]*\s){1,3}[A-Z][\w.'’-]*) (?:is|was|writes|teaches)\b")
 _DATE = re.compile(
     r"\b(\d{4}-\d{2}-\d{2}|(?:January|February|March|April|May|June|July|August|September|October"
@@ -46,15 +49,16 @@ _DATE = re.compile(
     r"|August|September|October|November|December) \d{4})\b"
 )
 # Quote matching folds these to one form on both sides (see `locate`).
-_FOLD = {**dict.fromkeys("‘’‛′", "'"), **dict.fromkeys("“”„″", '"'), **dict.fromkeys("‐‑‒–—―", "-"),
-         "…": "..."}
+_FOLD = {**dict.fromkeys("‘’‛′", "'"), **dict.fromkeys("“”„″", '"'), **dict.fromkeys("‐‑‒–—―", "-"), "…": "..."}
 # Invisible characters an article may carry and a model drops when it copies a passage.
 _INVISIBLE = frozenset("\u00ad\u200b\u200c\u200d\u2060\ufeff")
 # A quote grounds a claim when it has this many words (see `count_words`) or is a whole sentence.
 MIN_QUOTE_WORDS = 4
 # Han ideographs and kana: each counts as a word, as word processors count them (see `count_words`).
-_CJK = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
-                  r"\U00020000-\U0003134f]")
+_CJK = re.compile(
+    r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
+    r"\U00020000-\U0003134f]"
+)
 _SENTENCE_PUNCT = ".!?…。！？"
 _CLOSERS = "\"'”’»)]」』）"
 _OPENERS = "\"'“‘«([「『（"
@@ -84,9 +88,17 @@ class Article:
 
     def metadata(self) -> dict[str, object]:
         return {
-            "title": self.title, "author": self.author, "date": self.date, "site": self.site,
-            "url": self.url, "source": self.source, "language": self.language, "sha256": self.sha256,
-            "word_count": self.word_count, "char_count": len(self.text), "truncated": self.truncated,
+            "title": self.title,
+            "author": self.author,
+            "date": self.date,
+            "site": self.site,
+            "url": self.url,
+            "source": self.source,
+            "language": self.language,
+            "sha256": self.sha256,
+            "word_count": self.word_count,
+            "char_count": len(self.text),
+            "truncated": self.truncated,
         }
 
 
@@ -116,7 +128,7 @@ def decode(raw: bytes, name: str, *, encoding: str | None = None, partial: bool 
     for bom, codec in _BOMS:
         if raw.startswith(bom):
             try:
-                return _decode(raw[len(bom):], codec, partial)
+                return _decode(raw[len(bom) :], codec, partial)
             except UnicodeDecodeError:
                 raise InputError(f"{name} starts with a {codec} byte-order mark but is not valid {codec}") from None
     refuse_binary(raw, name)
@@ -204,7 +216,7 @@ def _front_matter(text: str) -> tuple[str, dict[str, str]]:
     if not isinstance(data, dict):
         return text, {}
     fields = {key: value for key in ("title", "author", "date") if (value := _front_value(data.get(key)))}
-    return text[match.end():].lstrip("\n"), fields
+    return text[match.end() :].lstrip("\n"), fields
 
 
 def _front_value(value: Any) -> str | None:
@@ -249,8 +261,12 @@ def _find_metadata(text: str) -> dict[str, str | None]:
 
 def _is_title(line: str) -> bool:
     """A first line reads as a title: short, with words in it ("---" is not one), and no sentence end."""
-    return (any(ch.isalnum() for ch in line) and len(line) <= 200 and count_words(line) <= 30
-            and not line.endswith((".", ":", ";", "。", "：", "；")))
+    return (
+        any(ch.isalnum() for ch in line)
+        and len(line) <= 200
+        and count_words(line) <= 30
+        and not line.endswith((".", ":", ";", "。", "：", "；"))
+    )
 
 
 def locate(text: str, quote: str) -> tuple[int, int] | None:
@@ -267,7 +283,8 @@ def locate(text: str, quote: str) -> tuple[int, int] | None:
         end = at + len(needle)
         # The match must start and end on whole characters of `text` (not inside "é" or "…").
         if (at == 0 or origin[at - 1] != origin[at]) and (
-                end == len(folded) or (origin[end] != origin[end - 1] and not unicodedata.combining(folded[end]))):
+            end == len(folded) or (origin[end] != origin[end - 1] and not unicodedata.combining(folded[end]))
+        ):
             return origin[at], origin[end - 1] + 1
         at = folded.find(needle, at + 1)
     return None
@@ -301,8 +318,11 @@ def grounding_problem(text: str, quote: str) -> str | None:
     span = locate(text, quote)
     if span is None:
         return "not found verbatim in the article"
-    return None if long_enough(text, *span) else (
-        f"too short to ground a claim; quote at least {MIN_QUOTE_WORDS} words or a whole sentence")
+    return (
+        None
+        if long_enough(text, *span)
+        else (f"too short to ground a claim; quote at least {MIN_QUOTE_WORDS} words or a whole sentence")
+    )
 
 
 def long_enough(text: str, start: int, end: int) -> bool:
@@ -316,7 +336,7 @@ def long_enough(text: str, start: int, end: int) -> bool:
 def _starts_sentence(text: str, start: int) -> bool:
     before = text[:start].rstrip(_OPENERS)
     kept = before.rstrip()
-    if not kept or "\n" in before[len(kept):]:
+    if not kept or "\n" in before[len(kept) :]:
         return True
     ended = kept.rstrip(_CLOSERS)[-1:]
     # After Western punctuation a space must follow ("U.S.A" is one word); CJK sets none.

@@ -45,14 +45,21 @@ class ResponseCache:
             entry = json.loads(self._path(key).read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError):
             return None
-        if (not isinstance(entry, dict) or entry.get("key") != key or entry.get("endpoint") != endpoint
-                or not isinstance(entry.get("reply"), dict)):
+        if (
+            not isinstance(entry, dict)
+            or entry.get("key") != key
+            or entry.get("endpoint") != endpoint
+            or not isinstance(entry.get("reply"), dict)
+        ):
             return None
         reply = entry["reply"]
         if not isinstance(reply.get("content"), str):
             return None
-        return {"content": reply["content"], "finish_reason": reply.get("finish_reason"),
-                "refusal": reply.get("refusal")}
+        return {
+            "content": reply["content"],
+            "finish_reason": reply.get("finish_reason"),
+            "refusal": reply.get("refusal"),
+        }
 
     def put(self, key: str, reply: dict[str, Any], *, endpoint: str) -> None:
         """Store atomically; a cache that cannot be written is skipped, never fatal."""

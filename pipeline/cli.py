@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -23,6 +24,7 @@ import click
 from . import defaults
 
 if TYPE_CHECKING:
+    from .article import Article
     from .runs import RunDir
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
@@ -129,105 +131,258 @@ class BaseURL(click.ParamType):
 
 
 runs_dir_option = click.option(
-    "--runs-dir", envvar="COUNTERPOINT_RUNS_DIR", show_envvar=True, default=defaults.RUNS_DIR, show_default=True,
-    type=click.Path(file_okay=False, path_type=Path), help="Where run directories are written.")
+    "--runs-dir",
+    envvar="COUNTERPOINT_RUNS_DIR",
+    show_envvar=True,
+    default=defaults.RUNS_DIR,
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where run directories are written.",
+)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """`counterpoint run`'s options as Click parsed them (one typed object, not 28 parameters)."""
+
+    article: str | None
+    model: str
+    base_url: str | None
+    runs_dir: Path
+    max_claims: int
+    concurrency: int
+    reasks: int
+    timeout: float
+    max_retries: int
+    max_calls: int | None
+    response_format: str
+    language: str | None
+    temperature: float | None
+    max_chars: int
+    truncate: bool
+    encoding: str | None
+    cache_dir: Path | None
+    no_cache: bool
+    resume_ref: str | None
+    force: bool
+    as_json: bool
+    quiet: bool
+    use_local: bool
+    model_file: Path | None
+    n_ctx: int | None
+    fetch_timeout: float
+    max_bytes: int
+    allow_private_hosts: bool
 
 
 @main.command()
 @click.argument("article", required=False)
-@click.option("--model", envvar="COUNTERPOINT_MODEL", show_envvar=True, default=defaults.MODEL, show_default=True,
-              help="Model name.")
-@click.option("--base-url", envvar="OPENAI_BASE_URL", show_envvar=True, type=BaseURL(),
-              help="OpenAI-compatible endpoint. [default: OpenAI's; on --resume, the run's]")
+@click.option(
+    "--model",
+    envvar="COUNTERPOINT_MODEL",
+    show_envvar=True,
+    default=defaults.MODEL,
+    show_default=True,
+    help="Model name.",
+)
+@click.option(
+    "--base-url",
+    envvar="OPENAI_BASE_URL",
+    show_envvar=True,
+    type=BaseURL(),
+    help="OpenAI-compatible endpoint. [default: OpenAI's; on --resume, the run's]",
+)
 @runs_dir_option
-@click.option("--max-claims", default=defaults.MAX_CLAIMS, show_default=True, type=click.IntRange(1, 12),
-              help="Claims to extract.")
-@click.option("--concurrency", envvar="COUNTERPOINT_CONCURRENCY", show_envvar=True, default=defaults.CONCURRENCY,
-              show_default=True, type=click.IntRange(1, 64), help="Per-claim calls in flight at once.")
-@click.option("--reasks", default=defaults.REASKS, show_default=True, type=click.IntRange(0, 5),
-              help="Re-asks when an output fails validation.")
-@click.option("--timeout", default=defaults.TIMEOUT, show_default=True, type=FiniteFloatRange(min=0.1),
-              help="Seconds to wait for one model call.")
-@click.option("--max-retries", default=defaults.MAX_RETRIES, show_default=True, type=click.IntRange(0, 10),
-              help="Retries of a call after a timeout, dropped connection, 429 or 5xx.")
-@click.option("--max-calls", type=click.IntRange(min=1), help="Cap on model calls for the run. [default: enough "
-              "for the brief plus retries]")
-@click.option("--response-format", envvar="COUNTERPOINT_RESPONSE_FORMAT", show_envvar=True,
-              default=defaults.RESPONSE_FORMAT, show_default=True,
-              type=click.Choice(["auto", "json_schema", "json_object", "prompt"]), help="How to ask for JSON.")
+@click.option(
+    "--max-claims",
+    default=defaults.MAX_CLAIMS,
+    show_default=True,
+    type=click.IntRange(1, 12),
+    help="Claims to extract.",
+)
+@click.option(
+    "--concurrency",
+    envvar="COUNTERPOINT_CONCURRENCY",
+    show_envvar=True,
+    default=defaults.CONCURRENCY,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Per-claim calls in flight at once.",
+)
+@click.option(
+    "--reasks",
+    default=defaults.REASKS,
+    show_default=True,
+    type=click.IntRange(0, 5),
+    help="Re-asks when an output fails validation.",
+)
+@click.option(
+    "--timeout",
+    default=defaults.TIMEOUT,
+    show_default=True,
+    type=FiniteFloatRange(min=0.1),
+    help="Seconds to wait for one model call.",
+)
+@click.option(
+    "--max-retries",
+    default=defaults.MAX_RETRIES,
+    show_default=True,
+    type=click.IntRange(0, 10),
+    help="Retries of a call after a timeout, dropped connection, 429 or 5xx.",
+)
+@click.option(
+    "--max-calls",
+    type=click.IntRange(min=1),
+    help="Cap on model calls for the run. [default: enough for the brief plus retries]",
+)
+@click.option(
+    "--response-format",
+    envvar="COUNTERPOINT_RESPONSE_FORMAT",
+    show_envvar=True,
+    default=defaults.RESPONSE_FORMAT,
+    show_default=True,
+    type=click.Choice(["auto", "json_schema", "json_object", "prompt"]),
+    help="How to ask for JSON.",
+)
 @click.option("--language", help="Language of the brief. [default: the article's]")
 @click.option("--temperature", type=FiniteFloatRange(0, 2), help="Sampling temperature. [default: the server's]")
-@click.option("--max-chars", default=defaults.MAX_CHARS, show_default=True, type=click.IntRange(min=100),
-              help="Refuse articles longer than this (see --truncate).")
+@click.option(
+    "--max-chars",
+    default=defaults.MAX_CHARS,
+    show_default=True,
+    type=click.IntRange(min=100),
+    help="Refuse articles longer than this (see --truncate).",
+)
 @click.option("--truncate", is_flag=True, help="Cut an over-long article at --max-chars instead of refusing it.")
 @click.option("--encoding", help="Decode the file with this encoding. [default: detect]")
-@click.option("--fetch-timeout", default=defaults.FETCH_TIMEOUT, show_default=True, type=FiniteFloatRange(min=0.1),
-              help="For a URL: seconds for the whole download (connecting, each read, all redirects).")
-@click.option("--max-bytes", default=defaults.MAX_BYTES, show_default=True, type=click.IntRange(min=1024),
-              help="For a URL: refuse pages larger than this.")
-@click.option("--allow-private-hosts", is_flag=True,
-              help="For a URL: allow hosts on loopback, link-local or private addresses (off, so a URL cannot "
-                   "probe your network).")
-@click.option("--cache-dir", envvar="COUNTERPOINT_CACHE_DIR", show_envvar=True,
-              type=click.Path(file_okay=False, path_type=Path), help="Response cache. [default: the user cache dir]")
+@click.option(
+    "--fetch-timeout",
+    default=defaults.FETCH_TIMEOUT,
+    show_default=True,
+    type=FiniteFloatRange(min=0.1),
+    help="For a URL: seconds for the whole download (connecting, each read, all redirects).",
+)
+@click.option(
+    "--max-bytes",
+    default=defaults.MAX_BYTES,
+    show_default=True,
+    type=click.IntRange(min=1024),
+    help="For a URL: refuse pages larger than this.",
+)
+@click.option(
+    "--allow-private-hosts",
+    is_flag=True,
+    help="For a URL: allow hosts on loopback, link-local or private addresses (off, so a URL cannot "
+    "probe your network).",
+)
+@click.option(
+    "--cache-dir",
+    envvar="COUNTERPOINT_CACHE_DIR",
+    show_envvar=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Response cache. [default: the user cache dir]",
+)
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the response cache (kept on --resume).")
 @click.option("--resume", "resume_ref", metavar="RUN", help="Continue a run (id, prefix, 'latest' or directory).")
-@click.option("--force", is_flag=True,
-              help="With --resume: resume even if prompts, schemas, settings or the endpoint changed.")
+@click.option(
+    "--force", is_flag=True, help="With --resume: resume even if prompts, schemas, settings or the endpoint changed."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the brief JSON on stdout instead of the path.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
-@click.option("--local", "use_local", is_flag=True,
-              help="Run offline: start llama.cpp on the bundled demo model (or --model-file). Needs the 'local' extra.")
-@click.option("--model-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="With --local (implied): a GGUF model file to serve instead of the demo model.")
-@click.option("--n-ctx", type=click.IntRange(min=512),
-              help="With --local: the model's context size in tokens. [default: fits the article and prompts]")
+@click.option(
+    "--local",
+    "use_local",
+    is_flag=True,
+    help="Run offline: start llama.cpp on the bundled demo model (or --model-file). Needs the 'local' extra.",
+)
+@click.option(
+    "--model-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --local (implied): a GGUF model file to serve instead of the demo model.",
+)
+@click.option(
+    "--n-ctx",
+    type=click.IntRange(min=512),
+    help="With --local: the model's context size in tokens. [default: fits the article and prompts]",
+)
 @friendly_errors
-def run(article: str | None, model: str, base_url: str | None, runs_dir: Path, max_claims: int, concurrency: int,
-        reasks: int, timeout: float, max_retries: int, max_calls: int | None, response_format: str,
-        language: str | None, temperature: float | None, max_chars: int, truncate: bool, encoding: str | None,
-        cache_dir: Path | None, no_cache: bool, resume_ref: str | None, force: bool, as_json: bool, quiet: bool,
-        use_local: bool, model_file: Path | None, n_ctx: int | None, fetch_timeout: float, max_bytes: int,
-        allow_private_hosts: bool) -> None:
+def run(**given: Any) -> None:
     """Write a brief for ARTICLE (a text, Markdown or HTML file, - for stdin, or an http(s) URL).
 
     The last line on stdout is the run directory (or, with --json, the brief).
     """
     from . import api
     from .engine import Settings
-    from .fetch import FetchOptions
     from .progress import Progress
+
+    opts = RunOptions(**given)
+    if opts.article is None and opts.resume_ref is None:
+        raise click.UsageError("give an ARTICLE file, URL or - for stdin, or --resume RUN")
+    if opts.force and opts.resume_ref is None:
+        raise click.UsageError("--force only goes with --resume")
+    started = time.perf_counter()
+    progress = Progress(quiet=opts.quiet)
+    api.check_resources()
+    loaded, run_dir, options, base_url, model_file = article_and_record(opts)
+    local = None
+    if opts.use_local or model_file is not None:
+        check_local_options()
+        local = api.LocalOptions(model_file=model_file, n_ctx=opts.n_ctx, one_at_a_time=defaulted("concurrency"))
+    client = api.ClientOptions(
+        base_url=base_url,
+        timeout=None if defaulted("timeout") else opts.timeout,
+        max_retries=opts.max_retries,
+        max_calls=opts.max_calls,
+        cache_dir=opts.cache_dir,
+        use_cache=not opts.no_cache,
+    )
+    with api.prepared_run(
+        loaded,
+        Settings(concurrency=opts.concurrency, **options),
+        client,
+        runs_dir=opts.runs_dir,
+        resume=run_dir,
+        local=local,
+        force=opts.force,
+        on_event=progress,
+    ) as (run_dir, work):
+        brief = await_run(work, run_dir, progress, started, opts.as_json)
+    report_run(brief, progress, started, opts.as_json)  # once llama.cpp has stopped and the run is released
+
+
+def article_and_record(
+    opts: RunOptions,
+) -> tuple[Article | None, RunDir | None, dict[str, Any], str | None, Path | None]:
+    """The article (unless resuming without one), the run to resume, and the settings, base URL and
+    model file to use: options left at their defaults take the recorded run's values."""
+    from . import api
+    from .fetch import FetchOptions
     from .runs import find_run
     from .sources import load
 
-    if article is None and resume_ref is None:
-        raise click.UsageError("give an ARTICLE file, URL or - for stdin, or --resume RUN")
-    if force and resume_ref is None:
-        raise click.UsageError("--force only goes with --resume")
-    started = time.perf_counter()
-    progress = Progress(quiet=quiet)
-    api.check_resources()
-    fetch = FetchOptions(timeout=fetch_timeout, max_bytes=max_bytes, allow_private_hosts=allow_private_hosts)
-    loaded = (load(article, max_chars=max_chars, truncate=truncate, encoding=encoding, fetch=fetch)
-              if article is not None else None)
-    options: dict[str, Any] = {"model": model, "max_claims": max_claims, "reasks": reasks, "language": language,
-               "temperature": temperature, "response_format": response_format}
-    run_dir = find_run(runs_dir, resume_ref) if resume_ref is not None else None
+    fetch = FetchOptions(
+        timeout=opts.fetch_timeout, max_bytes=opts.max_bytes, allow_private_hosts=opts.allow_private_hosts
+    )
+    loaded = (
+        load(opts.article, max_chars=opts.max_chars, truncate=opts.truncate, encoding=opts.encoding, fetch=fetch)
+        if opts.article is not None
+        else None
+    )
+    options: dict[str, Any] = {
+        "model": opts.model,
+        "max_claims": opts.max_claims,
+        "reasks": opts.reasks,
+        "language": opts.language,
+        "temperature": opts.temperature,
+        "response_format": opts.response_format,
+    }
+    base_url, model_file = opts.base_url, opts.model_file
+    run_dir = find_run(opts.runs_dir, opts.resume_ref) if opts.resume_ref is not None else None
     if run_dir is not None:
         manifest = run_dir.manifest()
         options.update(recorded_defaults(run_dir, manifest, options))
-        base_url, model_file = api.recorded_endpoint(manifest, base_url, use_local, model_file)
-    local = None
-    if use_local or model_file is not None:
-        check_local_options()
-        local = api.LocalOptions(model_file=model_file, n_ctx=n_ctx, one_at_a_time=defaulted("concurrency"))
-    client = api.ClientOptions(base_url=base_url, timeout=None if defaulted("timeout") else timeout,
-                               max_retries=max_retries, max_calls=max_calls, cache_dir=cache_dir,
-                               use_cache=not no_cache)
-    with api.prepared_run(loaded, Settings(concurrency=concurrency, **options), client, runs_dir=runs_dir,
-                          resume=run_dir, local=local, force=force, on_event=progress) as (run_dir, work):
-        brief = await_run(work, run_dir, progress, started, as_json)
-    report_run(brief, progress, started, as_json)  # once llama.cpp has stopped and the run is released
+        base_url, model_file = api.recorded_endpoint(manifest, base_url, opts.use_local, model_file)
+    return loaded, run_dir, options, base_url, model_file
 
 
 def report_run(brief: Any, progress: Any, started: float, as_json: bool) -> NoReturn:
@@ -253,15 +408,26 @@ def await_run(work: Any, run_dir: RunDir, progress: Any, started: float, as_json
     try:
         return asyncio.run(stop_on_sigterm(work))
     except (KeyboardInterrupt, asyncio.CancelledError):  # the engine has already written what finished
-        report_stopped(progress, run_dir.path, started, as_json, 130,
-                       f"interrupted; what finished is saved in {run_dir.path}; continue with "
-                       f"'{resume_command(run_dir)}'")
+        report_stopped(
+            progress,
+            run_dir.path,
+            started,
+            as_json,
+            130,
+            f"interrupted; what finished is saved in {run_dir.path}; continue with '{resume_command(run_dir)}'",
+        )
     except ModelError as exc:
         # A new key resumes as is; a corrected --model or --base-url differs from the record.
         forced = "" if isinstance(exc, AuthError) else " --force"
-        report_stopped(progress, run_dir.path, started, as_json, EXIT_FAILED,
-                       f"{exc}. The record is in {run_dir.path}; once that is fixed, continue with "
-                       f"'{resume_command(run_dir)}{forced}'")
+        report_stopped(
+            progress,
+            run_dir.path,
+            started,
+            as_json,
+            EXIT_FAILED,
+            f"{exc}. The record is in {run_dir.path}; once that is fixed, continue with "
+            f"'{resume_command(run_dir)}{forced}'",
+        )
 
 
 def report_stopped(progress: Any, path: Path, started: float, as_json: bool, code: int, message: str) -> NoReturn:
@@ -292,8 +458,9 @@ def check_local_options() -> None:
     context = click.get_current_context()
     for name, flag in (("model", "--model"), ("base_url", "--base-url")):
         if context.get_parameter_source(name) == ParameterSource.COMMANDLINE:
-            raise click.UsageError(f"{flag} does not go with --local; pass --model-file PATH.gguf to choose "
-                                   "the local model")
+            raise click.UsageError(
+                f"{flag} does not go with --local; pass --model-file PATH.gguf to choose the local model"
+            )
 
 
 async def stop_on_sigterm(work: Any) -> Any:
@@ -325,8 +492,10 @@ def recorded_defaults(run_dir: RunDir, manifest: dict[str, Any], options: dict[s
                 raise click.BadParameter("missing")
             taken[name] = param.type_cast_value(context, value)
         except (click.BadParameter, TypeError, ValueError, OverflowError):  # Click casts with int(), float()
-            raise RunDirError(f"{run_dir.path / 'manifest.json'} is damaged (settings.{name} is {value!r}); pass "
-                              f"--{name.replace('_', '-')} to resume anyway, or start a new run") from None
+            raise RunDirError(
+                f"{run_dir.path / 'manifest.json'} is damaged (settings.{name} is {value!r}); pass "
+                f"--{name.replace('_', '-')} to resume anyway, or start a new run"
+            ) from None
     return taken
 
 
@@ -356,21 +525,34 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
     from .terminal import clean
 
     header = ("ID", "STATUS", "CLAIMS", "TOKENS", "COST", "DATE", "MODEL", "TITLE")
-    cells = [header] + [tuple(clean(cell, one_line=True).strip() or "-" for cell in (
-        row["id"],
-        row["status"],
-        "-" if row["claims"] is None else str(row["claims"]),
-        "-" if row["tokens"] is None else f"{row['tokens']:,}",
-        format_cost(row["cost_usd"]) if row["cost_usd"] is not None or row["cost_status"] else "-",
-        (row["created"] or "-")[:16].replace("T", " "),
-        row["model"] or "-",
-        clean(row["title"] or "-", one_line=True)[:60],
-    )) for row in rows]
+    cells = [header] + [
+        tuple(
+            clean(cell, one_line=True).strip() or "-"
+            for cell in (
+                row["id"],
+                row["status"],
+                "-" if row["claims"] is None else str(row["claims"]),
+                "-" if row["tokens"] is None else f"{row['tokens']:,}",
+                format_cost(row["cost_usd"]) if row["cost_usd"] is not None or row["cost_status"] else "-",
+                (row["created"] or "-")[:16].replace("T", " "),
+                row["model"] or "-",
+                clean(row["title"] or "-", one_line=True)[:60],
+            )
+        )
+        for row in rows
+    ]
     widths = [max(len(line[column]) for line in cells) for column in range(len(header) - 1)]
     right = {2, 3, 4}  # numbers line up on the right
-    return ["  ".join([cell.rjust(width) if column in right else cell.ljust(width)
-                       for column, (cell, width) in enumerate(zip(line, widths, strict=False))] + [line[-1]])
-            for line in cells]
+    return [
+        "  ".join(
+            [
+                cell.rjust(width) if column in right else cell.ljust(width)
+                for column, (cell, width) in enumerate(zip(line, widths, strict=False))
+            ]
+            + [line[-1]]
+        )
+        for line in cells
+    ]
 
 
 @main.command()
@@ -389,8 +571,10 @@ def show(run_ref: str, runs_dir: Path, fmt: str) -> None:
         return
     name = {"md": "brief.md", "json": "brief.json", "html": "brief.html"}[fmt]
     if not (run_dir.path / name).exists():
-        raise RunDirError(f"{run_dir.path} has no {name} (the run may have been interrupted; "
-                          f"finish it with '{resume_command(run_dir)}')")
+        raise RunDirError(
+            f"{run_dir.path} has no {name} (the run may have been interrupted; "
+            f"finish it with '{resume_command(run_dir)}')"
+        )
     echo(run_dir.read_text(name), nl=False, as_json=fmt == "json")
 
 
@@ -416,8 +600,14 @@ def validate(target: str, runs_dir: Path, as_json: bool) -> None:
     problems = check_brief(brief, article_text)
     checked = "schema, ids and quotes" if article_text is not None else "schema and ids (no article.txt beside it)"
     if as_json:
-        echo(json.dumps({"brief": str(brief_path), "ok": not problems, "checked": checked, "problems": problems},
-                        indent=2, ensure_ascii=False), as_json=True)
+        echo(
+            json.dumps(
+                {"brief": str(brief_path), "ok": not problems, "checked": checked, "problems": problems},
+                indent=2,
+                ensure_ascii=False,
+            ),
+            as_json=True,
+        )
     else:
         for problem in problems:
             echo(clean(problem, one_line=True))
@@ -445,5 +635,7 @@ def doctor(base_url: str | None, as_json: bool) -> None:
             echo(f"{'ok ' if check.ok else 'no '} {check.name}: {check.detail}")
         echo(f"usable: {', '.join(usable)}" if usable else "usable: none")
     if not usable:
-        fail("no usable backend: set OPENAI_API_KEY, pass --base-url for a running server, or install the "
-             "'local' extra for --local")
+        fail(
+            "no usable backend: set OPENAI_API_KEY, pass --base-url for a running server, or install the "
+            "'local' extra for --local"
+        )

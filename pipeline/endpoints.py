@@ -26,17 +26,23 @@ def check_base_url(raw: str) -> str:
         parts = urlsplit(raw.strip())
         port = parts.port  # raises ValueError when out of range or not a number
     except ValueError as exc:
-        raise ConfigError(f"--base-url {shown!r} is not a valid URL ({exc}); give e.g. http://127.0.0.1:8080/v1") \
-            from None
+        raise ConfigError(
+            f"--base-url {shown!r} is not a valid URL ({exc}); give e.g. http://127.0.0.1:8080/v1"
+        ) from None
     if not raw.strip():
-        raise ConfigError(f"--base-url {raw!r} is empty; give the server's URL, e.g. http://127.0.0.1:8080/v1, "
-                          "or leave it out to use OpenAI")
+        raise ConfigError(
+            f"--base-url {raw!r} is empty; give the server's URL, e.g. http://127.0.0.1:8080/v1, "
+            "or leave it out to use OpenAI"
+        )
     if _SPACE_OR_CONTROL.search(raw.strip()):  # urlsplit drops some silently; the SDK would not
-        raise ConfigError(f"--base-url {shown.strip()!r} holds a space or control character (a line end from a "
-                          ".env file?); give the URL alone, e.g. http://127.0.0.1:8080/v1")
+        raise ConfigError(
+            f"--base-url {shown.strip()!r} holds a space or control character (a line end from a "
+            ".env file?); give the URL alone, e.g. http://127.0.0.1:8080/v1"
+        )
     if parts.scheme.lower() not in _SCHEMES or not parts.hostname:
-        raise ConfigError(f"--base-url {shown!r} is not an http:// or https:// URL with a host; give e.g. "
-                          "http://127.0.0.1:8080/v1")
+        raise ConfigError(
+            f"--base-url {shown!r} is not an http:// or https:// URL with a host; give e.g. http://127.0.0.1:8080/v1"
+        )
     if port == 0:
         raise ConfigError(f"--base-url {shown!r} has port 0; give the port the server listens on")
     host = parts.netloc.rsplit("@", 1)[-1]
@@ -86,14 +92,18 @@ def check_resume(run_id: str, manifest: dict[str, Any], current: Endpoint | None
     before = recorded(manifest)
     if before is None:
         if current.defaulted:
-            raise ResumeMismatch(f"run {run_id} does not record its endpoint; pass --base-url (or --local) to say "
-                                 "where to send the rest of it")
+            raise ResumeMismatch(
+                f"run {run_id} does not record its endpoint; pass --base-url (or --local) to say "
+                "where to send the rest of it"
+            )
         return []
     if before.identity == current.identity:
         return []
     problem = f"the run was started on {before.describe()}, not {current.describe()}"
     if not force:
-        raise ResumeMismatch(f"cannot resume {run_id}: {problem}; resume without --base-url (and with "
-                             "OPENAI_BASE_URL unset, no --local or --model-file) to use the recorded endpoint, "
-                             "or pass --force to send the rest there")
+        raise ResumeMismatch(
+            f"cannot resume {run_id}: {problem}; resume without --base-url (and with "
+            "OPENAI_BASE_URL unset, no --local or --model-file) to use the recorded endpoint, "
+            "or pass --force to send the rest there"
+        )
     return [problem]

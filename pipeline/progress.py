@@ -14,10 +14,15 @@ from .pricing import format_cost
 from .terminal import clean
 
 # What an attempt that did not succeed means, for the retry lines.
-_ATTEMPT_PROBLEMS = {"invalid": "output failed validation", "truncated": "reply cut off at max_tokens",
-                     "empty": "no choices in the reply", "refused": "the model declined",
-                     "malformed": "not a usable chat completion",
-                     "timeout": "timed out", "connection_error": "connection dropped"}
+_ATTEMPT_PROBLEMS = {
+    "invalid": "output failed validation",
+    "truncated": "reply cut off at max_tokens",
+    "empty": "no choices in the reply",
+    "refused": "the model declined",
+    "malformed": "not a usable chat completion",
+    "timeout": "timed out",
+    "connection_error": "connection dropped",
+}
 
 
 class Progress:
@@ -63,8 +68,9 @@ class Progress:
             return f"resume: reusing {data['unit']}"
         if event == "attempt" and data["outcome"] != "ok":
             outcome = data["outcome"]
-            problem = _ATTEMPT_PROBLEMS.get(outcome) or (f"HTTP {outcome[5:]}" if outcome.startswith("http_")
-                                                         else outcome)
+            problem = _ATTEMPT_PROBLEMS.get(outcome) or (
+                f"HTTP {outcome[5:]}" if outcome.startswith("http_") else outcome
+            )
             return f"retry: {data['stage']} {data['unit']} attempt {data['attempt']}: {problem}"
         return None
 
@@ -75,12 +81,17 @@ class Progress:
         usage = run["usage"]
         counts = {label: sum(1 for claim in claims if status_label(claim) == label) for label in STATUS_LABELS}
         breakdown = ", ".join(f"{count} {label}" for label, count in counts.items() if count)
-        self.say(f"{brief['status']}: {len(claims)} claims" + (f" ({breakdown})" if breakdown else "")
-                 + f", synthesis {status_label(brief['synthesis'])}")
+        self.say(
+            f"{brief['status']}: {len(claims)} claims"
+            + (f" ({breakdown})" if breakdown else "")
+            + f", synthesis {status_label(brief['synthesis'])}"
+        )
         retries = f"{self.retries} retr{'y' if self.retries == 1 else 'ies'}"
-        self.say(f"{usage['calls']} calls ({usage['cache_hits']} cached, {retries}), "
-                 f"{usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} completion tokens "
-                 f"({usage['cached_tokens']:,} cached), cost {format_cost(run['cost_usd'], run['model'])}, "
-                 f"{elapsed:.1f}s")
+        self.say(
+            f"{usage['calls']} calls ({usage['cache_hits']} cached, {retries}), "
+            f"{usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} completion tokens "
+            f"({usage['cached_tokens']:,} cached), cost {format_cost(run['cost_usd'], run['model'])}, "
+            f"{elapsed:.1f}s"
+        )
         if path:
             self.say(f"brief: {path} (brief.html, brief.md, brief.json)")

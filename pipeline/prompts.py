@@ -32,9 +32,7 @@ def render(name: str, **variables: object) -> str:
     missing = expected - variables.keys()
     extra = variables.keys() - expected
     if missing or extra:
-        raise ConfigError(
-            f"prompt {name}: missing variables {sorted(missing)}, unexpected {sorted(extra)}"
-        )
+        raise ConfigError(f"prompt {name}: missing variables {sorted(missing)}, unexpected {sorted(extra)}")
     return _template(name).substitute({key: str(value) for key, value in variables.items()})
 
 

@@ -80,7 +80,7 @@ def write_json(path: Path, data: Any) -> None:
 
 def slugify(title: str | None, limit: int = 40) -> str:
     words = re.sub(r"[^a-z0-9]+", "-", (title or "article").lower()).strip("-")
-    return (words[:limit].rstrip("-") or "article")
+    return words[:limit].rstrip("-") or "article"
 
 
 def new_run_id(title: str | None, now: datetime | None = None) -> str:
@@ -136,8 +136,10 @@ class RunDir:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
-                raise RunDirError(f"run {self.id} is already running (pid {holder}); wait for it to finish, "
-                                  "or stop it, before resuming it") from None
+                raise RunDirError(
+                    f"run {self.id} is already running (pid {holder}); wait for it to finish, "
+                    "or stop it, before resuming it"
+                ) from None
             with suppress(OSError):  # on a full disk the lock holds without the pid it names
                 os.ftruncate(fd, 0)
                 os.write(fd, f"{os.getpid()}\n".encode("ascii"))
@@ -165,10 +167,13 @@ class RunDir:
             fix = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "fix that"
             if not (self.path / "manifest.json").is_file():
                 shutil.rmtree(self.path, ignore_errors=True)
-                raise RunDirError(f"cannot write {path} ({why}); nothing was saved: {fix} (or pass --runs-dir), "
-                                  "then run again") from None
-            raise RunDirError(f"cannot write {path} ({why}); what finished is saved in {self.path}: {fix}, "
-                              f"then continue with '{resume_command(self)}'") from None
+                raise RunDirError(
+                    f"cannot write {path} ({why}); nothing was saved: {fix} (or pass --runs-dir), then run again"
+                ) from None
+            raise RunDirError(
+                f"cannot write {path} ({why}); what finished is saved in {self.path}: {fix}, "
+                f"then continue with '{resume_command(self)}'"
+            ) from None
 
     def write_text(self, name: str, text: str) -> None:
         with self.writing(self.path / name):
@@ -190,10 +195,14 @@ class RunDir:
             raise RunDirError(f"{exc}; is {self.path} a counterpoint run?") from None
         wrong = ([] if isinstance(manifest, dict) else ["it is not a JSON object"]) or [
             f"'{key}' is not a JSON {'object' if kind is dict else kind.__name__}"
-            for key, kind in _MANIFEST_SHAPE.items() if not isinstance(manifest.get(key, kind()), kind)]
+            for key, kind in _MANIFEST_SHAPE.items()
+            if not isinstance(manifest.get(key, kind()), kind)
+        ]
         if wrong:
-            raise RunDirError(f"{path} is damaged ({wrong[0]}); the run cannot be resumed: start a new run "
-                              f"with '{shlex.join(['counterpoint', 'run', str(self.path / 'article.txt')])}'")
+            raise RunDirError(
+                f"{path} is damaged ({wrong[0]}); the run cannot be resumed: start a new run "
+                f"with '{shlex.join(['counterpoint', 'run', str(self.path / 'article.txt')])}'"
+            )
         return manifest
 
     def append_call(self, record: dict[str, Any]) -> None:
@@ -213,8 +222,7 @@ class RunDir:
                 record = parse_json(line, f"{path} line {number}")
             except RunDirError:
                 continue
-            if isinstance(record, dict) and all(isinstance(record.get(key), kind)
-                                                for key, kind in _CALL_SHAPE.items()):
+            if isinstance(record, dict) and all(isinstance(record.get(key), kind) for key, kind in _CALL_SHAPE.items()):
                 records.append(record)
         return records
 
@@ -254,7 +262,6 @@ class RunDir:
         return unit
 
 
-
 @dataclass(frozen=True)
 class Attempt:
     """One model attempt: a line of calls.jsonl. The model adapter fills it in; `line` is the format."""
@@ -275,9 +282,16 @@ class Attempt:
 
     def line(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
-            "time": self.time, "stage": self.stage, "unit": self.unit, "attempt": self.attempt,
-            "outcome": self.outcome, "response_format": self.response_format, "latency_s": self.latency_s,
-            "usage": asdict(self.usage), "cache_hit": self.cache_hit, "finish_reason": self.finish_reason,
+            "time": self.time,
+            "stage": self.stage,
+            "unit": self.unit,
+            "attempt": self.attempt,
+            "outcome": self.outcome,
+            "response_format": self.response_format,
+            "latency_s": self.latency_s,
+            "usage": asdict(self.usage),
+            "cache_hit": self.cache_hit,
+            "finish_reason": self.finish_reason,
             "raw": None,
         }
         if self.raw is not None:  # a lone surrogate is written as its escape, so the line is UTF-8
@@ -296,8 +310,9 @@ class RunRecord:
     that records nothing) the calls are kept in memory, for the brief's usage figures.
     """
 
-    def __init__(self, run_dir: RunDir | None = None, *,
-                 on_call: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self, run_dir: RunDir | None = None, *, on_call: Callable[[dict[str, Any]], None] | None = None
+    ) -> None:
         self.run_dir = run_dir
         self.on_call = on_call or (lambda line: None)
         self.calls: list[dict[str, Any]] = []
@@ -331,8 +346,11 @@ class RunRecord:
         calls = [c for c in self.calls if stage is None or c["stage"] == stage]
         # Clamped again here: a calls log written before clamping existed may hold negative counts.
         total = sum((clamp_usage(c["usage"])[0] for c in calls), Usage())
-        return {"calls": sum(1 for c in calls if not c["cache_hit"]),
-                "cache_hits": sum(1 for c in calls if c["cache_hit"]), **asdict(total)}
+        return {
+            "calls": sum(1 for c in calls if not c["cache_hit"]),
+            "cache_hits": sum(1 for c in calls if c["cache_hit"]),
+            **asdict(total),
+        }
 
     def clamped_calls(self) -> int:
         """Calls whose token counts were not non-negative whole numbers (figures then approximate)."""
@@ -356,34 +374,45 @@ class RunRecord:
 
     # -- the manifest ---------------------------------------------------------------------
 
-    def write_manifest(self, status: str, run: dict[str, Any], *, brief: dict[str, Any] | None = None,
-                       cost: tuple[float | None, str] | None = None) -> None:
+    def write_manifest(
+        self,
+        status: str,
+        run: dict[str, Any],
+        *,
+        brief: dict[str, Any] | None = None,
+        cost: tuple[float | None, str] | None = None,
+    ) -> None:
         """manifest.json: `run` (what the engine ran: article, model, endpoint, settings, fingerprint,
         nonce…) plus what the record knows: status, times, usage, cache hits, reused units, cost, summary."""
         if self.run_dir is None:
             return
         total = self.usage()
-        self.run_dir.write_manifest({
-            "manifest_version": 1,
-            "counterpoint_version": __version__,
-            "run_id": self.run_dir.id,
-            "status": status,
-            "created": self.created,
-            "updated": utc_now(),
-            "resumed": self.resumed,
-            **run,
-            "timings_s": {**self.timings, "total": round(sum(self.timings.values()), 4)},
-            "usage": {"total": total, "by_stage": {stage: self.usage(stage) for stage in STAGES}},
-            "cache": {"hits": total["cache_hits"],
-                      "hit_units": sorted({c["unit"] for c in self.calls if c["cache_hit"]})},
-            "reused_units": self.reused,
-            "cost": {"usd": cost[0], "status": cost[1], "prices": "pipeline/pricing.py"} if cost else None,
-            "summary": _summary(brief, total, cost),
-        })
+        self.run_dir.write_manifest(
+            {
+                "manifest_version": 1,
+                "counterpoint_version": __version__,
+                "run_id": self.run_dir.id,
+                "status": status,
+                "created": self.created,
+                "updated": utc_now(),
+                "resumed": self.resumed,
+                **run,
+                "timings_s": {**self.timings, "total": round(sum(self.timings.values()), 4)},
+                "usage": {"total": total, "by_stage": {stage: self.usage(stage) for stage in STAGES}},
+                "cache": {
+                    "hits": total["cache_hits"],
+                    "hit_units": sorted({c["unit"] for c in self.calls if c["cache_hit"]}),
+                },
+                "reused_units": self.reused,
+                "cost": {"usd": cost[0], "status": cost[1], "prices": "pipeline/pricing.py"} if cost else None,
+                "summary": _summary(brief, total, cost),
+            }
+        )
 
 
-def _summary(brief: dict[str, Any] | None, total: dict[str, int],
-             cost: tuple[float | None, str] | None) -> dict[str, Any]:
+def _summary(
+    brief: dict[str, Any] | None, total: dict[str, int], cost: tuple[float | None, str] | None
+) -> dict[str, Any]:
     """The manifest's summary, what `counterpoint runs` lists without opening the brief."""
     claims = brief["claims"] if brief else []
     return {
@@ -396,6 +425,7 @@ def _summary(brief: dict[str, Any] | None, total: dict[str, int],
         "cost_usd": cost[0] if cost else None,
         "cost_status": cost[1] if cost else None,
     }
+
 
 def find_run(runs_dir: Path, ref: str) -> RunDir:
     """A run from an id, a unique id prefix, 'latest', or a run directory's path."""
@@ -448,8 +478,7 @@ def _created(manifest_path: Path) -> datetime | None:
 def run_ids(runs_dir: Path) -> list[str]:
     """Run ids, newest first (ids start with a UTC timestamp)."""
     try:
-        entries = [entry.name for entry in os.scandir(runs_dir)
-                   if entry.is_dir() and not entry.name.startswith(".")]
+        entries = [entry.name for entry in os.scandir(runs_dir) if entry.is_dir() and not entry.name.startswith(".")]
     except FileNotFoundError:
         return []
     return sorted(entries, reverse=True)
@@ -471,18 +500,20 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
             manifest = {"status": "unknown"}
         summary = _typed(manifest.get("summary"), dict) or {}
         article = _typed(manifest.get("article"), dict) or {}
-        rows.append({
-            "id": run_id,
-            "title": _typed(article.get("title"), str),
-            "model": _typed(manifest.get("model"), str),
-            "status": _typed(manifest.get("status"), str) or "unknown",
-            "claims": _typed(summary.get("claims"), int),
-            "tokens": _typed(summary.get("tokens"), int),
-            "cost_usd": _typed(summary.get("cost_usd"), (int, float)),
-            "cost_status": _typed(summary.get("cost_status"), str),
-            "created": _typed(manifest.get("created"), str),
-            "path": str(runs_dir / run_id),
-        })
+        rows.append(
+            {
+                "id": run_id,
+                "title": _typed(article.get("title"), str),
+                "model": _typed(manifest.get("model"), str),
+                "status": _typed(manifest.get("status"), str) or "unknown",
+                "claims": _typed(summary.get("claims"), int),
+                "tokens": _typed(summary.get("tokens"), int),
+                "cost_usd": _typed(summary.get("cost_usd"), (int, float)),
+                "cost_status": _typed(summary.get("cost_status"), str),
+                "created": _typed(manifest.get("created"), str),
+                "path": str(runs_dir / run_id),
+            }
+        )
     return rows
 
 

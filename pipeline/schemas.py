@@ -43,8 +43,9 @@ def _load(name: str) -> tuple[dict[str, Any], str]:
         try:
             Draft202012Validator.check_schema(schema)
         except SchemaError as exc:
-            raise ConfigError(f"{path} is not a valid JSON Schema ({exc.message}); fix it or unset "
-                              "COUNTERPOINT_SCHEMAS_DIR") from None
+            raise ConfigError(
+                f"{path} is not a valid JSON Schema ({exc.message}); fix it or unset COUNTERPOINT_SCHEMAS_DIR"
+            ) from None
     return schema, hashlib.sha256(raw).hexdigest()
 
 
@@ -92,8 +93,11 @@ def grammar_safe(values: Iterable[Any]) -> list[Any]:
     """
     safe: list[Any] = []
     for value in values:
-        pieces = [value] if not isinstance(value, str) or not _UNSAFE.search(value) else [
-            piece.strip() for piece in _UNSAFE.split(value) if count_words(piece) >= MIN_QUOTE_WORDS]
+        pieces = (
+            [value]
+            if not isinstance(value, str) or not _UNSAFE.search(value)
+            else [piece.strip() for piece in _UNSAFE.split(value) if count_words(piece) >= MIN_QUOTE_WORDS]
+        )
         for piece in pieces:
             if piece not in safe:
                 safe.append(piece)

@@ -20,8 +20,9 @@ from .fetch import DEFAULT_MAX_BYTES, FetchOptions
 HTML_SUFFIXES = (".html", ".htm", ".xhtml")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # A document that opens like HTML, after an optional UTF-8 BOM, whitespace and comments.
-_HTML_START = re.compile(rb"^(?:\xef\xbb\xbf)?\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)[\s>]",
-                         re.IGNORECASE | re.DOTALL)
+_HTML_START = re.compile(
+    rb"^(?:\xef\xbb\xbf)?\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)[\s>]", re.IGNORECASE | re.DOTALL
+)
 
 
 def is_url(source: str) -> bool:
@@ -38,8 +39,14 @@ def byte_limit(max_chars: int) -> int:
     return 4 * max_chars + 4
 
 
-def load(source: str, *, max_chars: int = DEFAULT_MAX_CHARS, truncate: bool = False,
-         encoding: str | None = None, fetch: FetchOptions | None = None) -> Article:
+def load(
+    source: str,
+    *,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    truncate: bool = False,
+    encoding: str | None = None,
+    fetch: FetchOptions | None = None,
+) -> Article:
     """Read a text, Markdown or HTML file, '-' for stdin, or an http(s) URL into an Article.
 
     HTML (by extension, or by how the content opens) goes through the article extractor in web.py.
@@ -47,8 +54,7 @@ def load(source: str, *, max_chars: int = DEFAULT_MAX_CHARS, truncate: bool = Fa
     a longer input is refused, or with `truncate` cut there.
     """
     if is_url(source):
-        return web.load_url(source, fetch or FetchOptions(), max_chars=max_chars, truncate=truncate,
-                            encoding=encoding)
+        return web.load_url(source, fetch or FetchOptions(), max_chars=max_chars, truncate=truncate, encoding=encoding)
     limit = byte_limit(max_chars)
     html_limit = max(limit, DEFAULT_MAX_BYTES)
     name, raw = read_source(source, limit, html_limit)
@@ -58,14 +64,22 @@ def load(source: str, *, max_chars: int = DEFAULT_MAX_CHARS, truncate: bool = Fa
     if cut:
         refuse_binary(raw, name)
         if not truncate:
-            raise InputError(f"{name} is over {bound:,} bytes, more than --max-chars {max_chars:,} characters "
-                             "can take; raise --max-chars or pass --truncate")
+            raise InputError(
+                f"{name} is over {bound:,} bytes, more than --max-chars {max_chars:,} characters "
+                "can take; raise --max-chars or pass --truncate"
+            )
         raw = raw[:bound]
     if html:
-        return web.from_html(web.decode_html(raw, name, encoding=encoding, partial=cut), name,
-                             max_chars=max_chars, truncate=truncate, truncated=cut)
-    return from_text(decode(raw, name, encoding=encoding, partial=cut), name, max_chars=max_chars,
-                     truncate=truncate, truncated=cut)
+        return web.from_html(
+            web.decode_html(raw, name, encoding=encoding, partial=cut),
+            name,
+            max_chars=max_chars,
+            truncate=truncate,
+            truncated=cut,
+        )
+    return from_text(
+        decode(raw, name, encoding=encoding, partial=cut), name, max_chars=max_chars, truncate=truncate, truncated=cut
+    )
 
 
 def read_source(source: str, limit: int, html_limit: int | None = None) -> tuple[str, bytes]:
@@ -74,8 +88,7 @@ def read_source(source: str, limit: int, html_limit: int | None = None) -> tuple
     limit says the input is longer, without reading an endless one whole."""
     if source == "-":
         if sys.stdin is None:  # started with file descriptor 0 closed (`counterpoint run - <&-`)
-            raise InputError("stdin is closed; pipe the article in (counterpoint run - < article.txt) "
-                             "or give its path")
+            raise InputError("stdin is closed; pipe the article in (counterpoint run - < article.txt) or give its path")
         return "<stdin>", _read_bounded(sys.stdin.buffer, "<stdin>", limit, html_limit)
     path = Path(source).expanduser()
     try:

@@ -29,18 +29,25 @@ def fence_safe(text: str) -> str:
 
 def base_messages(article: Article, nonce: str, language: str | None) -> list[Message]:
     """The shared prefix of every request: system rules, then the article as fenced data."""
-    language_rule = (f"in {language}" if language
-                     else "in the same language as the article")
+    language_rule = f"in {language}" if language else "in the same language as the article"
     return [
         {"role": "system", "content": prompts.render("system", nonce=nonce, language=language_rule)},
-        {"role": "user", "content": prompts.render(
-            "article", nonce=nonce, article=fence_safe(article.text),
-            title=article.title or "unknown", author=article.author or "unknown", date=article.date or "unknown",
-        )},
+        {
+            "role": "user",
+            "content": prompts.render(
+                "article",
+                nonce=nonce,
+                article=fence_safe(article.text),
+                title=article.title or "unknown",
+                author=article.author or "unknown",
+                date=article.date or "unknown",
+            ),
+        },
     ]
 
 
 # -- stage 1 ----------------------------------------------------------------------------------
+
 
 def check_claims(data: dict[str, Any], article: Article, max_claims: int) -> list[str]:
     """Semantic checks on stage 1, on the claims `select_claims` keeps: quote grounding, unique ids."""
@@ -69,8 +76,10 @@ def select_claims(data: dict[str, Any], max_claims: int) -> tuple[dict[str, Any]
     if len(distinct) < len(claims):
         notes.append(f"The model stated {len(claims) - len(distinct)} claim(s) twice; each was analysed once.")
     if len(selected) < len(distinct):
-        notes.append(f"The model returned {len(distinct)} claims; the {max_claims} most central were kept "
-                     f"(--max-claims {max_claims}).")
+        notes.append(
+            f"The model returned {len(distinct)} claims; the {max_claims} most central were kept "
+            f"(--max-claims {max_claims})."
+        )
     return ({**data, "claims": [claims[index] for index in selected]} if notes else data), notes
 
 
@@ -92,13 +101,18 @@ def _selected(claims: list[dict[str, Any]], max_claims: int) -> list[int]:
     return sorted(ranked[:max_claims])
 
 
-async def extract_claims(client: ModelClient, base: list[Message], article: Article, nonce: str, *,
-                         max_claims: int, reasks: int) -> dict[str, Any]:
+async def extract_claims(
+    client: ModelClient, base: list[Message], article: Article, nonce: str, *, max_claims: int, reasks: int
+) -> dict[str, Any]:
     """Thesis and claims, validated; `ground_claims` then attaches the article's spans."""
     task = prompts.render("extract_claims", max_claims=max_claims)
     return await structured(
-        client, CallContext("extract", "extract", nonce), [*base, {"role": "user", "content": task}],
-        "claims", partial(check_claims, article=article, max_claims=max_claims), max_tokens=MAX_TOKENS["extract"],
+        client,
+        CallContext("extract", "extract", nonce),
+        [*base, {"role": "user", "content": task}],
+        "claims",
+        partial(check_claims, article=article, max_claims=max_claims),
+        max_tokens=MAX_TOKENS["extract"],
         reasks=reasks,
         choices={"claims[].quote": article_mod.sentences(article.text)},
     )
@@ -119,31 +133,43 @@ def ground_claims(article: Article, data: dict[str, Any]) -> dict[str, Any]:
 
 # -- stage 2 ----------------------------------------------------------------------------------
 
+
 def check_rebuttal(data: dict[str, Any]) -> list[str]:
     """The prompt forbids invented links; a URL in a lead is a made-up citation."""
     errors = []
     for index, rebuttal in enumerate(data["rebuttals"]):
         for lead_index, lead in enumerate(rebuttal["what_to_check"]):
             if _URL.search(lead):
-                errors.append(f"$.rebuttals[{index}].what_to_check[{lead_index}]: "
-                              "no URLs; name what to look up instead")
+                errors.append(
+                    f"$.rebuttals[{index}].what_to_check[{lead_index}]: no URLs; name what to look up instead"
+                )
     return errors
 
 
-async def rebut_claim(client: ModelClient, base: list[Message], claim: dict[str, Any], nonce: str, *,
-                      reasks: int) -> dict[str, Any]:
+async def rebut_claim(
+    client: ModelClient, base: list[Message], claim: dict[str, Any], nonce: str, *, reasks: int
+) -> dict[str, Any]:
     """Steelman, rebuttals and missing context for one claim; `number_rebuttals` gives ids.
 
     prompts/rebut_claim.md names the claim at its very end, so every claim's request shares all
     that comes before it (system, article, task) and a provider can serve that prefix from cache.
     """
     task = prompts.render(
-        "rebut_claim", claim_id=claim["id"], claim_type=claim["type"], centrality=claim["centrality"],
-        claim_text=claim["text"], claim_quote=claim["quote"],
+        "rebut_claim",
+        claim_id=claim["id"],
+        claim_type=claim["type"],
+        centrality=claim["centrality"],
+        claim_text=claim["text"],
+        claim_quote=claim["quote"],
     )
     return await structured(
-        client, CallContext("rebut", claim["id"], nonce), [*base, {"role": "user", "content": task}],
-        "rebuttal", check_rebuttal, max_tokens=MAX_TOKENS["rebut"], reasks=reasks,
+        client,
+        CallContext("rebut", claim["id"], nonce),
+        [*base, {"role": "user", "content": task}],
+        "rebuttal",
+        check_rebuttal,
+        max_tokens=MAX_TOKENS["rebut"],
+        reasks=reasks,
     )
 
 
@@ -153,6 +179,7 @@ def number_rebuttals(claim_id: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- stage 3 ----------------------------------------------------------------------------------
+
 
 def claims_outline(claims: list[dict[str, Any]]) -> str:
     """The analysed claims and their rebuttals as text, as the synthesis prompt lists them (its
@@ -164,8 +191,9 @@ def claims_outline(claims: list[dict[str, Any]]) -> str:
             continue
         lines.append(f"[{claim['id']}] {claim['text']}")
         for rebuttal in claim["rebuttals"]:
-            lines.append(f"  [{rebuttal['id']}] ({rebuttal['type']}, strength {rebuttal['strength']}/5) "
-                         f"{rebuttal['argument']}")
+            lines.append(
+                f"  [{rebuttal['id']}] ({rebuttal['type']}, strength {rebuttal['strength']}/5) {rebuttal['argument']}"
+            )
     return "\n".join(lines)
 
 
@@ -186,23 +214,40 @@ def check_synthesis(data: dict[str, Any], article: Article, rebuttal_ids: set[st
     return errors
 
 
-async def synthesize(client: ModelClient, base: list[Message], article: Article, nonce: str, *,
-                     thesis: str, claims: list[dict[str, Any]], reasks: int,
-                     today: date | None = None) -> dict[str, Any]:
+async def synthesize(
+    client: ModelClient,
+    base: list[Message],
+    article: Article,
+    nonce: str,
+    *,
+    thesis: str,
+    claims: list[dict[str, Any]],
+    reasks: int,
+    today: date | None = None,
+) -> dict[str, Any]:
     """The counter-case over every analysed claim; `ground_rhetoric` attaches quote spans."""
     failed = [c["id"] for c in claims if c["status"] != "ok"]
     task = prompts.render(
-        "synthesize", thesis=thesis, claims_digest=claims_outline(claims),
-        date=article.date or "not stated in the article", today=(today or date.today()).isoformat(),
+        "synthesize",
+        thesis=thesis,
+        claims_digest=claims_outline(claims),
+        date=article.date or "not stated in the article",
+        today=(today or date.today()).isoformat(),
         failed_claims=", ".join(failed) if failed else "none",
     )
     rebuttal_ids = {r["id"] for c in claims if c["status"] == "ok" for r in c["rebuttals"]}
     return await structured(
-        client, CallContext("synthesize", "synthesize", nonce), [*base, {"role": "user", "content": task}],
-        "synthesis", partial(check_synthesis, article=article, rebuttal_ids=rebuttal_ids),
-        max_tokens=MAX_TOKENS["synthesize"], reasks=reasks,
-        choices={"rhetoric[].quote": article_mod.sentences(article.text),
-                 "strongest_rebuttals[]": sorted(rebuttal_ids)},
+        client,
+        CallContext("synthesize", "synthesize", nonce),
+        [*base, {"role": "user", "content": task}],
+        "synthesis",
+        partial(check_synthesis, article=article, rebuttal_ids=rebuttal_ids),
+        max_tokens=MAX_TOKENS["synthesize"],
+        reasks=reasks,
+        choices={
+            "rhetoric[].quote": article_mod.sentences(article.text),
+            "strongest_rebuttals[]": sorted(rebuttal_ids),
+        },
     )
 
 

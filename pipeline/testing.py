@@ -49,14 +49,20 @@ def _as_content(item: Any) -> str:
 
 # -- FakeLLM ---------------------------------------------------------------------------------
 
+
 class FakeLLM(ModelClient):
     """Replies from a queue (str, JSON-able dict, Reply, or an exception to raise), or a responder.
 
     `history` holds every request: {"unit", "stage", "messages", "body"}.
     """
 
-    def __init__(self, *replies: Any, responder: Callable[[str, dict[str, Any]], Any] | None = None,
-                 model: str = "fake-model", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *replies: Any,
+        responder: Callable[[str, dict[str, Any]], Any] | None = None,
+        model: str = "fake-model",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.model = model
         self.endpoint_host = "fake-llm"
@@ -86,6 +92,7 @@ class FakeLLM(ModelClient):
 
 
 # -- FakeOpenAIServer ------------------------------------------------------------------------
+
 
 @dataclass
 class FakeResponse:
@@ -136,6 +143,68 @@ class _Server(ThreadingHTTPServer):
     # The default listen backlog of 5 drops connections when more arrive at once, and the client
     # then retries only after a second: a benchmark artefact, not what a real endpoint does.
     request_queue_size = 128
+    fake: FakeOpenAIServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Answers as the FakeOpenAIServer that owns the listening socket says."""
+
+    server: _Server
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        return
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/models"):
+            self._send(200, {"object": "list", "data": [{"id": self.server.fake.model, "object": "model"}]})
+        else:
+            self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            self._send(400, {"error": {"message": "body is not JSON"}})
+            return
+        unit = unit_of(body.get("messages") or [])
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        received = ReceivedRequest(self.path, headers, body, unit, time.monotonic())
+        with self.server.fake._lock:
+            self.server.fake.requests.append(received)
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        self.server.fake._answer(self, body, received)
+
+    def _send(
+        self,
+        status: int,
+        payload: Any,
+        headers: dict[str, str] | None = None,
+        *,
+        content_type: str = "application/json",
+        trickle: float | None = None,
+    ) -> None:
+        raw = _encode_body(payload)
+        try:
+            self.send_response(status)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(raw)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            if trickle is None:
+                self.wfile.write(raw)
+                return
+            for index in range(len(raw)):
+                self.wfile.write(raw[index : index + 1])
+                self.wfile.flush()
+                time.sleep(trickle)
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the client gave up (a timeout test); nothing to tell it
 
 
 class FakeOpenAIServer:
@@ -150,8 +219,14 @@ class FakeOpenAIServer:
     messages it has already answered, like a provider's prompt cache.
     """
 
-    def __init__(self, handler: Handler | None = None, *, latency: float = 0.0, model: str = "fake-model",
-                 prefix_cache: bool = False) -> None:
+    def __init__(
+        self,
+        handler: Handler | None = None,
+        *,
+        latency: float = 0.0,
+        model: str = "fake-model",
+        prefix_cache: bool = False,
+    ) -> None:
         self.handler = handler
         self.latency = latency
         self.model = model
@@ -198,62 +273,13 @@ class FakeOpenAIServer:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
     def start(self) -> Self:
-        fake = self
-
-        class RequestHandler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:  # keep test output clean
-                return
-
-            def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
-                    self._send(200, {"object": "list", "data": [{"id": fake.model, "object": "model"}]})
-                else:
-                    self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
-                except ValueError:
-                    self._send(400, {"error": {"message": "body is not JSON"}})
-                    return
-                unit = unit_of(body.get("messages") or [])
-                headers = {name.lower(): value for name, value in self.headers.items()}
-                received = ReceivedRequest(self.path, headers, body, unit, time.monotonic())
-                with fake._lock:
-                    fake.requests.append(received)
-                if not self.path.rstrip("/").endswith("/chat/completions"):
-                    self._send(404, {"error": {"message": f"no route {self.path}"}})
-                    return
-                fake._answer(self, body, received)
-
-            def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None, *,
-                      content_type: str = "application/json", trickle: float | None = None) -> None:
-                raw = _encode_body(payload)
-                try:
-                    self.send_response(status)
-                    self.send_header("content-type", content_type)
-                    self.send_header("content-length", str(len(raw)))
-                    for name, value in (headers or {}).items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    if trickle is None:
-                        self.wfile.write(raw)
-                        return
-                    for index in range(len(raw)):
-                        self.wfile.write(raw[index:index + 1])
-                        self.wfile.flush()
-                        time.sleep(trickle)
-                except (BrokenPipeError, ConnectionResetError):
-                    return  # the client gave up (a timeout test); nothing to tell it
-
-        self._server = _Server(("127.0.0.1", 0), RequestHandler)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.fake = self
         self._server.daemon_threads = True
         # A short poll interval: shutdown() waits up to one interval, at the end of every test.
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
-                                        name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="fake-openai", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -291,27 +317,50 @@ class FakeOpenAIServer:
             return
         if response.status != 200:
             message = response.error_message or f"scripted HTTP {response.status}"
-            http._send(response.status, {"error": {"message": message, "type": "fake_error", "code": None}},
-                       response.headers)
+            http._send(
+                response.status, {"error": {"message": message, "type": "fake_error", "code": None}}, response.headers
+            )
             return
         if response.body is not None:
-            http._send(200, response.body, response.headers, content_type=response.content_type,
-                       trickle=response.trickle)
+            http._send(
+                200, response.body, response.headers, content_type=response.content_type, trickle=response.trickle
+            )
             return
         content = None if response.content is None else _as_content(response.content)
         prompt = json.dumps(body.get("messages") or [])
-        usage = response.usage or {"prompt_tokens": len(prompt) // 4, "completion_tokens": len(content or "") // 4,
-                                   "prompt_tokens_details": {"cached_tokens": self._cached_chars(prompt) // 4}}
+        usage = response.usage or {
+            "prompt_tokens": len(prompt) // 4,
+            "completion_tokens": len(content or "") // 4,
+            "prompt_tokens_details": {"cached_tokens": self._cached_chars(prompt) // 4},
+        }
         usage.setdefault("total_tokens", usage["prompt_tokens"] + usage["completion_tokens"])
         received.reply_usage = usage
-        choices = [] if response.no_choices else [{
-            "index": 0, "finish_reason": response.finish_reason, "logprobs": None,
-            "message": {"role": "assistant", "content": content, "refusal": response.refusal},
-        }]
-        http._send(200, {"id": f"chatcmpl-fake-{id(received)}", "object": "chat.completion",
-                         "created": int(time.time()), "model": body.get("model", self.model),
-                         "choices": choices, "usage": usage},
-                   response.headers, content_type=response.content_type, trickle=response.trickle)
+        choices = (
+            []
+            if response.no_choices
+            else [
+                {
+                    "index": 0,
+                    "finish_reason": response.finish_reason,
+                    "logprobs": None,
+                    "message": {"role": "assistant", "content": content, "refusal": response.refusal},
+                }
+            ]
+        )
+        http._send(
+            200,
+            {
+                "id": f"chatcmpl-fake-{id(received)}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", self.model),
+                "choices": choices,
+                "usage": usage,
+            },
+            response.headers,
+            content_type=response.content_type,
+            trickle=response.trickle,
+        )
 
     def _cached_chars(self, prompt: str) -> int:
         """With `prefix_cache`: the length of the longest prefix `prompt` shares with an earlier answered one."""

@@ -36,8 +36,13 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     one-line errors tests expect are CounterpointErrors, which are unaffected. A test of the
     "internal error" line itself unsets it.
     """
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "COUNTERPOINT_MODEL", "COUNTERPOINT_RESPONSE_FORMAT",
-                 "COUNTERPOINT_CONCURRENCY"):
+    for name in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "COUNTERPOINT_MODEL",
+        "COUNTERPOINT_RESPONSE_FORMAT",
+        "COUNTERPOINT_CONCURRENCY",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("COUNTERPOINT_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("COUNTERPOINT_CACHE_DIR", str(tmp_path / "cache"))
@@ -75,8 +80,14 @@ def runs_dir(tmp_path: Path) -> Path:
     return tmp_path / "runs"
 
 
-def run_cli(*args: str, runs_dir: Path | None = None, base_url: str | None = None, key: str | None = None,
-            input: str | None = None, env: dict[str, str] | None = None) -> CliResult:
+def run_cli(
+    *args: str,
+    runs_dir: Path | None = None,
+    base_url: str | None = None,
+    key: str | None = None,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+) -> CliResult:
     """`counterpoint ...` in-process; `run` gets `--runs-dir` and `--base-url` when they are given."""
     argv = list(args)
     if args and args[0] == "run":
@@ -92,10 +103,16 @@ def run_cli(*args: str, runs_dir: Path | None = None, base_url: str | None = Non
 def cli(server: FakeOpenAIServer, runs_dir: Path):
     """Run `counterpoint ...` in-process (real SDK, real HTTP to the fake server)."""
 
-    def invoke(*args: str, endpoint: bool = True, key: str | None = TEST_KEY, input: str | None = None,
-               env: dict[str, str] | None = None) -> CliResult:
-        return run_cli(*args, runs_dir=runs_dir, base_url=server.base_url if endpoint else None, key=key,
-                       input=input, env=env)
+    def invoke(
+        *args: str,
+        endpoint: bool = True,
+        key: str | None = TEST_KEY,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> CliResult:
+        return run_cli(
+            *args, runs_dir=runs_dir, base_url=server.base_url if endpoint else None, key=key, input=input, env=env
+        )
 
     return invoke
 
@@ -146,19 +163,29 @@ def _child_env(env: dict[str, str] | None, drop: tuple[str, ...]) -> dict[str, s
     return {name: value for name, value in {**os.environ, **(env or {})}.items() if name not in drop}
 
 
-def start_counterpoint(args: list[str], *, env: dict[str, str] | None = None, drop: tuple[str, ...] = (),
-                       **popen: Any) -> subprocess.Popen[Any]:
+def start_counterpoint(
+    args: list[str], *, env: dict[str, str] | None = None, drop: tuple[str, ...] = (), **popen: Any
+) -> subprocess.Popen[Any]:
     """Start the installed console script in a real process (signals, terminals, pipes); stdout and
     stderr are text pipes unless `popen` says otherwise. `drop` removes variables from the environment."""
     options: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
     return subprocess.Popen([str(COUNTERPOINT), *args], env=_child_env(env, drop), cwd=ROOT, **options)
 
 
-def run_subprocess(args: list[str], *, env: dict[str, str] | None = None, timeout: float = 120,
-                   input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_subprocess(
+    args: list[str], *, env: dict[str, str] | None = None, timeout: float = 120, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the installed console script in a real process (for signals and start-up behaviour)."""
-    return subprocess.run([str(COUNTERPOINT), *args], env=_child_env(env, ()), capture_output=True, text=True,
-                          timeout=timeout, input=input, cwd=ROOT, check=False)
+    return subprocess.run(
+        [str(COUNTERPOINT), *args],
+        env=_child_env(env, ()),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+        cwd=ROOT,
+        check=False,
+    )
 
 
 def extract(llm: FakeLLM, max_claims: int = 8) -> dict[str, Any]:

@@ -41,10 +41,18 @@ def _rebuttal(claim_id: str) -> dict[str, Any]:
     return {
         "steelman": f"Steelman for {claim_id}: {SCRIPT}",
         "rebuttals": [
-            {"type": "counter-evidence", "argument": f"Weaker {claim_id} {IMG}", "strength": 2,
-             "what_to_check": [f"Check {LINK}"]},
-            {"type": "logical-flaw", "argument": f"Stronger {claim_id} {SCRIPT}", "strength": 5,
-             "what_to_check": [f"Check {JS_URL}"]},
+            {
+                "type": "counter-evidence",
+                "argument": f"Weaker {claim_id} {IMG}",
+                "strength": 2,
+                "what_to_check": [f"Check {LINK}"],
+            },
+            {
+                "type": "logical-flaw",
+                "argument": f"Stronger {claim_id} {SCRIPT}",
+                "strength": 5,
+                "what_to_check": [f"Check {JS_URL}"],
+            },
         ],
         "missing_context": [{"point": f"Context {IMG}", "why_it_matters": f"Because {SCRIPT}"}],
     }
@@ -52,14 +60,28 @@ def _rebuttal(claim_id: str) -> dict[str, Any]:
 
 def answer(unit: str, body: dict[str, Any]) -> dict[str, Any]:
     if unit == "extract":
-        return {"thesis": f"The thesis {SCRIPT}", "claims": [
-            {"id": claim_id, "text": f"Claim {claim_id} says {IMG}", "quote": quote, "type": "policy",
-             "centrality": 3, "check_worthy": True}
-            for claim_id, quote in CLAIM_QUOTES.items()]}
+        return {
+            "thesis": f"The thesis {SCRIPT}",
+            "claims": [
+                {
+                    "id": claim_id,
+                    "text": f"Claim {claim_id} says {IMG}",
+                    "quote": quote,
+                    "type": "policy",
+                    "centrality": 3,
+                    "check_worthy": True,
+                }
+                for claim_id, quote in CLAIM_QUOTES.items()
+            ],
+        }
     if unit == "synthesize":
-        return {"counter_thesis": f"Counter {SCRIPT} {LINK}", "strongest_rebuttals": ["C1-R2", "C2-R2"],
-                "rhetoric": [{"quote": RHETORIC_QUOTE, "device": f"device {IMG}", "note": f"note {LINK}"}],
-                "open_questions": [f"Question {SCRIPT}"], "caveats": [f"Caveat {IMG}"]}
+        return {
+            "counter_thesis": f"Counter {SCRIPT} {LINK}",
+            "strongest_rebuttals": ["C1-R2", "C2-R2"],
+            "rhetoric": [{"quote": RHETORIC_QUOTE, "device": f"device {IMG}", "note": f"note {LINK}"}],
+            "open_questions": [f"Question {SCRIPT}"],
+            "caveats": [f"Caveat {IMG}"],
+        }
     return _rebuttal(unit)
 
 

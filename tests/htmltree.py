@@ -22,8 +22,11 @@ class Node:
                 yield from child.iter()
 
     def find_all(self, tag: str | None = None, **attrs: str) -> list[Node]:
-        return [node for node in self.iter() if (tag is None or node.tag == tag)
-                and all(node.attrs.get(name) == value for name, value in attrs.items())]
+        return [
+            node
+            for node in self.iter()
+            if (tag is None or node.tag == tag) and all(node.attrs.get(name) == value for name, value in attrs.items())
+        ]
 
     def by_id(self, element_id: str) -> Node:
         (node,) = [node for node in self.iter() if node.attrs.get("id") == element_id]

@@ -17,7 +17,7 @@ def readme_section(title: str) -> str:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     start = readme.index(f"\n## {title}\n")
     end = readme.find("\n## ", start + 1)
-    return readme[start:end if end != -1 else None]
+    return readme[start : end if end != -1 else None]
 
 
 def test_the_readme_example_runs_as_written() -> None:

@@ -1,6 +1,6 @@
 """The module map's rules that code can check (ARCHITECTURE.md): no import cycle anywhere in the
 package, counting imports inside functions and under TYPE_CHECKING; article.py imports no other
-input module; the brief's renderers import only its entries."""
+input module; the brief's renderers import only its entries; no function is over 60 lines."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
     def visit(node: str, path: list[str]) -> list[str] | None:
         if node in path:
-            return [*path[path.index(node):], node]
+            return [*path[path.index(node) :], node]
         if node in done:
             return None
         for target in sorted(graph.get(node, ())):
@@ -96,3 +96,15 @@ def test_the_brief_renderers_import_only_the_entries_of_the_brief() -> None:
     for renderer in ("pipeline.brief.markdown", "pipeline.brief.html"):
         own = {name for name in graph[renderer] if name.startswith("pipeline.brief")}
         assert own == {"pipeline.brief.entries"}, (renderer, own)
+
+
+def test_no_function_in_the_package_is_over_60_lines() -> None:
+    """Long functions hide more than one concern: split them (decorators are not counted)."""
+    long = [
+        f"{path.name}:{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and (node.end_lineno or node.lineno) - node.lineno + 1 > 60
+    ]
+    assert long == []

@@ -30,8 +30,16 @@ def fresh_resources() -> Iterator[None]:
     forget_resources()
 
 
-@pytest.mark.parametrize("option,value", [("--timeout", "nan"), ("--timeout", "inf"), ("--timeout", "-inf"),
-                                          ("--temperature", "nan"), ("--fetch-timeout", "nan")])
+@pytest.mark.parametrize(
+    "option,value",
+    [
+        ("--timeout", "nan"),
+        ("--timeout", "inf"),
+        ("--timeout", "-inf"),
+        ("--temperature", "nan"),
+        ("--fetch-timeout", "nan"),
+    ],
+)
 def test_non_finite_numbers_are_usage_errors(cli, server, runs_dir: Path, option: str, value: str) -> None:
     result = cli("run", str(SEED), option, value)
     assert result.exit_code == 2
@@ -54,16 +62,32 @@ def broken_schemas(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("variable,folder,expected", [
-    ("COUNTERPOINT_SCHEMAS_DIR", lambda tmp: tmp / "absent", ("schema file {folder}/claims.schema.json cannot be "
-     "read (No such file or directory); fix or unset COUNTERPOINT_SCHEMAS_DIR")),
-    ("COUNTERPOINT_SCHEMAS_DIR", broken_schemas, "schema file {folder}/rebuttal.schema.json is not JSON "),
-    ("COUNTERPOINT_PROMPTS_DIR", lambda tmp: tmp / "absent", ("prompt file {folder}/system.md cannot be read "
-     "(No such file or directory); fix or unset COUNTERPOINT_PROMPTS_DIR")),
-], ids=["missing-schemas", "invalid-schema", "missing-prompts"])
-def test_a_broken_resource_folder_fails_before_a_run_directory(cli, server, runs_dir: Path, tmp_path: Path,
-                                                               fresh_resources: None, variable: str, folder,
-                                                               expected: str) -> None:
+@pytest.mark.parametrize(
+    "variable,folder,expected",
+    [
+        (
+            "COUNTERPOINT_SCHEMAS_DIR",
+            lambda tmp: tmp / "absent",
+            (
+                "schema file {folder}/claims.schema.json cannot be "
+                "read (No such file or directory); fix or unset COUNTERPOINT_SCHEMAS_DIR"
+            ),
+        ),
+        ("COUNTERPOINT_SCHEMAS_DIR", broken_schemas, "schema file {folder}/rebuttal.schema.json is not JSON "),
+        (
+            "COUNTERPOINT_PROMPTS_DIR",
+            lambda tmp: tmp / "absent",
+            (
+                "prompt file {folder}/system.md cannot be read "
+                "(No such file or directory); fix or unset COUNTERPOINT_PROMPTS_DIR"
+            ),
+        ),
+    ],
+    ids=["missing-schemas", "invalid-schema", "missing-prompts"],
+)
+def test_a_broken_resource_folder_fails_before_a_run_directory(
+    cli, server, runs_dir: Path, tmp_path: Path, fresh_resources: None, variable: str, folder, expected: str
+) -> None:
     where = folder(tmp_path)
     result = cli("run", str(SEED), env={variable: str(where)})
     assert result.exit_code == 1
@@ -91,8 +115,7 @@ def test_latest_is_the_run_created_last_not_the_highest_id(cli, runs_dir: Path) 
     (runs_dir / "20991231T235959Z-same-second-nested" / "manifest.json").write_text("[" * 100_000)
     shown = cli("show", "latest", "--runs-dir", str(runs_dir), "--format", "path")
     assert shown.exit_code == 0 and shown.stdout.strip() == str(newer)
-    assert read_manifest(older)["created"] < \
-        read_manifest(newer)["created"]
+    assert read_manifest(older)["created"] < read_manifest(newer)["created"]
 
 
 @pytest.mark.parametrize("value", ["", "ftp://127.0.0.1/v1", "127.0.0.1:8080/v1", "http://[::1"])

@@ -20,8 +20,12 @@ from .conftest import COUNTERPOINT, SEED, TEST_KEY, read_manifest
 
 
 def _mount(mountpoint: Path, size: str, *options: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([*options, f"size={size}"]), "tmpfs",
-                           str(mountpoint)], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", ",".join([*options, f"size={size}"]), "tmpfs", str(mountpoint)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -63,14 +67,21 @@ def error_line(stderr: str) -> str:
 # .lock (1, its holder's pid, skipped when it does not fit), manifest.json (1, and 1 more while it is replaced), calls.jsonl (4 by the end), units/ (10),
 # brief.json (4), brief.md (3), brief.html (9), each at least one 4 KiB page: probed at every 4 KiB
 # from 4 to 128, these sizes fall inside one write's range (the claims finish in any order).
-SIZES = {"4k": ("manifest.json",), "12k": ("calls.jsonl",), "16k": ("units/extract.json",),
-         "36k": ("units/C", "calls.jsonl"), "72k": ("brief.json",), "84k": ("brief.md",),
-         "104k": ("brief.html",)}
+SIZES = {
+    "4k": ("manifest.json",),
+    "12k": ("calls.jsonl",),
+    "16k": ("units/extract.json",),
+    "36k": ("units/C", "calls.jsonl"),
+    "72k": ("brief.json",),
+    "84k": ("brief.md",),
+    "104k": ("brief.html",),
+}
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_a_full_disk_is_one_line_and_the_run_finishes_once_space_is_free(cli, server, small_disk: Path,
-                                                                         runs_dir: Path, size: str) -> None:
+def test_a_full_disk_is_one_line_and_the_run_finishes_once_space_is_free(
+    cli, server, small_disk: Path, runs_dir: Path, size: str
+) -> None:
     resize(small_disk, size)
     result = cli("run", str(SEED), "--no-cache")
     assert result.exit_code == 1
@@ -98,12 +109,13 @@ def test_a_full_disk_is_one_line_and_the_run_finishes_once_space_is_free(cli, se
     assert again == set(), f"units saved before the disk filled were asked again: {again}"
     assert read_manifest(run_dir)["status"] == "complete"
     assert cli("validate", str(run_dir)).exit_code == 0
-    for line_text in (run_dir / "calls.jsonl").read_text().splitlines()[-len(server.requests[seen:]):]:
+    for line_text in (run_dir / "calls.jsonl").read_text().splitlines()[-len(server.requests[seen:]) :]:
         json.loads(line_text)  # the lines after a cut-short one are whole
 
 
-def test_a_run_that_never_started_leaves_no_folder_and_latest_stays_usable(cli, server, small_disk: Path,
-                                                                           runs_dir: Path) -> None:
+def test_a_run_that_never_started_leaves_no_folder_and_latest_stays_usable(
+    cli, server, small_disk: Path, runs_dir: Path
+) -> None:
     resize(small_disk, "10m")
     first = cli("run", str(SEED), "--no-cache")
     assert first.exit_code == 0, first.stderr
@@ -123,11 +135,21 @@ def test_closed_stdin_is_one_line(tmp_path: Path) -> None:
     """`counterpoint run - <&-`: file descriptor 0 is closed, not empty."""
     runs_dir = tmp_path / "runs"
     result = subprocess.run(
-        ["sh", "-c", 'exec "$0" run - --base-url http://127.0.0.1:9/v1 --runs-dir "$1" <&-',
-         str(COUNTERPOINT),
-         str(runs_dir)],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "OPENAI_API_KEY": TEST_KEY}, check=False)
+        [
+            "sh",
+            "-c",
+            'exec "$0" run - --base-url http://127.0.0.1:9/v1 --runs-dir "$1" <&-',
+            str(COUNTERPOINT),
+            str(runs_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "OPENAI_API_KEY": TEST_KEY},
+        check=False,
+    )
     assert result.returncode == 1
-    assert error_line(result.stderr) == ("error: stdin is closed; pipe the article in "
-                                         "(counterpoint run - < article.txt) or give its path")
+    assert error_line(result.stderr) == (
+        "error: stdin is closed; pipe the article in (counterpoint run - < article.txt) or give its path"
+    )
     assert not runs_dir.exists()

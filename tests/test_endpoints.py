@@ -16,9 +16,19 @@ from pipeline.testing import FakeOpenAIServer, scripted_handler
 
 from .conftest import SEED, TEST_KEY, read_brief, read_manifest, run_partially
 
-BAD_BASE_URLS = ["", "   ", "http://[::1", "http://127.0.0.1:99999/v1", "127.0.0.1:8080/v1", "localhost:8080/v1",
-                 "ftp://127.0.0.1/v1", "file:///etc/passwd", "http:///v1",
-                 "http://a\nb/v1", "http://127.0.0.1:8080/v 1"]
+BAD_BASE_URLS = [
+    "",
+    "   ",
+    "http://[::1",
+    "http://127.0.0.1:99999/v1",
+    "127.0.0.1:8080/v1",
+    "localhost:8080/v1",
+    "ftp://127.0.0.1/v1",
+    "file:///etc/passwd",
+    "http:///v1",
+    "http://a\nb/v1",
+    "http://127.0.0.1:8080/v 1",
+]
 
 
 def manifest_of(run_dir: Path) -> dict:
@@ -87,7 +97,8 @@ def test_resume_on_another_endpoint_is_refused_unless_forced(cli, server, seed_s
         assert refused.stderr == (
             f"error: cannot resume {run_dir.name}: the run was started on {server.base_url}, not {other.base_url}; "
             "resume without --base-url (and with OPENAI_BASE_URL unset, no --local or --model-file) to use the "
-            "recorded endpoint, or pass --force to send the rest there\n")
+            "recorded endpoint, or pass --force to send the rest there\n"
+        )
         assert other.requests == [] and len(server.requests) == seen
         from_env = cli("run", "--resume", "latest", endpoint=False, env={"OPENAI_BASE_URL": other.base_url})
         assert from_env.exit_code == 1 and from_env.stderr == refused.stderr
@@ -95,8 +106,9 @@ def test_resume_on_another_endpoint_is_refused_unless_forced(cli, server, seed_s
 
         forced = cli("run", "--resume", "latest", "--base-url", other.base_url, "--force", endpoint=False)
         assert forced.exit_code == 0, forced.stderr
-        assert (f"warning: resuming anyway (--force): the run was started on {server.base_url}, "
-                f"not {other.base_url}") in forced.stderr
+        assert (
+            f"warning: resuming anyway (--force): the run was started on {server.base_url}, not {other.base_url}"
+        ) in forced.stderr
         assert [r.unit for r in other.requests] == ["C3", "synthesize"]
         assert manifest_of(run_dir)["endpoint"] == other.base_url  # the record says where the rest went
     assert len(server.requests) == seen
@@ -111,8 +123,10 @@ def test_an_old_run_without_a_recorded_endpoint_is_not_sent_to_openai(cli, serve
     seen = len(server.requests)
     refused = cli("run", "--resume", "latest", endpoint=False)
     assert refused.exit_code == 1 and len(server.requests) == seen
-    assert refused.stderr == (f"error: run {run_dir.name} does not record its endpoint; pass --base-url (or --local) "
-                              "to say where to send the rest of it\n")
+    assert refused.stderr == (
+        f"error: run {run_dir.name} does not record its endpoint; pass --base-url (or --local) "
+        "to say where to send the rest of it\n"
+    )
     given = cli("run", "--resume", "latest")  # the cli fixture passes --base-url
     assert given.exit_code == 0, given.stderr
     assert manifest_of(run_dir)["endpoint"] == server.base_url
@@ -140,8 +154,10 @@ def test_no_cache_is_recorded_and_kept_on_resume(cli, server, runs_dir: Path) ->
 
 
 def test_the_cache_never_serves_one_endpoint_the_answers_of_another(cli, seed_script, runs_dir: Path) -> None:
-    with FakeOpenAIServer(scripted_handler(seed_script), model="same-model") as first, \
-            FakeOpenAIServer(scripted_handler(seed_script), model="same-model") as second:
+    with (
+        FakeOpenAIServer(scripted_handler(seed_script), model="same-model") as first,
+        FakeOpenAIServer(scripted_handler(seed_script), model="same-model") as second,
+    ):
         a = cli("run", str(SEED), "--model", "same-model", "--base-url", first.base_url, endpoint=False)
         b = cli("run", str(SEED), "--model", "same-model", "--base-url", second.base_url, endpoint=False)
         second_url = second.base_url
@@ -187,8 +203,9 @@ def test_a_local_run_resumes_locally_on_its_model_file(cli, server, tmp_path: Pa
 
 
 def test_generate_brief_records_its_endpoint_and_locks_nothing_behind(server, runs_dir: Path) -> None:
-    brief = api.generate_brief(SEED.read_text(), base_url=server.base_url, api_key=TEST_KEY, runs_dir=runs_dir,
-                               use_cache=False)
+    brief = api.generate_brief(
+        SEED.read_text(), base_url=server.base_url, api_key=TEST_KEY, runs_dir=runs_dir, use_cache=False
+    )
     assert brief.status == "complete" and brief.run_dir is not None
     manifest = manifest_of(brief.run_dir)
     assert (manifest["endpoint"], manifest["local"], manifest["no_cache"]) == (server.base_url, None, True)

@@ -67,10 +67,12 @@ def assert_unit_failed(result, unit: str, kind: str) -> dict[str, Any]:
         assert any(kind in note for note in brief["notes"])
         assert calls, "the calls log must record the failed attempts"
         error = result.stderr.strip().splitlines()[-1]
-        assert re.fullmatch(rf"error: Claim extraction failed \({kind}\): .*[^.]\. The record is in "
-                            rf"{re.escape(str(result.run_dir))}; retry with 'counterpoint run --resume "
-                            rf"{result.run_dir.name} --runs-dir {re.escape(str(result.run_dir.parent))}'",
-                            error), error
+        assert re.fullmatch(
+            rf"error: Claim extraction failed \({kind}\): .*[^.]\. The record is in "
+            rf"{re.escape(str(result.run_dir))}; retry with 'counterpoint run --resume "
+            rf"{result.run_dir.name} --runs-dir {re.escape(str(result.run_dir.parent))}'",
+            error,
+        ), error
         return brief
     assert result.exit_code == 3, result.stderr
     brief, manifest, _ = load(result.run_dir)
@@ -179,8 +181,11 @@ def test_claim_stage_rejects_invented_urls(cli, server, seed_script) -> None:
 
 @pytest.mark.parametrize("unit", UNITS)
 def test_length_reasks_once_tighter_then_fails(cli, server, unit: str) -> None:
-    server.script(unit, FakeResponse(content='{"cut', finish_reason="length"),
-                  FakeResponse(content='{"cut', finish_reason="length"))
+    server.script(
+        unit,
+        FakeResponse(content='{"cut', finish_reason="length"),
+        FakeResponse(content='{"cut', finish_reason="length"),
+    )
     assert_unit_failed(cli("run", str(SEED), *FAST), unit, "truncated")
     requests = server.requests_for(unit)
     assert len(requests) == 2
@@ -193,8 +198,11 @@ def test_length_then_success_recovers(cli, server, unit: str) -> None:
     assert_recovered(cli("run", str(SEED), *FAST), server, unit, "truncated")
 
 
-@pytest.mark.parametrize("refusal", [FakeResponse(content=None, refusal="I can't help with that."),
-                                     FakeResponse(content="")], ids=["refusal-field", "empty-content"])
+@pytest.mark.parametrize(
+    "refusal",
+    [FakeResponse(content=None, refusal="I can't help with that."), FakeResponse(content="")],
+    ids=["refusal-field", "empty-content"],
+)
 @pytest.mark.parametrize("unit", UNITS)
 def test_refusal_is_a_status_not_a_parse_error(cli, server, unit: str, refusal: FakeResponse) -> None:
     server.script(unit, refusal)
@@ -222,8 +230,9 @@ def test_empty_choices_every_time_fails_the_unit(cli, server, unit: str) -> None
 
 @pytest.mark.parametrize("status,fix", [(401, "check OPENAI_API_KEY"), (404, "check --model and --base-url")])
 @pytest.mark.parametrize("unit", UNITS)
-def test_auth_and_not_found_stop_the_run_without_retry(cli, server, runs_dir: Path, unit: str, status: int,
-                                                       fix: str) -> None:
+def test_auth_and_not_found_stop_the_run_without_retry(
+    cli, server, runs_dir: Path, unit: str, status: int, fix: str
+) -> None:
     server.script(unit, FakeResponse(status=status, error_message=f"Incorrect API key provided: {TEST_KEY}"))
     result = cli("run", str(SEED), *FAST)
     assert result.exit_code == 1

@@ -40,8 +40,9 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path: Path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["brief.json"]
 
 
-def test_a_cache_entry_that_cannot_be_written_is_skipped_and_leaves_nothing(tmp_path: Path,
-                                                                            file_size_limit: int) -> None:
+def test_a_cache_entry_that_cannot_be_written_is_skipped_and_leaves_nothing(
+    tmp_path: Path, file_size_limit: int
+) -> None:
     cache = ResponseCache(tmp_path)
     key = cache.key({"messages": []}, endpoint=ENDPOINT)
     cache.put(key, {"content": "x" * (2 * file_size_limit)}, endpoint=ENDPOINT)  # no exception: skipped
@@ -54,8 +55,11 @@ def test_cache_entries_are_private_and_hold_any_text(tmp_path: Path) -> None:
     cache.put(key, {"content": "a lone \ud800 surrogate"}, endpoint=ENDPOINT)
     (entry,) = tmp_path.rglob("*.json")
     assert stat.S_IMODE(entry.stat().st_mode) == 0o600
-    assert cache.get(key, endpoint=ENDPOINT) == {"content": "a lone \ud800 surrogate", "finish_reason": None,
-                                                 "refusal": None}
+    assert cache.get(key, endpoint=ENDPOINT) == {
+        "content": "a lone \ud800 surrogate",
+        "finish_reason": None,
+        "refusal": None,
+    }
 
 
 def test_json_text_escapes_lone_surrogates_and_reads_back_the_same() -> None:

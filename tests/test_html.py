@@ -28,8 +28,10 @@ def page_of(run_dir: Path) -> tuple[str, Node, dict[str, Any], str]:
 
 def visible_article(node: Node) -> str:
     """A paragraph's text as read, without the small C1/Rh1 labels on the marks."""
-    return "".join(child if isinstance(child, str) else ("" if child.has_class("tag") else visible_article(child))
-                   for child in node.children)
+    return "".join(
+        child if isinstance(child, str) else ("" if child.has_class("tag") else visible_article(child))
+        for child in node.children
+    )
 
 
 def assert_self_contained(html: str, dom: Node, allowed_external: set[str] = frozenset()) -> None:
@@ -72,8 +74,10 @@ def test_seed_run_writes_a_linked_self_contained_page(cli) -> None:
         for rebuttal in expected:
             item = dom.by_id(f"rebuttal-{rebuttal['id']}")
             assert item.find_all("span", role="img", **{"aria-label": f"strength {rebuttal['strength']} of 5"})
-            assert len([pip for pip in item.find_all("span") if pip.has_class("pip") and pip.has_class("on")]) \
+            assert (
+                len([pip for pip in item.find_all("span") if pip.has_class("pip") and pip.has_class("on")])
                 == rebuttal["strength"]
+            )
             assert rebuttal["type"] in item.text()
             assert all(lead in item.text() for lead in rebuttal["what_to_check"])
         assert all(m["point"] in card.text() and m["why_it_matters"] in card.text() for m in claim["missing_context"])
@@ -144,9 +148,17 @@ def test_hostile_article_and_model_text_stays_text(runs_dir: Path) -> None:
     assert brief["article"]["url"] == hostile.JS_URL
 
 
-@pytest.mark.parametrize("url,linked", [("https://example.com/opinion?id=1", True), ("http://example.com/a", True),
-                                        ("javascript:alert(1)", False), (" JavaScript:alert(1)", False),
-                                        ("data:text/html,hi", False), ("example.com/a", False)])
+@pytest.mark.parametrize(
+    "url,linked",
+    [
+        ("https://example.com/opinion?id=1", True),
+        ("http://example.com/a", True),
+        ("javascript:alert(1)", False),
+        (" JavaScript:alert(1)", False),
+        ("data:text/html,hi", False),
+        ("example.com/a", False),
+    ],
+)
 def test_only_a_web_url_becomes_a_link(cli, url: str, linked: bool) -> None:
     result = cli("run", str(SEED))
     _, _, brief, article = page_of(result.run_dir)
@@ -180,12 +192,15 @@ def coverage_from_tokens(paragraphs) -> dict[int, set[str]]:
 def test_overlapping_nested_and_cross_paragraph_quotes_nest_cleanly() -> None:
     text = "alpha beta gamma delta\n\nepsilon zeta eta"
     spans = {"A": (0, 10), "B": (6, 16), "C": (6, 10), "D": (11, 30), "E": (0, 10), "X": (35, 99)}
-    marks = [Highlight("claim", label, start, end, f"quote-{label}", f"claim-{label}", "ok")
-             for label, (start, end) in spans.items()]
+    marks = [
+        Highlight("claim", label, start, end, f"quote-{label}", f"claim-{label}", "ok")
+        for label, (start, end) in spans.items()
+    ]
     paragraphs = article_paragraphs(text, marks)
     bounds = paragraph_bounds(text)
-    assert ["".join(t.text for t in tokens if t.kind == "text") for tokens in paragraphs] == \
-        [text[s:e] for s, e in bounds]
+    assert ["".join(t.text for t in tokens if t.kind == "text") for tokens in paragraphs] == [
+        text[s:e] for s, e in bounds
+    ]
     offsets = [i for s, e in bounds for i in range(s, e)]
     covered = coverage_from_tokens(paragraphs)
     for index, offset in enumerate(offsets):
@@ -210,5 +225,7 @@ def test_to_html_needs_the_article_text(cli) -> None:
     brief = read_brief(result.run_dir)
     with pytest.raises(ValueError, match="article_text"):
         Brief(brief).to_html()
-    assert re.search(r'<mark class="hl-claim st-ok" id="quote-C1">',
-                     Brief(brief, article_text=(result.run_dir / "article.txt").read_text()).to_html())
+    assert re.search(
+        r'<mark class="hl-claim st-ok" id="quote-C1">',
+        Brief(brief, article_text=(result.run_dir / "article.txt").read_text()).to_html(),
+    )

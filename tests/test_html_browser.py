@@ -23,8 +23,17 @@ pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
 WINDOW = (1280, 2400)
 # No network, no first-run work, no background fetches: the page is all there is.
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
 
 
 @pytest.fixture
@@ -61,8 +70,13 @@ def test_seed_brief_renders_with_its_highlights_and_cards(chromium: Path, cli, t
     claims = [c["id"] for c in read_brief(result.run_dir)["claims"]]
 
     screenshot = tmp_path / "seed_brief.png"
-    headless(chromium, tmp_path / "profile-shot", f"--screenshot={screenshot}",
-             f"--window-size={WINDOW[0]},{WINDOW[1]}", page.as_uri())
+    headless(
+        chromium,
+        tmp_path / "profile-shot",
+        f"--screenshot={screenshot}",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        page.as_uri(),
+    )
     assert png_size(screenshot) == WINDOW
     # A blank page of this size compresses to under 20 kB; the rendered brief is several times that.
     assert screenshot.stat().st_size > 100_000

@@ -31,18 +31,33 @@ The council should approve the plan at its next meeting without further delay or
 CLAIMS = {
     "thesis": "The council should approve the tram line.",
     "claims": [
-        {"id": "C1", "text": "The tram line will shorten commutes and repay its cost within ten years.",
-         "quote": "The tram line will cut commuting times across the city and pay for itself within a decade.",
-         "type": "predictive", "centrality": 5, "check_worthy": True},
-        {"id": "C2", "text": "Cities that built trams saw property values rise along the route.",
-         "quote": "every comparable city that built a tram saw property values rise along the route",
-         "type": "factual", "centrality": 3, "check_worthy": True},
+        {
+            "id": "C1",
+            "text": "The tram line will shorten commutes and repay its cost within ten years.",
+            "quote": "The tram line will cut commuting times across the city and pay for itself within a decade.",
+            "type": "predictive",
+            "centrality": 5,
+            "check_worthy": True,
+        },
+        {
+            "id": "C2",
+            "text": "Cities that built trams saw property values rise along the route.",
+            "quote": "every comparable city that built a tram saw property values rise along the route",
+            "type": "factual",
+            "centrality": 3,
+            "check_worthy": True,
+        },
     ],
 }
-SYNTHESIS = {"counter_thesis": "The case rests on optimistic forecasts.", "strongest_rebuttals": ["C1-R1"],
-             "rhetoric": [{"quote": "without further delay or consultation", "device": "urgency",
-                           "note": "Discourages scrutiny."}],
-             "open_questions": [], "caveats": []}
+SYNTHESIS = {
+    "counter_thesis": "The case rests on optimistic forecasts.",
+    "strongest_rebuttals": ["C1-R1"],
+    "rhetoric": [
+        {"quote": "without further delay or consultation", "device": "urgency", "note": "Discourages scrutiny."}
+    ],
+    "open_questions": [],
+    "caveats": [],
+}
 
 
 def test_injection_attempts_stay_inside_the_fence(cli, server, seed_script, tmp_path: Path) -> None:
@@ -101,7 +116,10 @@ def test_key_never_written_or_printed(cli, server, runs_dir: Path, tmp_path: Pat
     assert TEST_KEY not in result.stdout
     assert TEST_KEY not in result.stderr
     assert TEST_KEY[-8:] not in result.stderr, "not even a tail of it"
-    written = all_text_under(runs_dir) + all_text_under(tmp_path / "cache") if (tmp_path / "cache").exists() \
+    written = (
+        all_text_under(runs_dir) + all_text_under(tmp_path / "cache")
+        if (tmp_path / "cache").exists()
         else all_text_under(runs_dir)
+    )
     assert written, "the run wrote its record"
     assert TEST_KEY not in written and "Authorization" not in written

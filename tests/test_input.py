@@ -67,11 +67,14 @@ def test_empty_or_whitespace(cli, server, tmp_path: Path, content: str) -> None:
     assert_one_line_error(cli("run", str(path)), server, "is empty")
 
 
-@pytest.mark.parametrize("data,what", [
-    (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "PNG image"),
-    (b"hello\x00world\x00" * 50, "NUL bytes"),
-    (b"%PDF-1.7\n" + b"x" * 400, "PDF document"),
-])
+@pytest.mark.parametrize(
+    "data,what",
+    [
+        (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "PNG image"),
+        (b"hello\x00world\x00" * 50, "NUL bytes"),
+        (b"%PDF-1.7\n" + b"x" * 400, "PDF document"),
+    ],
+)
 def test_binary_data(cli, server, tmp_path: Path, data: bytes, what: str) -> None:
     path = tmp_path / "article.bin"
     path.write_bytes(data)
@@ -124,8 +127,7 @@ def test_stdin(cli, server) -> None:
 def test_over_max_chars_is_refused_or_truncated(cli, server, tmp_path: Path) -> None:
     path = tmp_path / "long.txt"
     path.write_text(SEED_TEXT + "\n\n" + "Filler paragraph about something else entirely. " * 100)
-    assert_one_line_error(cli("run", str(path), "--max-chars", "3000"), server, "over the limit of 3,000",
-                          "--truncate")
+    assert_one_line_error(cli("run", str(path), "--max-chars", "3000"), server, "over the limit of 3,000", "--truncate")
     result = cli("run", str(path), "--max-chars", "3000", "--truncate")
     assert result.exit_code == 0, result.stderr
     brief = read_brief(result.run_dir)
@@ -176,12 +178,25 @@ Le gouvernement prétend que la réforme sauvera le système. C'est faux. Les d�
 def test_non_english_article_asks_for_the_article_language(cli, server, tmp_path: Path) -> None:
     path = tmp_path / "fr.md"
     path.write_text(NON_ENGLISH)
-    claim = {"id": "C1", "text": "La réforme ne sauvera pas le système.", "quote": "C'est faux.",
-             "type": "evaluative", "centrality": 5, "check_worthy": True}
+    claim = {
+        "id": "C1",
+        "text": "La réforme ne sauvera pas le système.",
+        "quote": "C'est faux.",
+        "type": "evaluative",
+        "centrality": 5,
+        "check_worthy": True,
+    }
     server.script("extract", {"thesis": "La réforme est une erreur.", "claims": [claim]})
-    server.script("synthesize", {"counter_thesis": "La réforme répond à un déséquilibre réel.",
-                                 "strongest_rebuttals": ["C1-R1"], "rhetoric": [], "open_questions": [],
-                                 "caveats": []})
+    server.script(
+        "synthesize",
+        {
+            "counter_thesis": "La réforme répond à un déséquilibre réel.",
+            "strongest_rebuttals": ["C1-R1"],
+            "rhetoric": [],
+            "open_questions": [],
+            "caveats": [],
+        },
+    )
     result = cli("run", str(path))
     assert result.exit_code == 0, result.stderr
     system = server.requests[0].body["messages"][0]["content"]

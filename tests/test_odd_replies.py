@@ -20,13 +20,25 @@ DEEP = 100_000
 
 def completion(choices: Any) -> dict[str, Any]:
     """A chat completion body around `choices`, as a server would send it."""
-    return {"id": "chatcmpl-odd", "object": "chat.completion", "created": 0, "model": "fake-model",
-            "choices": choices, "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}}
+    return {
+        "id": "chatcmpl-odd",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "fake-model",
+        "choices": choices,
+        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+    }
 
 
 def message(content: Any) -> list[dict[str, Any]]:
-    return [{"index": 0, "finish_reason": "stop", "logprobs": None,
-             "message": {"role": "assistant", "content": content, "refusal": None}}]
+    return [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "logprobs": None,
+            "message": {"role": "assistant", "content": content, "refusal": None},
+        }
+    ]
 
 
 def _with_surrogate(seed_script: dict[str, Any], *, escaped: bool) -> FakeResponse:
@@ -43,26 +55,42 @@ def _with_surrogate(seed_script: dict[str, Any], *, escaped: bool) -> FakeRespon
 ODD: dict[str, tuple[Any, str]] = {
     "content-nested-deep": (lambda s: FakeResponse(content="[" * DEEP + "]" * DEEP), "invalid"),
     # Under the size limit, so it reaches the parser (past its recursion limit).
-    "content-nested-2000": (lambda s: FakeResponse(content='{"steelman": ' + "[" * 2000 + "]" * 2000 + "}"),
-                            "invalid"),
-    "body-nested-deep": (lambda s: FakeResponse(
-        body=b'{"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": '
-             + b"[" * DEEP + b"]" * DEEP + b"}"), "malformed"),
+    "content-nested-2000": (lambda s: FakeResponse(content='{"steelman": ' + "[" * 2000 + "]" * 2000 + "}"), "invalid"),
+    "body-nested-deep": (
+        lambda s: FakeResponse(
+            body=b'{"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": '
+            + b"[" * DEEP
+            + b"]" * DEEP
+            + b"}"
+        ),
+        "malformed",
+    ),
     "content-huge-integer": (lambda s: FakeResponse(content='{"steelman": ' + "9" * 5000 + "}"), "invalid"),
-    "body-huge-integer": (lambda s: FakeResponse(
-        body='{"id": "x", "object": "chat.completion", "created": ' + "9" * 5000 + ', "model": "m", "choices": []}'),
-        "malformed"),
+    "body-huge-integer": (
+        lambda s: FakeResponse(
+            body='{"id": "x", "object": "chat.completion", "created": ' + "9" * 5000 + ', "model": "m", "choices": []}'
+        ),
+        "malformed",
+    ),
     "surrogate-in-json-string": (lambda s: _with_surrogate(s, escaped=True), "invalid"),
     "surrogate-in-reply-text": (lambda s: _with_surrogate(s, escaped=False), "invalid"),
     "content-is-object": (lambda s: FakeResponse(body=completion(message(s["rebuttals"]["C3"]))), "malformed"),
     "choices-is-string": (lambda s: FakeResponse(body=completion("not a list")), "malformed"),
     "choice-without-message": (lambda s: FakeResponse(body=completion([5])), "malformed"),
-    "message-is-string": (lambda s: FakeResponse(body=completion([{"index": 0, "finish_reason": "stop",
-                                                                   "message": "hi"}])), "malformed"),
-    "finish-reason-3mb": (lambda s: FakeResponse(body=completion(
-        [{**message(json.dumps(s["rebuttals"]["C3"]))[0], "finish_reason": "x" * 3_000_000}])), "malformed"),
-    "html-error-page": (lambda s: FakeResponse(
-        body="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"), "malformed"),
+    "message-is-string": (
+        lambda s: FakeResponse(body=completion([{"index": 0, "finish_reason": "stop", "message": "hi"}])),
+        "malformed",
+    ),
+    "finish-reason-3mb": (
+        lambda s: FakeResponse(
+            body=completion([{**message(json.dumps(s["rebuttals"]["C3"]))[0], "finish_reason": "x" * 3_000_000}])
+        ),
+        "malformed",
+    ),
+    "html-error-page": (
+        lambda s: FakeResponse(body="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"),
+        "malformed",
+    ),
 }
 
 
@@ -95,8 +123,12 @@ def test_odd_reply_fails_only_its_unit(cli, server, seed_script, case: str) -> N
 
 # -- token counts (item 5) --------------------------------------------------------------------
 
-ODD_USAGE = {"prompt_tokens": -5, "completion_tokens": 12.5, "total_tokens": 7.5,
-             "prompt_tokens_details": {"cached_tokens": -1}}
+ODD_USAGE = {
+    "prompt_tokens": -5,
+    "completion_tokens": 12.5,
+    "total_tokens": 7.5,
+    "prompt_tokens_details": {"cached_tokens": -1},
+}
 
 
 def test_odd_token_counts_are_clamped_noted_and_resumable(cli, server, seed_script) -> None:
@@ -150,8 +182,10 @@ def test_a_5mb_invalid_field_is_neither_echoed_nor_stored(cli, server, seed_scri
     error_line = result.stderr.strip().splitlines()[-1]
     files = _brief_file_sizes(result.run_dir)
     total = _run_dir_bytes(result.run_dir)
-    print(f"\nrequest {sizes[0]:,} B, re-ask {sizes[1]:,} B; stderr line {len(error_line):,} chars; "
-          f"brief files {files}; run dir {total:,} B")
+    print(
+        f"\nrequest {sizes[0]:,} B, re-ask {sizes[1]:,} B; stderr line {len(error_line):,} chars; "
+        f"brief files {files}; run dir {total:,} B"
+    )
     assert sizes[1] - sizes[0] < 10_000, "the re-ask quotes back at most a bounded head and bounded messages"
     assert error_line.startswith("error: Claim extraction failed (invalid): ") and len(error_line) < 1_000
     assert "more than the 48,000 this answer can need" in error_line

@@ -57,6 +57,7 @@ def run_against(cli, fake: FakeOpenAIServer, *args: str, **kwargs: Any):
 
 # -- the concurrent per-claim stage ------------------------------------------------------------
 
+
 def test_claims_keep_extraction_order_when_they_finish_in_reverse(cli, server, seed_script) -> None:
     for n, claim in enumerate(CLAIMS):
         server.script(claim, FakeResponse(content=seed_script["rebuttals"][claim], delay=0.25 * (len(CLAIMS) - n)))
@@ -84,11 +85,15 @@ def test_per_claim_calls_overlap_at_the_default_concurrency(cli, server) -> None
     assert manifest["settings"]["concurrency"] == 8
 
 
-@pytest.mark.parametrize("args,env,limit", [
-    (["--concurrency", "1"], {}, 1),
-    (["--concurrency", "3"], {}, 3),
-    ([], {"COUNTERPOINT_CONCURRENCY": "2"}, 2),
-], ids=["option-1", "option-3", "env-2"])
+@pytest.mark.parametrize(
+    "args,env,limit",
+    [
+        (["--concurrency", "1"], {}, 1),
+        (["--concurrency", "3"], {}, 3),
+        ([], {"COUNTERPOINT_CONCURRENCY": "2"}, 2),
+    ],
+    ids=["option-1", "option-3", "env-2"],
+)
 def test_concurrency_limits_requests_in_flight(cli, server, args: list[str], env: dict[str, str], limit: int) -> None:
     server.latency = 0.2
     result = cli("run", str(SEED), *args, env=env)
@@ -162,6 +167,7 @@ def test_a_429_storm_is_waited_out_without_hammering_the_endpoint(cli, seed_scri
 
 # -- prompt layout for provider prefix caching -----------------------------------------------
 
+
 def test_every_request_starts_with_the_same_prefix_and_ends_with_the_claim(cli, server, seed_script) -> None:
     result = cli("run", str(SEED))
     assert result.exit_code == 0, result.stderr
@@ -204,6 +210,7 @@ def test_provider_cached_tokens_are_recorded_per_attempt_stage_and_run(cli, seed
 
 # -- accounting ------------------------------------------------------------------------------
 
+
 def test_tokens_per_stage_and_attempt_equal_what_the_server_reported(cli, seed_script) -> None:
     with FakeOpenAIServer(scripted_handler(seed_script), prefix_cache=True) as fake:
         fake.script("C2", {"unexpected": True})  # answered with usage, then re-asked
@@ -215,9 +222,16 @@ def test_tokens_per_stage_and_attempt_equal_what_the_server_reported(cli, seed_s
     assert len(calls) == len(fake.requests) == 13
     for unit in UNITS:
         sent = [r.reply_usage for r in fake.requests_for(unit)]
-        expected = [{"prompt_tokens": u["prompt_tokens"], "completion_tokens": u["completion_tokens"],
-                     "cached_tokens": u["prompt_tokens_details"]["cached_tokens"]} if u else
-                    {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0} for u in sent]
+        expected = [
+            {
+                "prompt_tokens": u["prompt_tokens"],
+                "completion_tokens": u["completion_tokens"],
+                "cached_tokens": u["prompt_tokens_details"]["cached_tokens"],
+            }
+            if u
+            else {"prompt_tokens": 0, "completion_tokens": 0, "cached_tokens": 0}
+            for u in sent
+        ]
         assert [c["usage"] for c in calls if c["unit"] == unit] == expected, unit
     failed = next(c for c in calls if c["unit"] == "C2")
     assert failed["outcome"] == "invalid" and failed["usage"]["completion_tokens"] > 0
@@ -230,8 +244,11 @@ def test_tokens_per_stage_and_attempt_equal_what_the_server_reported(cli, seed_s
     assert {k: manifest["usage"]["total"][k] for k in total} == total
 
     input_price, cached_price, output_price = PRICES_PER_MILLION["gpt-4.1-mini"]
-    expected_cost = ((total["prompt_tokens"] - total["cached_tokens"]) * input_price
-                     + total["cached_tokens"] * cached_price + total["completion_tokens"] * output_price) / 1e6
+    expected_cost = (
+        (total["prompt_tokens"] - total["cached_tokens"]) * input_price
+        + total["cached_tokens"] * cached_price
+        + total["completion_tokens"] * output_price
+    ) / 1e6
     assert manifest["cost"]["status"] == "priced"
     assert manifest["cost"]["usd"] == pytest.approx(expected_cost, abs=1e-6)
     assert manifest["summary"]["cost_usd"] == manifest["cost"]["usd"]
@@ -254,6 +271,7 @@ def test_a_model_outside_the_price_table_is_unpriced_never_zero(cli, server, run
 
 
 # -- the response cache ----------------------------------------------------------------------
+
 
 def cache_files(directory: Path) -> list[Path]:
     return sorted(directory.rglob("*.json")) if directory.exists() else []
@@ -293,8 +311,11 @@ def test_a_different_sampling_setting_misses_the_cache(cli, server) -> None:
     assert len(server.requests) == 20, "the same setting hits"
 
 
-@pytest.mark.parametrize("garbage", [b"\x00\xff\xfe not json", b'{"key": "trunc', b"[]", b'{"key": "other"}'],
-                         ids=["binary", "truncated", "wrong-type", "wrong-key"])
+@pytest.mark.parametrize(
+    "garbage",
+    [b"\x00\xff\xfe not json", b'{"key": "trunc', b"[]", b'{"key": "other"}'],
+    ids=["binary", "truncated", "wrong-type", "wrong-key"],
+)
 def test_a_corrupt_cache_entry_is_ignored_and_overwritten(cli, server, tmp_path: Path, garbage: bytes) -> None:
     assert cli("run", str(SEED)).exit_code == 0
     entries = cache_files(tmp_path / "cache")
@@ -328,11 +349,11 @@ HEAVY = ("openai", "httpx", "httpx2", "jsonschema", "jinja2", "tenacity", "trafi
 
 def imported_after(code: str, tmp_path: Path) -> list[str]:
     """Run `code` in a fresh interpreter, then list which heavy packages it had imported."""
-    probe = (f"import sys\n{code}\n"
-             f"print(sorted({{name.split('.')[0] for name in sys.modules}} & set({HEAVY!r})))")
+    probe = f"import sys\n{code}\nprint(sorted({{name.split('.')[0] for name in sys.modules}} & set({HEAVY!r})))"
     env = {**os.environ, "OPENAI_API_KEY": TEST_KEY, "COUNTERPOINT_CACHE_DIR": str(tmp_path / "cache")}
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=env,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"'))
 
@@ -341,14 +362,24 @@ def test_the_import_probe_sees_heavy_imports(tmp_path: Path) -> None:
     assert {"openai", "pydantic"} <= set(imported_after("import openai", tmp_path))
 
 
-@pytest.mark.parametrize("args", [["--help"], ["runs", "--runs-dir", "RUNS"], ["runs", "--json", "--runs-dir", "RUNS"]],
-                         ids=["help", "runs", "runs-json"])
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["runs", "--runs-dir", "RUNS"], ["runs", "--json", "--runs-dir", "RUNS"]],
+    ids=["help", "runs", "runs-json"],
+)
 def test_help_and_runs_import_no_heavy_module(tmp_path: Path, args: list[str]) -> None:
     runs = tmp_path / "runs"
     (runs / "20260101T000000Z-an-article-abc123").mkdir(parents=True)
-    (runs / "20260101T000000Z-an-article-abc123" / "manifest.json").write_text(json.dumps({
-        "status": "complete", "model": "gpt-4.1-mini", "article": {"title": "An article"},
-        "summary": {"claims": 8, "tokens": 1000, "cost_usd": 0.001, "cost_status": "priced"}}))
+    (runs / "20260101T000000Z-an-article-abc123" / "manifest.json").write_text(
+        json.dumps(
+            {
+                "status": "complete",
+                "model": "gpt-4.1-mini",
+                "article": {"title": "An article"},
+                "summary": {"claims": 8, "tokens": 1000, "cost_usd": 0.001, "cost_status": "priced"},
+            }
+        )
+    )
     argv = [arg.replace("RUNS", str(runs)) for arg in args]
     code = f"from pipeline.cli import main\nmain({argv!r}, standalone_mode=False)"
     assert imported_after(code, tmp_path) == []
@@ -356,8 +387,10 @@ def test_help_and_runs_import_no_heavy_module(tmp_path: Path, args: list[str]) -
 
 def test_a_run_loads_no_checker_renderer_or_fetcher_before_its_first_request(tmp_path: Path) -> None:
     """What a run imports up to the first request: jsonschema, jinja2 and urllib3 come later or never."""
-    code = ("import pipeline.cli, pipeline.api, pipeline.engine, pipeline.article, pipeline.sources, pipeline.web, "
-            "pipeline.fetch, pipeline.stages")
+    code = (
+        "import pipeline.cli, pipeline.api, pipeline.engine, pipeline.article, pipeline.sources, pipeline.web, "
+        "pipeline.fetch, pipeline.stages"
+    )
     loaded = set(imported_after(code, tmp_path))
     assert not loaded & {"jsonschema", "jinja2", "urllib3", "openai"}, loaded
 
@@ -372,8 +405,9 @@ def test_validators_and_the_page_template_are_built_during_the_first_round_trip(
 
     def handler(unit: str, body: dict[str, Any]) -> Any:
         if unit in CLAIMS and not at_first_claim:
-            at_first_claim.update(validators=schemas.validator.cache_info().currsize,
-                                  templates=brief_html.template.cache_info().currsize)
+            at_first_claim.update(
+                validators=schemas.validator.cache_info().currsize, templates=brief_html.template.cache_info().currsize
+            )
         return answer(unit, body)
 
     schemas.validator.cache_clear()
@@ -387,9 +421,11 @@ def test_validators_and_the_page_template_are_built_during_the_first_round_trip(
 def test_a_rerun_answered_from_the_cache_never_loads_the_sdk(cli, server, tmp_path: Path) -> None:
     assert cli("run", str(SEED)).exit_code == 0
     runs = tmp_path / "rerun"
-    code = (f"from pipeline.cli import main\n"
-            f"try:\n    main(['run', {str(SEED)!r}, '--base-url', {server.base_url!r}, '--runs-dir', {str(runs)!r}, "
-            f"'--quiet'], standalone_mode=False)\nexcept SystemExit as done:\n    assert done.code == 0, done.code")
+    code = (
+        f"from pipeline.cli import main\n"
+        f"try:\n    main(['run', {str(SEED)!r}, '--base-url', {server.base_url!r}, '--runs-dir', {str(runs)!r}, "
+        f"'--quiet'], standalone_mode=False)\nexcept SystemExit as done:\n    assert done.code == 0, done.code"
+    )
     assert "openai" not in imported_after(code, tmp_path)
     assert len(server.requests) == 10
     assert len(list(runs.iterdir())) == 1
@@ -404,8 +440,9 @@ def test_the_program_keeps_its_output_and_exit_codes_when_it_skips_teardown(serv
     assert (Path(complete.stdout.strip().splitlines()[-1]) / "brief.json").is_file()
     assert "complete" in complete.stderr
     server.script("C3", FakeResponse(status=400, error_message="no"))
-    partial = run_subprocess(["run", str(SEED), "--base-url", server.base_url, "--runs-dir", str(runs_dir),
-                              "--no-cache", "--json"], env=env)
+    partial = run_subprocess(
+        ["run", str(SEED), "--base-url", server.base_url, "--runs-dir", str(runs_dir), "--no-cache", "--json"], env=env
+    )
     assert partial.returncode == 3
     assert json.loads(partial.stdout)["status"] == "partial", "all of the JSON reached the pipe"
     usage = run_subprocess(["run", "--bogus"], env=env)

@@ -34,7 +34,9 @@ def test_piped_stderr_gets_the_summary_but_no_progress(cli, server) -> None:
     assert lines[0] == "complete: 8 claims (8 ok), synthesis ok"
     assert re.fullmatch(
         rf"11 calls \(0 cached, 1 retry\), {usage['prompt_tokens']:,} prompt \+ {usage['completion_tokens']:,} "
-        rf"completion tokens \(0 cached\), cost \${brief['run']['cost_usd']:.4f}, \d+\.\ds", lines[1]), lines[1]
+        rf"completion tokens \(0 cached\), cost \${brief['run']['cost_usd']:.4f}, \d+\.\ds",
+        lines[1],
+    ), lines[1]
     assert usage["calls"] == 11
     assert lines[2] == f"brief: {result.run_dir} (brief.html, brief.md, brief.json)"
 
@@ -69,8 +71,12 @@ def test_a_terminal_sees_stage_claims_and_retries(server, runs_dir: Path, tmp_pa
     server.script("C2", "not json")
     server.script("C4", FakeResponse(status=503))
     leader, follower = pty.openpty()
-    process = start_counterpoint(["run", str(SEED), "--base-url", server.base_url, "--runs-dir", str(runs_dir),
-                                  "--concurrency", "1"], env={"OPENAI_API_KEY": TEST_KEY}, stderr=follower, text=False)
+    process = start_counterpoint(
+        ["run", str(SEED), "--base-url", server.base_url, "--runs-dir", str(runs_dir), "--concurrency", "1"],
+        env={"OPENAI_API_KEY": TEST_KEY},
+        stderr=follower,
+        text=False,
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -109,8 +115,12 @@ def test_progress_lines_follow_the_events() -> None:
     progress("reused", unit="rebut-C2")
     progress("warning", message="resuming anyway")
     assert stream.getvalue().splitlines() == [
-        "stage: rebut (3 claims)", "retry: rebut C1 attempt 1: HTTP 429", "claims: 1/3 done (C1 ok)",
-        "resume: reusing rebut-C2", "warning: resuming anyway"]
+        "stage: rebut (3 claims)",
+        "retry: rebut C1 attempt 1: HTTP 429",
+        "claims: 1/3 done (C1 ok)",
+        "resume: reusing rebut-C2",
+        "warning: resuming anyway",
+    ]
     assert progress.retries == 1
     quiet = io.StringIO()
     silent = Progress(quiet, live=True, quiet=True)

@@ -18,17 +18,22 @@ from .conftest import SEED, SEED_ARTICLE, extract, extract_after_a_bad_claim, re
 
 # -- locate: what a copied passage may change -------------------------------------------------
 
-@pytest.mark.parametrize(("text", "quote", "own"), [
-    ("The co\u00adoperation failed badly.", "The cooperation failed badly.", "co\u00adoperation"),  # soft hyphen
-    ("A zero\u200bwidth space here.", "A zerowidth space here.", "zero\u200bwidth"),
-    ("He paused\u2026 and then went on.", "He paused... and then went on.", "\u2026"),
-    ("It was\u2014as ever\u2014too late.", "It was--as ever--too late.", "\u2014"),
-    ("It was \u2014 as ever \u2014 too late.", "It was --- as ever --- too late.", "\u2014"),
-    (unicodedata.normalize("NFD", "Le café était fermé."), "Le café était fermé.", "e\u0301"),
-    ("Le café était fermé.", unicodedata.normalize("NFD", "Le café était fermé."), "é"),
-])
-def test_locate_matches_copying_variants_and_points_at_the_articles_own_characters(text: str, quote: str,
-                                                                                     own: str) -> None:
+
+@pytest.mark.parametrize(
+    ("text", "quote", "own"),
+    [
+        ("The co\u00adoperation failed badly.", "The cooperation failed badly.", "co\u00adoperation"),  # soft hyphen
+        ("A zero\u200bwidth space here.", "A zerowidth space here.", "zero\u200bwidth"),
+        ("He paused\u2026 and then went on.", "He paused... and then went on.", "\u2026"),
+        ("It was\u2014as ever\u2014too late.", "It was--as ever--too late.", "\u2014"),
+        ("It was \u2014 as ever \u2014 too late.", "It was --- as ever --- too late.", "\u2014"),
+        (unicodedata.normalize("NFD", "Le café était fermé."), "Le café était fermé.", "e\u0301"),
+        ("Le café était fermé.", unicodedata.normalize("NFD", "Le café était fermé."), "é"),
+    ],
+)
+def test_locate_matches_copying_variants_and_points_at_the_articles_own_characters(
+    text: str, quote: str, own: str
+) -> None:
     article = "Before it. " + text + " After it."
     span = article_mod.locate(article, quote)
     assert span is not None
@@ -48,18 +53,22 @@ def test_a_quote_must_hold_four_words_or_a_whole_sentence() -> None:
     too_short = "too short to ground a claim; quote at least 4 words or a whole sentence"
     for quote in ("the", "The", ".", "he said", "will fail.", "政策", "high."):
         assert article_mod.grounding_problem(text, quote) == (
-            "not found verbatim in the article" if quote == "the" else too_short), quote
+            "not found verbatim in the article" if quote == "the" else too_short
+        ), quote
     for quote in ("C'est faux.", "C'est faux", "Taxes are high.", "The plan, he said", "这个政策是", "好。"):
         assert article_mod.grounding_problem(text, quote) is None, quote
 
 
 # -- the stages re-ask ----------------------------------------------------------------------
 
+
 def test_a_too_short_claim_quote_is_reasked(seed_script) -> None:
     llm = extract_after_a_bad_claim(seed_script, 2, "quote", "the")
     assert len(llm.history) == 2
-    assert ("$.claims[2].quote: too short to ground a claim; quote at least 4 words or a whole sentence: 'the'"
-            in llm.history[1]["messages"][-1]["content"])
+    assert (
+        "$.claims[2].quote: too short to ground a claim; quote at least 4 words or a whole sentence: 'the'"
+        in llm.history[1]["messages"][-1]["content"]
+    )
 
 
 def test_a_too_short_rhetoric_quote_and_a_repeated_strongest_rebuttal_are_refused(seed_script) -> None:
@@ -84,6 +93,7 @@ def test_more_claims_than_max_claims_keeps_the_most_central(seed_script) -> None
 
 
 # -- through the CLI and the fake server ---------------------------------------------------
+
 
 def test_run_with_more_claims_than_max_claims_writes_a_brief_with_a_note(cli, server) -> None:
     result = cli("run", str(SEED), "--max-claims", "5")
@@ -144,8 +154,10 @@ def test_run_where_the_model_repeats_a_claim_analyses_it_once(cli, server, seed_
 def test_more_claims_than_the_cli_allows_are_still_cut_not_refused(cli, server, seed_script) -> None:
     """--max-claims stops at 12, but a model may return more: the schema leaves room to cut them."""
     many = json.loads(json.dumps(seed_script["extract"]))
-    extra = [{**claim, "id": f"C{9 + n}", "text": f"{claim['text']} (restated {n})", "centrality": 1}
-             for n, claim in enumerate(many["claims"][:6])]
+    extra = [
+        {**claim, "id": f"C{9 + n}", "text": f"{claim['text']} (restated {n})", "centrality": 1}
+        for n, claim in enumerate(many["claims"][:6])
+    ]
     many["claims"] += extra  # 14 claims
     server.script("extract", many)
     for claim in extra[:4]:  # the 12 kept: the 8 given claims, then the first 4 of the least central

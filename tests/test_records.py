@@ -36,16 +36,24 @@ def resume(cli, run_dir: Path) -> Any:
 
 # -- item 14: damaged records ----------------------------------------------------------------
 
-def test_one_deeply_nested_manifest_does_not_take_down_the_runs_listing(cli, partial_run: Path,
-                                                                        runs_dir: Path) -> None:
+
+def test_one_deeply_nested_manifest_does_not_take_down_the_runs_listing(cli, partial_run: Path, runs_dir: Path) -> None:
     broken = runs_dir / "20991231T000000Z-deep-aaaaaa"
     broken.mkdir()
     (broken / "manifest.json").write_text(DEEP)
     typed = runs_dir / "20991230T000000Z-typed-bbbbbb"
     typed.mkdir()
-    (typed / "manifest.json").write_text(json.dumps({
-        "status": ["x"], "model": 7, "created": 5, "article": {"title": {"a": 1}},
-        "summary": {"claims": "many", "tokens": "lots", "cost_usd": "free", "cost_status": 3}}))
+    (typed / "manifest.json").write_text(
+        json.dumps(
+            {
+                "status": ["x"],
+                "model": 7,
+                "created": 5,
+                "article": {"title": {"a": 1}},
+                "summary": {"claims": "many", "tokens": "lots", "cost_usd": "free", "cost_status": 3},
+            }
+        )
+    )
 
     table = cli("runs", "--runs-dir", str(runs_dir))
     assert table.exit_code == 0, table.stderr
@@ -57,14 +65,18 @@ def test_one_deeply_nested_manifest_does_not_take_down_the_runs_listing(cli, par
     assert rows[1]["tokens"] is None and rows[1]["cost_usd"] is None and rows[2]["status"] == "partial"
 
 
-@pytest.mark.parametrize("content,why", [
-    (DEEP, "as JSON (nested too deeply)"),
-    ("[1, 2]", "is damaged (it is not a JSON object)"),
-    ('{"fingerprint": [], "article": {}, "settings": {}}', "is damaged ('fingerprint' is not a JSON object)"),
-    ('{"article": "x"}', "is damaged ('article' is not a JSON object)"),
-])
-def test_resume_of_a_damaged_manifest_is_one_line_naming_it(cli, server, partial_run: Path, content: str,
-                                                           why: str) -> None:
+@pytest.mark.parametrize(
+    "content,why",
+    [
+        (DEEP, "as JSON (nested too deeply)"),
+        ("[1, 2]", "is damaged (it is not a JSON object)"),
+        ('{"fingerprint": [], "article": {}, "settings": {}}', "is damaged ('fingerprint' is not a JSON object)"),
+        ('{"article": "x"}', "is damaged ('article' is not a JSON object)"),
+    ],
+)
+def test_resume_of_a_damaged_manifest_is_one_line_naming_it(
+    cli, server, partial_run: Path, content: str, why: str
+) -> None:
     (partial_run / "manifest.json").write_text(content)
     seen = len(server.requests)
     result = resume(cli, partial_run)
@@ -74,19 +86,31 @@ def test_resume_of_a_damaged_manifest_is_one_line_naming_it(cli, server, partial
     assert len(server.requests) == seen
 
 
-@pytest.mark.parametrize("name,value", [("max_claims", "lots"), ("reasks", None), ("temperature", "hot"),
-                                        ("max_claims", [1]), ("reasks", {"a": 1}), ("max_claims", 1e999)])
-def test_resume_of_a_wrongly_typed_recorded_setting_is_one_line_naming_it(cli, server, partial_run: Path,
-                                                                         name: str, value: Any) -> None:
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("max_claims", "lots"),
+        ("reasks", None),
+        ("temperature", "hot"),
+        ("max_claims", [1]),
+        ("reasks", {"a": 1}),
+        ("max_claims", 1e999),
+    ],
+)
+def test_resume_of_a_wrongly_typed_recorded_setting_is_one_line_naming_it(
+    cli, server, partial_run: Path, name: str, value: Any
+) -> None:
     manifest = read_manifest(partial_run)
     manifest["settings"][name] = value
     (partial_run / "manifest.json").write_text(json.dumps(manifest))
     seen = len(server.requests)
     result = resume(cli, partial_run)
     assert result.exit_code == 1
-    assert one_error_line(result) == (f"error: {partial_run / 'manifest.json'} is damaged (settings.{name} is "
-                                      f"{value!r}); pass --{name.replace('_', '-')} to resume anyway, or start a "
-                                      "new run")
+    assert one_error_line(result) == (
+        f"error: {partial_run / 'manifest.json'} is damaged (settings.{name} is "
+        f"{value!r}); pass --{name.replace('_', '-')} to resume anyway, or start a "
+        "new run"
+    )
     assert len(server.requests) == seen
 
 
@@ -112,24 +136,34 @@ def test_resume_redoes_a_damaged_unit(cli, server, partial_run: Path, content: s
 def test_resume_skips_damaged_or_wrongly_typed_lines_of_the_calls_log(cli, server, partial_run: Path) -> None:
     calls = partial_run / "calls.jsonl"
     good = calls.read_text().splitlines()
-    damaged = [DEEP, "[]", "17", json.dumps({"stage": 1}), json.dumps({**json.loads(good[0]), "usage": "lots"}),
-               '{"stage": "rebut", "unit": "C9", "cut short']
+    damaged = [
+        DEEP,
+        "[]",
+        "17",
+        json.dumps({"stage": 1}),
+        json.dumps({**json.loads(good[0]), "usage": "lots"}),
+        '{"stage": "rebut", "unit": "C9", "cut short',
+    ]
     calls.write_text("\n".join(good + damaged))  # the last line has no newline, as after a kill
     result = resume(cli, partial_run)
     assert result.exit_code == 0, result.stderr
     lines = calls.read_text().splitlines()
-    assert lines[:len(good) + len(damaged)] == good + damaged  # the record itself is left as it was
-    assert all(json.loads(line)["unit"] in ("C3", "synthesize") for line in lines[len(good) + len(damaged):])
+    assert lines[: len(good) + len(damaged)] == good + damaged  # the record itself is left as it was
+    assert all(json.loads(line)["unit"] in ("C3", "synthesize") for line in lines[len(good) + len(damaged) :])
     manifest = read_manifest(partial_run)
     assert manifest["status"] == "complete" and manifest["usage"]["total"]["calls"] == len(lines) - len(damaged)
 
 
-@pytest.mark.parametrize("damage,why", [
-    (lambda run: (run / "article.txt").unlink(), "(No such file or directory)"),
-    (lambda run: (run / "article.txt").write_bytes(b"caf\xe9 au lait"), "(not UTF-8 text: byte 0xe9 at offset 3)"),
-])
-def test_resume_without_a_readable_article_is_one_line_naming_it(cli, server, partial_run: Path, damage: Any,
-                                                                why: str) -> None:
+@pytest.mark.parametrize(
+    "damage,why",
+    [
+        (lambda run: (run / "article.txt").unlink(), "(No such file or directory)"),
+        (lambda run: (run / "article.txt").write_bytes(b"caf\xe9 au lait"), "(not UTF-8 text: byte 0xe9 at offset 3)"),
+    ],
+)
+def test_resume_without_a_readable_article_is_one_line_naming_it(
+    cli, server, partial_run: Path, damage: Any, why: str
+) -> None:
     damage(partial_run)
     seen = len(server.requests)
     result = resume(cli, partial_run)
@@ -168,9 +202,10 @@ def test_validate_accepts_a_brief_saved_with_a_byte_order_mark(cli, partial_run:
 
 # -- item 15: terminal escapes ---------------------------------------------------------------
 
-def test_escape_sequences_from_the_model_and_the_title_never_reach_the_terminal(cli, server, seed_script,
-                                                                               runs_dir: Path,
-                                                                               tmp_path: Path) -> None:
+
+def test_escape_sequences_from_the_model_and_the_title_never_reach_the_terminal(
+    cli, server, seed_script, runs_dir: Path, tmp_path: Path
+) -> None:
     rebuttal = copy.deepcopy(seed_script["rebuttals"]["C1"])
     rebuttal["steelman"] = MODEL_TEXT_ATTACK
     server.script("C1", FakeResponse(content=rebuttal))
@@ -207,6 +242,7 @@ def test_error_lines_carry_no_escape_sequences(cli, tmp_path: Path) -> None:
 
 # -- item 20c: the runs table ----------------------------------------------------------------
 
+
 def test_a_newline_or_control_character_in_model_cannot_break_the_runs_table(cli, runs_dir: Path) -> None:
     weird = "fake\nmodel\r\x1b[2J\tx"
     run = cli("run", str(SEED), "--model", weird, "--no-cache")
@@ -226,8 +262,10 @@ def test_a_newline_or_control_character_in_model_cannot_break_the_runs_table(cli
 
 # -- item 17: resume hints and validate ------------------------------------------------------
 
-def test_show_of_an_unfinished_run_gives_a_runnable_resume_command(cli, server, partial_run: Path,
-                                                                   runs_dir: Path) -> None:
+
+def test_show_of_an_unfinished_run_gives_a_runnable_resume_command(
+    cli, server, partial_run: Path, runs_dir: Path
+) -> None:
     (partial_run / "brief.md").unlink()
     result = cli("show", partial_run.name, "--runs-dir", str(runs_dir))
     assert result.exit_code == 1
@@ -245,8 +283,9 @@ def test_an_interrupted_brief_names_a_runnable_resume_command(cli, server, runs_
     from pipeline.engine import Settings
     from pipeline.testing import FakeLLM
 
-    work = api.run_brief(sources.load(str(SEED)), Settings(model="fake-model"), FakeLLM(asyncio.CancelledError()),
-                         runs_dir=runs_dir)
+    work = api.run_brief(
+        sources.load(str(SEED)), Settings(model="fake-model"), FakeLLM(asyncio.CancelledError()), runs_dir=runs_dir
+    )
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(work)
     (run_dir,) = runs_dir.iterdir()
@@ -282,4 +321,5 @@ def test_the_resume_hint_of_a_run_found_by_a_path_that_is_no_id_is_that_path(tmp
     renamed = tmp_path / "my run (copy)"
     assert resume_command(RunDir(renamed)) == f"counterpoint run --resume '{renamed}'"
     assert resume_command(RunDir(tmp_path / "20261129T070042Z-x-01bbdf")) == (
-        f"counterpoint run --resume 20261129T070042Z-x-01bbdf --runs-dir {tmp_path}")
+        f"counterpoint run --resume 20261129T070042Z-x-01bbdf --runs-dir {tmp_path}"
+    )

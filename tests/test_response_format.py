@@ -73,8 +73,9 @@ def test_auto_falls_back_to_prompt_only_when_both_are_rejected(cli_plain, seed_s
     assert manifest_of(result)["response_format"]["used"] == "prompt"
 
 
-@pytest.mark.parametrize("mode,expected", [("json_object", "json_object"), ("prompt", "none"),
-                                           ("json_schema", "json_schema")])
+@pytest.mark.parametrize(
+    "mode,expected", [("json_object", "json_object"), ("prompt", "none"), ("json_schema", "json_schema")]
+)
 def test_explicit_mode_is_used_throughout(cli_plain, seed_script, mode: str, expected: str) -> None:
     with picky_server(seed_script, set()) as server:
         result = run(cli_plain, server, "--response-format", mode)
@@ -104,6 +105,9 @@ def test_invalid_output_is_validated_the_same_in_every_mode(cli_plain, seed_scri
         server.script("C2", {"steelman": "only this"})
         result = run(cli_plain, server)
     assert result.exit_code == 0, result.stderr
-    outcomes = [json.loads(line)["outcome"] for line in (result.run_dir / "calls.jsonl").read_text().splitlines()
-                if json.loads(line)["unit"] == "C2"]
+    outcomes = [
+        json.loads(line)["outcome"]
+        for line in (result.run_dir / "calls.jsonl").read_text().splitlines()
+        if json.loads(line)["unit"] == "C2"
+    ]
     assert outcomes == ["invalid", "ok"]

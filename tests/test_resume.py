@@ -37,7 +37,8 @@ def test_sigkill_mid_run_then_resume_repeats_no_finished_unit(seed_script, runs_
     with FakeOpenAIServer(slow_handler(seed_script, fast)) as slow:
         process = start_counterpoint(
             ["run", str(SEED), "--base-url", slow.base_url, "--runs-dir", str(runs_dir), "--no-cache"],
-            env={"OPENAI_API_KEY": TEST_KEY}, text=False,
+            env={"OPENAI_API_KEY": TEST_KEY},
+            text=False,
         )
         try:
             deadline = time.monotonic() + 30
@@ -96,7 +97,10 @@ def test_a_run_recorded_with_the_former_unit_names_resumes(cli, server, runs_dir
         (units / f"rebut-{unit.name}").write_text(json.dumps({**old, "unit": f"rebut-{unit.stem}"}))
         unit.unlink()
     assert sorted(path.name for path in units.glob("*.json")) == [
-        "extract.json", *(f"rebut-C{n}.json" for n in (1, 2, 4, 5, 6, 7, 8)), "synthesize.json"]
+        "extract.json",
+        *(f"rebut-C{n}.json" for n in (1, 2, 4, 5, 6, 7, 8)),
+        "synthesize.json",
+    ]
     seen = len(server.requests)
 
     second = cli("run", "--resume", "latest", "--no-cache")
@@ -168,8 +172,9 @@ def test_resume_of_an_unknown_run_is_a_clear_error(cli, server) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupt_writes_a_partial_brief_then_resume_finishes(seed_script, runs_dir: Path, cli, server,
-                                                               sig: signal.Signals) -> None:
+def test_interrupt_writes_a_partial_brief_then_resume_finishes(
+    seed_script, runs_dir: Path, cli, server, sig: signal.Signals
+) -> None:
     fast = threading.Event()
     with FakeOpenAIServer(slow_handler(seed_script, fast)) as slow:
         slow_url = slow.base_url
@@ -190,7 +195,8 @@ def test_interrupt_writes_a_partial_brief_then_resume_finishes(seed_script, runs
         assert "partial: 8 claims (4 ok, 4 interrupted)" in stderr
         assert stderr.strip().splitlines()[-1] == (
             f"error: interrupted; what finished is saved in {run_dir}; continue with "
-            f"'counterpoint run --resume {run_dir.name} --runs-dir {runs_dir}'")
+            f"'counterpoint run --resume {run_dir.name} --runs-dir {runs_dir}'"
+        )
         brief = read_brief(run_dir)
         assert schemas.validate("brief", brief) == [] and brief["status"] == "partial"
         assert [c["status"] for c in brief["claims"]] == ["ok"] * 4 + ["failed"] * 4
@@ -221,9 +227,10 @@ def test_fatal_error_in_one_claim_keeps_the_claims_that_finished(cli, server, ru
     error = result.stderr.splitlines()[-1]
     assert error.startswith("error: " + ("the endpoint at" if status == 401 else "model 'gpt-4.1-mini' was not"))
     assert "check OPENAI_API_KEY" in error if status == 401 else "check --model and --base-url" in error
-    assert error.endswith(f". The record is in {run_dir}; once that is fixed, continue with "
-                          f"'counterpoint run --resume {run_dir.name} --runs-dir {runs_dir}"
-                          + ("'" if status == 401 else " --force'"))  # a corrected model differs from the record
+    assert error.endswith(
+        f". The record is in {run_dir}; once that is fixed, continue with "
+        f"'counterpoint run --resume {run_dir.name} --runs-dir {runs_dir}" + ("'" if status == 401 else " --force'")
+    )  # a corrected model differs from the record
     brief = read_brief(run_dir)
     assert [c["status"] for c in brief["claims"]] == ["ok"] * 4 + ["failed"] * 4
     assert all(c["error"]["kind"] == "skipped" for c in brief["claims"][4:])
@@ -256,8 +263,10 @@ def test_a_second_resume_of_a_running_run_is_refused(cli, server, runs_dir: Path
         c3_released.set()
         resuming.kill()
     assert second.returncode == 1 and second.stdout == ""
-    assert second.stderr == (f"error: run {run_dir.name} is already running (pid {resuming.pid}); wait for it to "
-                             "finish, or stop it, before resuming it\n")
+    assert second.stderr == (
+        f"error: run {run_dir.name} is already running (pid {resuming.pid}); wait for it to "
+        "finish, or stop it, before resuming it\n"
+    )
     assert resuming.returncode == 0, stderr
     assert [r.unit for r in server.requests[seen:]] == ["C3", "synthesize"]  # nothing asked twice
     calls = [json.loads(line) for line in (run_dir / "calls.jsonl").read_text().splitlines()]
@@ -272,6 +281,8 @@ def test_a_run_that_cannot_be_locked_is_a_one_line_error(cli, server, runs_dir: 
     (run_dir / ".lock").mkdir()  # cannot be opened as the lock file
     result = cli("run", "--resume", run_dir.name)
     assert result.exit_code == 1
-    assert result.stderr == (f"error: cannot write {run_dir / '.lock'} (Is a directory); what finished is saved in "
-                             f"{run_dir}: fix that, then continue with 'counterpoint run --resume {run_dir.name} "
-                             f"--runs-dir {runs_dir}'\n")
+    assert result.stderr == (
+        f"error: cannot write {run_dir / '.lock'} (Is a directory); what finished is saved in "
+        f"{run_dir}: fix that, then continue with 'counterpoint run --resume {run_dir.name} "
+        f"--runs-dir {runs_dir}'\n"
+    )

@@ -27,6 +27,7 @@ def seed_run(cli) -> Path:
 
 # -- runs -------------------------------------------------------------------------------------
 
+
 def make_runs(runs_dir: Path, template: dict[str, Any], count: int) -> list[dict[str, Any]]:
     """`count` run directories holding only a manifest (derived from a real one), oldest first."""
     start = datetime(2025, 1, 1, tzinfo=UTC)
@@ -35,8 +36,12 @@ def make_runs(runs_dir: Path, template: dict[str, Any], count: int) -> list[dict
         when = start + timedelta(minutes=17 * index)
         manifest = copy.deepcopy(template)
         run_id = new_run_id(f"article {index}", now=when)
-        manifest.update(run_id=run_id, status=STATUSES[index % 3], model=f"model-{index % 4}",
-                        created=when.isoformat(timespec="seconds"))
+        manifest.update(
+            run_id=run_id,
+            status=STATUSES[index % 3],
+            model=f"model-{index % 4}",
+            created=when.isoformat(timespec="seconds"),
+        )
         manifest["article"]["title"] = f"Article number {index}"
         manifest["summary"].update(claims=index % 9, tokens=1000 + index, cost_usd=round(index / 1000, 6))
         run = RunDir(runs_dir / run_id)
@@ -76,10 +81,16 @@ def test_runs_lists_hundreds_of_runs_newest_first_from_their_manifests(cli, seed
     assert len(lines) == 303
     assert lines[1].split()[:2] == ["20991231T000000Z-broken-aaaaaa", "unknown"]
     newest = newest_first[0]
-    assert lines[3].split() == [newest["run_id"], newest["status"], str(newest["summary"]["claims"]),
-                                f"{newest['summary']['tokens']:,}", f"${newest['summary']['cost_usd']:.4f}",
-                                *newest["created"][:16].split("T"), newest["model"],
-                                *newest["article"]["title"].split()]
+    assert lines[3].split() == [
+        newest["run_id"],
+        newest["status"],
+        str(newest["summary"]["claims"]),
+        f"{newest['summary']['tokens']:,}",
+        f"${newest['summary']['cost_usd']:.4f}",
+        *newest["created"][:16].split("T"),
+        newest["model"],
+        *newest["article"]["title"].split(),
+    ]
     status_at = lines[0].index("STATUS")  # columns line up whatever the id's length
     assert lines[1][status_at:].startswith("unknown ") and lines[3][status_at:].startswith(newest["status"] + " ")
 
@@ -96,15 +107,24 @@ def test_runs_shows_a_real_run(cli, seed_run: Path, runs_dir: Path) -> None:
     rows = json.loads(cli("runs", "--runs-dir", str(runs_dir), "--json").stdout)
     brief = read_brief(seed_run)
     usage = brief["run"]["usage"]
-    assert rows == [{
-        "id": seed_run.name, "title": brief["article"]["title"], "model": brief["run"]["model"],
-        "status": "complete", "claims": 8, "tokens": usage["prompt_tokens"] + usage["completion_tokens"],
-        "cost_usd": brief["run"]["cost_usd"], "cost_status": "priced", "created": brief["run"]["created"],
-        "path": str(seed_run),
-    }]
+    assert rows == [
+        {
+            "id": seed_run.name,
+            "title": brief["article"]["title"],
+            "model": brief["run"]["model"],
+            "status": "complete",
+            "claims": 8,
+            "tokens": usage["prompt_tokens"] + usage["completion_tokens"],
+            "cost_usd": brief["run"]["cost_usd"],
+            "cost_status": "priced",
+            "created": brief["run"]["created"],
+            "path": str(seed_run),
+        }
+    ]
 
 
 # -- show -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("fmt,name", [("md", "brief.md"), ("json", "brief.json"), ("html", "brief.html")])
 def test_show_prints_each_format(cli, seed_run: Path, runs_dir: Path, fmt: str, name: str) -> None:
@@ -146,6 +166,7 @@ def test_show_says_what_to_do_when_the_page_is_missing(cli, seed_run: Path, runs
 
 
 # -- validate ---------------------------------------------------------------------------------
+
 
 def test_validate_accepts_a_real_run_and_its_brief_json(cli, seed_run: Path) -> None:
     for target in (seed_run, seed_run / "brief.json"):
@@ -190,8 +211,9 @@ def test_validate_checks_the_article_and_the_statuses(cli, seed_run: Path, tmp_p
     (copy_dir / "article.txt").write_text("Editor's note. " + article)  # every offset now points elsewhere
     brief = read_brief(copy_dir)
     brief["claims"][4].update(status="failed", error=None, steelman=None, rebuttals=[], missing_context=[])
-    brief["synthesis"]["strongest_rebuttals"] = [r for r in brief["synthesis"]["strongest_rebuttals"]
-                                                 if not r.startswith("C5-")]
+    brief["synthesis"]["strongest_rebuttals"] = [
+        r for r in brief["synthesis"]["strongest_rebuttals"] if not r.startswith("C5-")
+    ]
     (copy_dir / "brief.json").write_text(json.dumps(brief))
 
     problems = cli("validate", str(copy_dir)).stdout.splitlines()
@@ -239,6 +261,7 @@ def test_runs_piped_into_a_reader_that_stops_early_is_quiet(cli, seed_run: Path,
 
 def test_a_bug_is_one_line_naming_it_and_raises_under_counterpoint_debug(monkeypatch, runs_dir: Path) -> None:
     """conftest sets COUNTERPOINT_DEBUG=1 so a bug fails its test; without it, a user sees one line."""
+
     def broken(*args: Any) -> None:
         raise RuntimeError("boom")
 
@@ -248,5 +271,6 @@ def test_a_bug_is_one_line_naming_it_and_raises_under_counterpoint_debug(monkeyp
     monkeypatch.delenv("COUNTERPOINT_DEBUG")
     result = run_cli("runs", "--runs-dir", str(runs_dir))
     assert result.exit_code == 1 and result.stdout == ""
-    assert one_error_line(result) == ("error: internal error (RuntimeError: boom); rerun with COUNTERPOINT_DEBUG=1 "
-                                      "and report it")
+    assert one_error_line(result) == (
+        "error: internal error (RuntimeError: boom); rerun with COUNTERPOINT_DEBUG=1 and report it"
+    )

@@ -18,5 +18,5 @@ def test_run_writes_a_complete_valid_brief(cli, server) -> None:
     assert brief["status"] == "complete"
     article = (run_dir / "article.txt").read_text()
     for claim in brief["claims"]:
-        assert article[claim["start"]:claim["end"]] == claim["quote"]
+        assert article[claim["start"] : claim["end"]] == claim["quote"]
     assert len(server.requests) == 10

@@ -25,7 +25,7 @@ def test_extraction_grounds_quotes_with_offsets(seed_script) -> None:
     raw = extract(FakeLLM(seed_script["extract"]))
     grounded = stages.ground_claims(SEED_ARTICLE, raw)
     for claim in grounded["claims"]:
-        assert SEED_ARTICLE.text[claim["start"]:claim["end"]] == claim["quote"]
+        assert SEED_ARTICLE.text[claim["start"] : claim["end"]] == claim["quote"]
     # The model wrote a straight apostrophe; the brief keeps the article's own typography.
     assert grounded["claims"][0]["quote"].startswith("Putin’s primary goal")
 
@@ -71,7 +71,9 @@ def test_rebuttal_with_url_lead_is_reasked(seed_script) -> None:
 def test_synthesis_rejects_unknown_rebuttal_ids(seed_script) -> None:
     bad = copy.deepcopy(seed_script["synthesize"])
     bad["strongest_rebuttals"] = ["C9-R1"]
-    assert stages.check_synthesis(bad, SEED_ARTICLE, {"C1-R1"}) == ["$.strongest_rebuttals[0]: C9-R1 is not one of the listed rebuttal ids"]
+    assert stages.check_synthesis(bad, SEED_ARTICLE, {"C1-R1"}) == [
+        "$.strongest_rebuttals[0]: C9-R1 is not one of the listed rebuttal ids"
+    ]
 
 
 def test_per_claim_prompt_starts_with_the_shared_article_prefix(seed_script) -> None:
@@ -103,8 +105,17 @@ def test_every_attempt_is_logged_with_usage() -> None:
     llm = FakeLLM("nope", {"thesis": "t", "claims": []}, log=record.log)
     records = record.calls
     with pytest.raises(UnitFailed):
-        asyncio.run(structured(llm, CallContext("extract", "extract"), [{"role": "user", "content": "x" * 80}],
-                               "claims", lambda d: [], max_tokens=10, reasks=1))
+        asyncio.run(
+            structured(
+                llm,
+                CallContext("extract", "extract"),
+                [{"role": "user", "content": "x" * 80}],
+                "claims",
+                lambda d: [],
+                max_tokens=10,
+                reasks=1,
+            )
+        )
     assert [r["outcome"] for r in records] == ["invalid", "invalid"]
     assert [r["attempt"] for r in records] == [1, 2]
     assert all(r["usage"]["prompt_tokens"] > 0 for r in records)

@@ -32,9 +32,21 @@ from .conftest import ROOT, one_error_line, read_brief, read_manifest
 WEB = ROOT / "tests" / "data" / "web"
 NEWS_PAGE = WEB / "news-article.html"
 CANONICAL = "https://ledger.example.com/opinion/2016/03/15/putin-assad-syria"
-BOILERPLATE = ("NAV-", "AD-LEADERBOARD", "AD-SIDEBAR", "Advertisement", "COOKIE-BANNER", "Accept all cookies",
-               "RELATED-LINK", "COMMENT-ONE", "COMMENT-TWO", "COMMENT-THREE", "ReaderInOhio", "FOOTER-TEXT",
-               "Subscribe for one dollar")
+BOILERPLATE = (
+    "NAV-",
+    "AD-LEADERBOARD",
+    "AD-SIDEBAR",
+    "Advertisement",
+    "COOKIE-BANNER",
+    "Accept all cookies",
+    "RELATED-LINK",
+    "COMMENT-ONE",
+    "COMMENT-TWO",
+    "COMMENT-THREE",
+    "ReaderInOhio",
+    "FOOTER-TEXT",
+    "Subscribe for one dollar",
+)
 HUGE_BYTES = 6_000_000
 
 
@@ -45,6 +57,7 @@ def seed_paragraphs() -> list[str]:
 
 
 # -- the local web server ---------------------------------------------------------------------
+
 
 @dataclass
 class Site:
@@ -58,8 +71,14 @@ class Site:
         return f"http://{host}:{self.port}{path}"
 
 
-def send(http: BaseHTTPRequestHandler, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-         *, length: bool = True) -> None:
+def send(
+    http: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    *,
+    length: bool = True,
+) -> None:
     try:
         http.send_response(status)
         for name, value in (headers or {}).items():
@@ -105,8 +124,9 @@ def huge(http: BaseHTTPRequestHandler) -> None:
 
 
 def without_canonical(http: BaseHTTPRequestHandler) -> None:
-    html = "\n".join(line for line in NEWS_PAGE.read_text("utf-8").split("\n")
-                     if "canonical" not in line and "og:url" not in line)
+    html = "\n".join(
+        line for line in NEWS_PAGE.read_text("utf-8").split("\n") if "canonical" not in line and "og:url" not in line
+    )
     send(http, 200, html.encode("utf-8"), {"Content-Type": "text/html; charset=utf-8"})
 
 
@@ -142,23 +162,29 @@ def serving(state: Site, tls: ssl.SSLContext | None = None) -> Iterator[Site]:
 
 @pytest.fixture
 def site() -> Iterator[Site]:
-    state = Site(routes={
-        "/opinion/putin-assad": page(NEWS_PAGE),
-        "/old-link": redirect(301, "/moved"),
-        "/moved": redirect(302, "/opinion/putin-assad"),
-        "/loop/0": endless_redirects, **{f"/loop/{n}": endless_redirects for n in range(1, 20)},
-        "/to-ftp": redirect(302, "ftp://127.0.0.1/article.html"),
-        "/short-link": redirect(302, "/plain"),
-        "/plain": without_canonical,
-        "/missing": lambda http: send(http, 404, b"<h1>Not found</h1>", {"Content-Type": "text/html"}),
-        "/broken": lambda http: send(http, 503, b"down", {"Content-Type": "text/plain"}),
-        "/slow": slow,
-        "/huge": huge,
-        "/huge-declared": lambda http: send(http, 200, b"<html>", {"Content-Type": "text/html",
-                                                                   "Content-Length": "50000000"}, length=False),
-        "/report.pdf": lambda http: send(http, 200, b"%PDF-1.7\n%binary report\n", {"Content-Type": "application/pdf"}),
-        "/front": page(WEB / "no-article.html"),
-    })
+    state = Site(
+        routes={
+            "/opinion/putin-assad": page(NEWS_PAGE),
+            "/old-link": redirect(301, "/moved"),
+            "/moved": redirect(302, "/opinion/putin-assad"),
+            "/loop/0": endless_redirects,
+            **{f"/loop/{n}": endless_redirects for n in range(1, 20)},
+            "/to-ftp": redirect(302, "ftp://127.0.0.1/article.html"),
+            "/short-link": redirect(302, "/plain"),
+            "/plain": without_canonical,
+            "/missing": lambda http: send(http, 404, b"<h1>Not found</h1>", {"Content-Type": "text/html"}),
+            "/broken": lambda http: send(http, 503, b"down", {"Content-Type": "text/plain"}),
+            "/slow": slow,
+            "/huge": huge,
+            "/huge-declared": lambda http: send(
+                http, 200, b"<html>", {"Content-Type": "text/html", "Content-Length": "50000000"}, length=False
+            ),
+            "/report.pdf": lambda http: send(
+                http, 200, b"%PDF-1.7\n%binary report\n", {"Content-Type": "application/pdf"}
+            ),
+            "/front": page(WEB / "no-article.html"),
+        }
+    )
     with serving(state):
         yield state
 
@@ -198,10 +224,15 @@ def assert_web_brief(run_dir: Path, *, url: str, source: str) -> dict[str, Any]:
     brief = read_brief(run_dir)
     assert brief["status"] == "complete"
     assert check_brief(brief, text) == []
-    assert all(text[c["start"]:c["end"]] == c["quote"] for c in brief["claims"])
-    expected = {"site": "The Meridian Ledger", "url": url, "date": "2016-03-15", "author": "James Jay Carafano",
-                "title": "Russia may be leaving Syria but Putin will have Assad's back for a long, long time",
-                "source": source}
+    assert all(text[c["start"] : c["end"]] == c["quote"] for c in brief["claims"])
+    expected = {
+        "site": "The Meridian Ledger",
+        "url": url,
+        "date": "2016-03-15",
+        "author": "James Jay Carafano",
+        "title": "Russia may be leaving Syria but Putin will have Assad's back for a long, long time",
+        "source": source,
+    }
     manifest = read_manifest(run_dir)
     for record in (brief["article"], manifest["article"]):
         assert {key: record[key] for key in expected} == expected
@@ -213,6 +244,7 @@ def assert_web_brief(run_dir: Path, *, url: str, source: str) -> dict[str, Any]:
 
 # -- extraction ---------------------------------------------------------------------------------
 
+
 def test_news_page_extraction_keeps_the_article_and_drops_the_boilerplate() -> None:
     loaded = sources.load(str(NEWS_PAGE))
     for paragraph in seed_paragraphs():
@@ -222,7 +254,11 @@ def test_news_page_extraction_keeps_the_article_and_drops_the_boilerplate() -> N
     assert "\n\n" in loaded.text and "\n\n\n" not in loaded.text  # paragraphs as in a text article
     assert (loaded.title, loaded.author, loaded.date, loaded.site, loaded.url) == (
         "Russia may be leaving Syria but Putin will have Assad's back for a long, long time",
-        "James Jay Carafano", "2016-03-15", "The Meridian Ledger", CANONICAL)
+        "James Jay Carafano",
+        "2016-03-15",
+        "The Meridian Ledger",
+        CANONICAL,
+    )
     assert loaded.html == NEWS_PAGE.read_text("utf-8")
     assert loaded.text == article.normalise(loaded.text)
 
@@ -240,22 +276,31 @@ def test_a_saved_page_with_no_article_is_refused() -> None:
         sources.load(str(WEB / "no-article.html"))
 
 
-@pytest.mark.parametrize(("raw", "declared", "encoding", "expected"), [
-    ("Ceci coûte 5 €".encode("iso-8859-15"), "ISO-8859-15", None, "Ceci coûte 5 €"),  # the HTTP charset
-    (b'<meta charset="iso-8859-15"><p>' + "5 €".encode("iso-8859-15"), None, None, "5 €"),  # <meta charset>
-    (b'<meta http-equiv="Content-Type" content="text/html; charset=koi8-r">' + "Мир".encode("koi8-r"),
-     None, None, "Мир"),
-    ("\u201cquoted\u201d".encode("cp1252"), "iso-8859-1", None, "\u201cquoted\u201d"),  # read as browsers do
-    ("caf\u00e9".encode("utf-8"), "no-such-charset", None, "caf\u00e9"),  # unknown label: detect
-    (b"\xef\xbb\xbf" + "caf\u00e9".encode("utf-8"), "iso-8859-15", None, "caf\u00e9"),  # a BOM wins
-    ("5 €".encode("iso-8859-15"), "utf-8", "iso-8859-15", "5 €"),  # --encoding wins over everything
-])
-def test_html_decoding_follows_the_declared_charset(raw: bytes, declared: str | None, encoding: str | None,
-                                                    expected: str) -> None:
+@pytest.mark.parametrize(
+    ("raw", "declared", "encoding", "expected"),
+    [
+        ("Ceci coûte 5 €".encode("iso-8859-15"), "ISO-8859-15", None, "Ceci coûte 5 €"),  # the HTTP charset
+        (b'<meta charset="iso-8859-15"><p>' + "5 €".encode("iso-8859-15"), None, None, "5 €"),  # <meta charset>
+        (
+            b'<meta http-equiv="Content-Type" content="text/html; charset=koi8-r">' + "Мир".encode("koi8-r"),
+            None,
+            None,
+            "Мир",
+        ),
+        ("\u201cquoted\u201d".encode("cp1252"), "iso-8859-1", None, "\u201cquoted\u201d"),  # read as browsers do
+        ("caf\u00e9".encode("utf-8"), "no-such-charset", None, "caf\u00e9"),  # unknown label: detect
+        (b"\xef\xbb\xbf" + "caf\u00e9".encode("utf-8"), "iso-8859-15", None, "caf\u00e9"),  # a BOM wins
+        ("5 €".encode("iso-8859-15"), "utf-8", "iso-8859-15", "5 €"),  # --encoding wins over everything
+    ],
+)
+def test_html_decoding_follows_the_declared_charset(
+    raw: bytes, declared: str | None, encoding: str | None, expected: str
+) -> None:
     assert web.decode_html(raw, "page", declared=declared, encoding=encoding).endswith(expected)
 
 
 # -- end to end ---------------------------------------------------------------------------------
+
 
 def test_saved_html_file_produces_a_complete_brief(cli, server) -> None:
     result = cli("run", str(NEWS_PAGE), "--no-cache")
@@ -304,10 +349,13 @@ def test_without_a_canonical_link_the_url_is_where_the_redirects_end(site: Site)
 
 # -- one-line errors ------------------------------------------------------------------------------
 
+
 def test_too_many_redirects(cli, runs_dir, server, site: Site) -> None:
     error = fetch_fails(cli, runs_dir, server, site.url("/loop/0"), "--allow-private-hosts")
-    assert error == (f"error: too many redirects: {site.url('/loop/0')} redirects more than 5 times; "
-                     "open it in a browser and pass the address it ends at")
+    assert error == (
+        f"error: too many redirects: {site.url('/loop/0')} redirects more than 5 times; "
+        "open it in a browser and pass the address it ends at"
+    )
     assert len(site.requests) == 6
 
 
@@ -325,48 +373,60 @@ def test_slow_server_times_out(cli, runs_dir, server, site: Site) -> None:
     started = time.monotonic()
     error = fetch_fails(cli, runs_dir, server, site.url("/slow"), "--allow-private-hosts", "--fetch-timeout", "0.5")
     assert time.monotonic() - started < 2.5
-    assert error == (f"error: timed out: {site.url('/slow')} did not answer within 0.5 s; try again later "
-                     "or raise --fetch-timeout")
+    assert error == (
+        f"error: timed out: {site.url('/slow')} did not answer within 0.5 s; try again later or raise --fetch-timeout"
+    )
 
 
 def test_huge_body_hits_the_cap(cli, runs_dir, server, site: Site) -> None:
     error = fetch_fails(cli, runs_dir, server, site.url("/huge"), "--allow-private-hosts")
-    assert error == (f"error: too large: {site.url('/huge')} is over the 5,000,000-byte limit; raise --max-bytes "
-                     "if the page really is that big")
+    assert error == (
+        f"error: too large: {site.url('/huge')} is over the 5,000,000-byte limit; raise --max-bytes "
+        "if the page really is that big"
+    )
 
 
 def test_announced_size_over_the_cap_is_refused_before_reading(cli, runs_dir, server, site: Site) -> None:
-    error = fetch_fails(cli, runs_dir, server, site.url("/huge-declared"), "--allow-private-hosts",
-                        "--max-bytes", "100000")
+    error = fetch_fails(
+        cli, runs_dir, server, site.url("/huge-declared"), "--allow-private-hosts", "--max-bytes", "100000"
+    )
     assert error.startswith(f"error: too large: {site.url('/huge-declared')} is over the 100,000-byte limit")
 
 
 def test_pdf_content_type_is_refused(cli, runs_dir, server, site: Site) -> None:
     error = fetch_fails(cli, runs_dir, server, site.url("/report.pdf"), "--allow-private-hosts")
-    assert error == (f"error: {site.url('/report.pdf')} is application/pdf, not an HTML page; counterpoint reads "
-                     "web pages, text and Markdown: save the article's text to a file and pass that")
+    assert error == (
+        f"error: {site.url('/report.pdf')} is application/pdf, not an HTML page; counterpoint reads "
+        "web pages, text and Markdown: save the article's text to a file and pass that"
+    )
 
 
 def test_page_with_no_article(cli, runs_dir, server, site: Site) -> None:
     error = fetch_fails(cli, runs_dir, server, site.url("/front"), "--allow-private-hosts")
-    assert error == (f"error: {site.url('/front')} holds no article that can be extracted (2 words of article "
-                     "text, at least 40 needed); if it does show one, save its text to a file and pass that")
+    assert error == (
+        f"error: {site.url('/front')} holds no article that can be extracted (2 words of article "
+        "text, at least 40 needed); if it does show one, save its text to a file and pass that"
+    )
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
 def test_private_host_is_refused_without_the_flag(cli, runs_dir, server, site: Site, host: str) -> None:
     error = fetch_fails(cli, runs_dir, server, site.url("/opinion/putin-assad", host=host))
     assert error.startswith(f"error: refusing {host}: it resolves to ")
-    assert error.endswith(", a loopback address; pass --allow-private-hosts to fetch from this machine or your "
-                          "own network")
+    assert error.endswith(
+        ", a loopback address; pass --allow-private-hosts to fetch from this machine or your own network"
+    )
     assert site.requests == []  # refused before connecting
 
 
-@pytest.mark.parametrize(("url", "hint"), [
-    ("file:///etc/passwd", "; for a file on this computer, pass its path"),
-    ("ftp://127.0.0.1/article.html", ""),
-    ("gopher://127.0.0.1/1", ""),
-])
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("file:///etc/passwd", "; for a file on this computer, pass its path"),
+        ("ftp://127.0.0.1/article.html", ""),
+        ("gopher://127.0.0.1/1", ""),
+    ],
+)
 def test_other_schemes_are_refused(cli, runs_dir, server, url: str, hint: str) -> None:
     error = fetch_fails(cli, runs_dir, server, url, "--allow-private-hosts")
     assert error == f"error: refusing {url}: only http:// and https:// addresses are fetched{hint}"
@@ -379,8 +439,10 @@ def test_a_redirect_to_another_scheme_is_refused(cli, runs_dir, server, site: Si
 
 def test_dns_failure(cli, runs_dir, server) -> None:
     error = fetch_fails(cli, runs_dir, server, "http://no-such-host.invalid/op-ed")
-    assert error == ("error: cannot resolve host no-such-host.invalid (DNS lookup failed); check the address "
-                     "and your network connection")
+    assert error == (
+        "error: cannot resolve host no-such-host.invalid (DNS lookup failed); check the address "
+        "and your network connection"
+    )
 
 
 def test_connection_refused(cli, runs_dir, server) -> None:
@@ -393,8 +455,10 @@ def test_connection_refused(cli, runs_dir, server) -> None:
 
 # -- HTTPS -----------------------------------------------------------------------------------------
 
-def test_https_checks_the_certificate_against_the_url_host(tls_site: Site, tls_ca: trustme.CA, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_https_checks_the_certificate_against_the_url_host(
+    tls_site: Site, tls_ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The connection goes to the vetted address, yet TLS (SNI and the name check) uses the URL's host."""
     bundle = tmp_path / "ca.pem"
     tls_ca.cert_pem.write_to_path(str(bundle))
@@ -404,29 +468,49 @@ def test_https_checks_the_certificate_against_the_url_host(tls_site: Site, tls_c
     assert loaded.site == "The Meridian Ledger" and loaded.source == url
     assert tls_site.requests[0]["host"] == f"localhost:{tls_site.port}"
     # The same trusted certificate does not pass for another name, here the bare address.
-    with pytest.raises(FetchError, match=r"^secure connection to 127\.0\.0\.1 failed \(its certificate could "
-                                         r"not be verified\); check the address$"):
-        sources.load(f"https://127.0.0.1:{tls_site.port}/opinion/putin-assad",
-                     fetch=fetch.FetchOptions(allow_private_hosts=True))
+    with pytest.raises(
+        FetchError,
+        match=r"^secure connection to 127\.0\.0\.1 failed \(its certificate could "
+        r"not be verified\); check the address$",
+    ):
+        sources.load(
+            f"https://127.0.0.1:{tls_site.port}/opinion/putin-assad", fetch=fetch.FetchOptions(allow_private_hosts=True)
+        )
 
 
 def test_https_with_an_untrusted_certificate_is_refused(cli, runs_dir, server, tls_site: Site) -> None:
-    error = fetch_fails(cli, runs_dir, server, f"https://localhost:{tls_site.port}/opinion/putin-assad",
-                        "--allow-private-hosts")
-    assert error == ("error: secure connection to localhost failed (its certificate could not be verified); "
-                     "check the address")
+    error = fetch_fails(
+        cli, runs_dir, server, f"https://localhost:{tls_site.port}/opinion/putin-assad", "--allow-private-hosts"
+    )
+    assert error == (
+        "error: secure connection to localhost failed (its certificate could not be verified); check the address"
+    )
     assert tls_site.requests == []
 
 
 # -- the address checks ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("address", "kind"), [
-    ("127.0.0.1", "loopback"), ("::1", "loopback"), ("::ffff:127.0.0.1", "loopback"),
-    ("10.1.2.3", "private"), ("172.16.0.9", "private"), ("192.168.1.1", "private"), ("fd00::1", "private"),
-    ("169.254.169.254", "link-local"), ("fe80::1", "link-local"), ("0.0.0.0", "unspecified"),
-    ("224.0.0.1", "multicast"), ("240.0.0.1", "reserved"), ("100.64.0.1", "non-public"),
-    ("93.184.215.14", None), ("2606:4700::1111", None),
-])
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("172.16.0.9", "private"),
+        ("192.168.1.1", "private"),
+        ("fd00::1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("fe80::1", "link-local"),
+        ("0.0.0.0", "unspecified"),
+        ("224.0.0.1", "multicast"),
+        ("240.0.0.1", "reserved"),
+        ("100.64.0.1", "non-public"),
+        ("93.184.215.14", None),
+        ("2606:4700::1111", None),
+    ],
+)
 def test_address_classes(address: str, kind: str | None) -> None:
     assert fetch.non_public_kind(ipaddress.ip_address(address)) == kind
 
@@ -436,4 +520,3 @@ def test_host_addresses_checks_addresses_without_connecting() -> None:
     assert fetch.host_addresses("10.0.0.8", 80, allow_private=True) == ["10.0.0.8"]
     with pytest.raises(FetchError, match=r"refusing 10\.0\.0\.8: it resolves to 10\.0\.0\.8, a private address"):
         fetch.host_addresses("10.0.0.8", 80, allow_private=False)
-

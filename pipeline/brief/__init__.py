@@ -18,8 +18,18 @@ from .check import check_brief
 from .entries import STATUS_LABELS, assemble, claim_entry, failure, overall_status, status_label, synthesis_entry
 from .markdown import render_markdown
 
-__all__ = ["STATUS_LABELS", "Brief", "assemble", "check_brief", "claim_entry", "failure", "overall_status",
-           "render_markdown", "status_label", "synthesis_entry"]
+__all__ = [
+    "STATUS_LABELS",
+    "Brief",
+    "assemble",
+    "check_brief",
+    "claim_entry",
+    "failure",
+    "overall_status",
+    "render_markdown",
+    "status_label",
+    "synthesis_entry",
+]
 
 
 @dataclass(frozen=True)

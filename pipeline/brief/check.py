@@ -31,14 +31,16 @@ def _items(value: Any) -> list[tuple[int, Any]]:
     return [(i, item) for i, item in enumerate(value)] if isinstance(value, list) else []
 
 
-def _check_article(brief: dict[str, Any], claims: list[tuple[int, Any]], synthesis: dict[str, Any],
-                   article_text: str) -> list[str]:
+def _check_article(
+    brief: dict[str, Any], claims: list[tuple[int, Any]], synthesis: dict[str, Any], article_text: str
+) -> list[str]:
     problems = []
     article = brief.get("article")
     recorded = article.get("sha256") if isinstance(article, dict) else None
     if recorded != hashlib.sha256(article_text.encode("utf-8")).hexdigest():
-        problems.append("$.article.sha256: does not match the stored article.txt (the offsets may refer to "
-                        "another text)")
+        problems.append(
+            "$.article.sha256: does not match the stored article.txt (the offsets may refer to another text)"
+        )
     spans = [(f"$.claims[{i}]", c) for i, c in claims if isinstance(c, dict)]
     spans += [(f"$.synthesis.rhetoric[{i}]", r) for i, r in _items(synthesis.get("rhetoric")) if isinstance(r, dict)]
     for where, item in spans:
@@ -50,8 +52,10 @@ def _check_article(brief: dict[str, Any], claims: list[tuple[int, Any]], synthes
             detail = "not in the article" if found is None else f"found at {found[0]}-{found[1]}"
             problems.append(f"{where}.quote: does not match the article at {start}-{end} ({detail})")
         elif not long_enough(article_text, start, end):
-            problems.append(f"{where}.quote: {quote[:40]!r} is too short to ground a claim (at least "
-                            f"{MIN_QUOTE_WORDS} words or a whole sentence)")
+            problems.append(
+                f"{where}.quote: {quote[:40]!r} is too short to ground a claim (at least "
+                f"{MIN_QUOTE_WORDS} words or a whole sentence)"
+            )
     return problems
 
 
@@ -69,8 +73,9 @@ def _check_ids(claims: list[tuple[int, Any]], synthesis: dict[str, Any]) -> list
             if not isinstance(rebuttal_id, str):
                 continue
             if not rebuttal_id.startswith(f"{claim.get('id')}-"):
-                problems.append(f"$.claims[{index}].rebuttals[{r_index}].id: {rebuttal_id} does not belong to "
-                                f"{claim.get('id')}")
+                problems.append(
+                    f"$.claims[{index}].rebuttals[{r_index}].id: {rebuttal_id} does not belong to {claim.get('id')}"
+                )
             if rebuttal_id in rebuttal_ids:
                 problems.append(f"$.claims[{index}].rebuttals[{r_index}].id: duplicate rebuttal id {rebuttal_id}")
             rebuttal_ids.append(rebuttal_id)
@@ -84,8 +89,7 @@ def _check_ids(claims: list[tuple[int, Any]], synthesis: dict[str, Any]) -> list
     return problems
 
 
-def _check_statuses(brief: dict[str, Any], claims: list[tuple[int, Any]],
-                    synthesis: dict[str, Any]) -> list[str]:
+def _check_statuses(brief: dict[str, Any], claims: list[tuple[int, Any]], synthesis: dict[str, Any]) -> list[str]:
     """An analysed claim has its analysis, a failed one its reason, and the brief's status adds up."""
     problems = []
     for index, claim in claims:

@@ -14,8 +14,13 @@ from ..errors import UnitFailed
 # The words a claim's or the synthesis' outcome is shown with, in the order reports count them.
 STATUS_LABELS = ("ok", "failed", "refused", "skipped", "interrupted")
 
-_EMPTY_SYNTHESIS: dict[str, Any] = {"counter_thesis": None, "strongest_rebuttals": [], "rhetoric": [],
-                    "open_questions": [], "caveats": []}
+_EMPTY_SYNTHESIS: dict[str, Any] = {
+    "counter_thesis": None,
+    "strongest_rebuttals": [],
+    "rhetoric": [],
+    "open_questions": [],
+    "caveats": [],
+}
 
 
 def failure(error: UnitFailed | None) -> dict[str, str] | None:
@@ -59,8 +64,15 @@ def overall_status(thesis: str | None, claims: list[dict[str, Any]], synthesis: 
     return "partial"
 
 
-def assemble(*, article: dict[str, Any], thesis: str | None, claims: list[dict[str, Any]],
-             synthesis: dict[str, Any], notes: list[str], run: dict[str, Any]) -> dict[str, Any]:
+def assemble(
+    *,
+    article: dict[str, Any],
+    thesis: str | None,
+    claims: list[dict[str, Any]],
+    synthesis: dict[str, Any],
+    notes: list[str],
+    run: dict[str, Any],
+) -> dict[str, Any]:
     """The brief as a dict, validated against its schema (a failure here is a bug, not bad input)."""
     brief = {
         "schema_version": 1,

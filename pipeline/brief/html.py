@@ -29,8 +29,8 @@ _LANG_TAG = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
 class Highlight:
     """A quoted span of the article: a claim's quote or a rhetoric note's."""
 
-    kind: str    # "claim" or "rhetoric"
-    label: str   # shown on the mark: "C1", "Rh1"
+    kind: str  # "claim" or "rhetoric"
+    label: str  # shown on the mark: "C1", "Rh1"
     start: int
     end: int
     anchor: str  # id of the mark, which the card links back to
@@ -40,10 +40,10 @@ class Highlight:
 
 @dataclass(frozen=True)
 class Token:
-    kind: str                  # "text", "open" or "close"
+    kind: str  # "text", "open" or "close"
     text: str = ""
     mark: Highlight | None = None
-    first: bool = False        # the first piece of a mark carries its id and label
+    first: bool = False  # the first piece of a mark carries its id and label
 
 
 def paragraph_bounds(text: str) -> list[tuple[int, int]]:
@@ -64,14 +64,16 @@ def article_paragraphs(text: str, highlights: list[Highlight]) -> list[list[Toke
     closed at the end of one paragraph and reopened in the next. Only a mark's first piece gets
     its id and label, so ids stay unique. Spans outside the text are ignored.
     """
-    pending = sorted((h for h in highlights if 0 <= h.start < h.end <= len(text)),
-                     key=lambda h: (h.start, -h.end))
+    pending = sorted((h for h in highlights if 0 <= h.start < h.end <= len(text)), key=lambda h: (h.start, -h.end))
     stack: list[Highlight] = []  # open marks, outermost first
     paragraphs: list[list[Token]] = []
     for p_start, p_end in paragraph_bounds(text):
         tokens = [Token("open", mark=h) for h in stack]
-        points = sorted({p_start, p_end} | {h.start for h in pending if p_start < h.start < p_end}
-                        | {h.end for h in pending + stack if p_start < h.end < p_end})
+        points = sorted(
+            {p_start, p_end}
+            | {h.start for h in pending if p_start < h.start < p_end}
+            | {h.end for h in pending + stack if p_start < h.end < p_end}
+        )
         position = p_start
         for point in points:
             if point > position:
@@ -79,9 +81,9 @@ def article_paragraphs(text: str, highlights: list[Highlight]) -> list[list[Toke
                 position = point
             ending = [index for index, h in enumerate(stack) if h.end <= point]
             if ending:
-                inner = stack[ending[0]:]
+                inner = stack[ending[0] :]
                 tokens += [Token("close") for _ in inner]
-                del stack[ending[0]:]
+                del stack[ending[0] :]
                 for h in inner:
                     if h.end > point:
                         tokens.append(Token("open", mark=h))
@@ -101,13 +103,31 @@ def _highlights(brief: dict[str, Any], text: str) -> list[Highlight]:
     stale brief must not highlight the wrong words)."""
     marks = []
     for claim in brief["claims"]:
-        if text[claim["start"]:claim["end"]] == claim["quote"]:
-            marks.append(Highlight("claim", claim["id"], claim["start"], claim["end"], f"quote-{claim['id']}",
-                                   f"claim-{claim['id']}", claim["status"]))
+        if text[claim["start"] : claim["end"]] == claim["quote"]:
+            marks.append(
+                Highlight(
+                    "claim",
+                    claim["id"],
+                    claim["start"],
+                    claim["end"],
+                    f"quote-{claim['id']}",
+                    f"claim-{claim['id']}",
+                    claim["status"],
+                )
+            )
     for number, item in enumerate(brief["synthesis"]["rhetoric"], start=1):
-        if text[item["start"]:item["end"]] == item["quote"]:
-            marks.append(Highlight("rhetoric", f"Rh{number}", item["start"], item["end"], f"quote-rh{number}",
-                                   f"rhetoric-{number}", "ok"))
+        if text[item["start"] : item["end"]] == item["quote"]:
+            marks.append(
+                Highlight(
+                    "rhetoric",
+                    f"Rh{number}",
+                    item["start"],
+                    item["end"],
+                    f"quote-rh{number}",
+                    f"rhetoric-{number}",
+                    "ok",
+                )
+            )
     return marks
 
 
@@ -115,16 +135,26 @@ def page_context(brief: dict[str, Any], article_text: str) -> dict[str, Any]:
     """What the template needs, prepared so that it only has to lay things out."""
     highlights = _highlights(brief, article_text)
     highlighted = {mark.anchor for mark in highlights}
-    claims = [{**claim, "status_label": status_label(claim),
-               "highlighted": f"quote-{claim['id']}" in highlighted,
-               "rebuttals": sorted(claim["rebuttals"], key=lambda r: -r["strength"])}
-              for claim in brief["claims"]]
+    claims = [
+        {
+            **claim,
+            "status_label": status_label(claim),
+            "highlighted": f"quote-{claim['id']}" in highlighted,
+            "rebuttals": sorted(claim["rebuttals"], key=lambda r: -r["strength"]),
+        }
+        for claim in brief["claims"]
+    ]
     by_id = {r["id"]: (claim["id"], r) for claim in brief["claims"] for r in claim["rebuttals"]}
-    strongest = [{"id": rid, "claim": by_id[rid][0], "rebuttal": by_id[rid][1]} if rid in by_id
-                 else {"id": rid, "claim": None, "rebuttal": None}
-                 for rid in brief["synthesis"]["strongest_rebuttals"]]
-    rhetoric = [{**item, "number": n, "highlighted": f"quote-rh{n}" in highlighted}
-                for n, item in enumerate(brief["synthesis"]["rhetoric"], start=1)]
+    strongest = [
+        {"id": rid, "claim": by_id[rid][0], "rebuttal": by_id[rid][1]}
+        if rid in by_id
+        else {"id": rid, "claim": None, "rebuttal": None}
+        for rid in brief["synthesis"]["strongest_rebuttals"]
+    ]
+    rhetoric = [
+        {**item, "number": n, "highlighted": f"quote-rh{n}" in highlighted}
+        for n, item in enumerate(brief["synthesis"]["rhetoric"], start=1)
+    ]
     article = brief["article"]
     url = article["url"]
     language = article["language"]

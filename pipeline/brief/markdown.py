@@ -33,10 +33,14 @@ def render_markdown(brief: dict[str, Any]) -> str:
         out += _render_claim_md(claim)
     out += _render_synthesis_md(synthesis, brief["claims"])
     usage = run["usage"]
-    out += ["---", "",
-            f"_{usage['calls']} model calls ({usage['cache_hits']} from cache), "
-            f"{usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} completion tokens, "
-            f"estimated cost {format_cost(run['cost_usd'])}._", ""]
+    out += [
+        "---",
+        "",
+        f"_{usage['calls']} model calls ({usage['cache_hits']} from cache), "
+        f"{usage['prompt_tokens']:,} prompt + {usage['completion_tokens']:,} completion tokens, "
+        f"estimated cost {format_cost(run['cost_usd'])}._",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -48,8 +52,9 @@ def _render_claim_md(claim: dict[str, Any]) -> list[str]:
         return [*out, f"**{status_label(claim).upper()}** ({error['kind']}): {error['message']}", ""]
     out += [f"**Steelman.** {claim['steelman']}", "", "**Rebuttals** (strongest first)", ""]
     for rebuttal in sorted(claim["rebuttals"], key=lambda r: -r["strength"]):
-        out.append(f"- **{rebuttal['id']}** [{rebuttal['type']}, strength {rebuttal['strength']}/5] "
-                   f"{rebuttal['argument']}")
+        out.append(
+            f"- **{rebuttal['id']}** [{rebuttal['type']}, strength {rebuttal['strength']}/5] {rebuttal['argument']}"
+        )
         out += [f"  - What to check: {lead}" for lead in rebuttal["what_to_check"]]
     out.append("")
     if claim["missing_context"]:
@@ -72,7 +77,7 @@ def _render_synthesis_md(synthesis: dict[str, Any], claims: list[dict[str, Any]]
         out.append("")
     if synthesis["rhetoric"]:
         out += ["**Rhetoric**", ""]
-        out += [f"- _{r['device']}_: \"{r['quote']}\" {r['note']}" for r in synthesis["rhetoric"]]
+        out += [f'- _{r["device"]}_: "{r["quote"]}" {r["note"]}' for r in synthesis["rhetoric"]]
         out.append("")
     for title, items in (("Open questions", synthesis["open_questions"]), ("Caveats", synthesis["caveats"])):
         if items:
