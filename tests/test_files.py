@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
-import resource
-import signal
 import stat
-from collections.abc import Iterator
+import subprocess
+import sys
 from pathlib import Path
-
-import pytest
 
 from pipeline.cache import ResponseCache
 from pipeline.files import atomic_write, json_text
@@ -17,35 +15,50 @@ from pipeline.files import atomic_write, json_text
 ENDPOINT = "http://127.0.0.1:1/v1"
 
 
-@pytest.fixture
-def file_size_limit() -> Iterator[int]:
-    """Writes past 4 KiB fail with EFBIG, as a full disk fails them (a real OS error, no mock)."""
-    limit = 4096
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error, not a killed process
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+LIMITED_WRITE = """
+import resource, signal, sys
+from pathlib import Path
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error (EFBIG), as a full disk gives, not a killed process
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+folder, what = Path(sys.argv[1]), sys.argv[2]
+if what == "file":
+    from pipeline.files import atomic_write
     try:
-        yield limit
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, previous)
+        atomic_write(folder / "brief.json", "x" * 10_000)
+    except OSError as exc:
+        print(exc.errno)
+else:
+    from pipeline.cache import ResponseCache
+    cache = ResponseCache(folder)
+    cache.put(cache.key({"messages": []}, endpoint="E"), {"content": "x" * 10_000}, endpoint="E")
+    print("skipped")
+"""
 
 
-def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path: Path, file_size_limit: int) -> None:
+def write_past_the_limit(folder: Path, what: str) -> str:
+    """Run a write in a child whose files may not grow past 4 KiB: a real OS failure, and one that
+    cannot reach pytest's own output (a limit set in this process would)."""
+    done = subprocess.run(
+        [sys.executable, "-c", LIMITED_WRITE, str(folder), what],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path: Path) -> None:
     target = tmp_path / "brief.json"
     atomic_write(target, "old")
-    with pytest.raises(OSError):
-        atomic_write(target, "x" * (2 * file_size_limit))
+    assert write_past_the_limit(tmp_path, "file") == str(errno.EFBIG)
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["brief.json"]
 
 
-def test_a_cache_entry_that_cannot_be_written_is_skipped_and_leaves_nothing(
-    tmp_path: Path, file_size_limit: int
-) -> None:
-    cache = ResponseCache(tmp_path)
-    key = cache.key({"messages": []}, endpoint=ENDPOINT)
-    cache.put(key, {"content": "x" * (2 * file_size_limit)}, endpoint=ENDPOINT)  # no exception: skipped
+def test_a_cache_entry_that_cannot_be_written_is_skipped_and_leaves_nothing(tmp_path: Path) -> None:
+    assert write_past_the_limit(tmp_path, "cache") == "skipped"
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
