@@ -562,19 +562,14 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
 @friendly_errors
 def show(run_ref: str, runs_dir: Path, fmt: str) -> None:
     """Print a run's brief. RUN is an id, a unique prefix, 'latest' or a run directory."""
-    from .errors import RunDirError
-    from .runs import find_run, resume_command
+    from .runs import find_run
 
     run_dir = find_run(runs_dir, run_ref)
     if fmt == "path":
         echo(str(run_dir.path))
         return
     name = {"md": "brief.md", "json": "brief.json", "html": "brief.html"}[fmt]
-    if not (run_dir.path / name).exists():
-        raise RunDirError(
-            f"{run_dir.path} has no {name} (the run may have been interrupted; "
-            f"finish it with '{resume_command(run_dir)}')"
-        )
+    run_dir.require_finished(name)
     echo(run_dir.read_text(name), nl=False, as_json=fmt == "json")
 
 
@@ -587,12 +582,14 @@ def validate(target: str, runs_dir: Path, as_json: bool) -> None:
     """Check a brief against the schemas and the article. RUN is an id, a unique prefix, 'latest', a run
     directory or a brief.json file."""
     from .brief import check_brief
-    from .runs import find_run, read_json, read_text_file
+    from .runs import RunDir, find_run, read_json, read_text_file
     from .terminal import clean
 
     path = Path(target).expanduser()
     if not path.is_file():
-        path = (path if path.is_dir() else find_run(runs_dir, target).path) / "brief.json"
+        run_dir = RunDir(path) if path.is_dir() else find_run(runs_dir, target)
+        run_dir.refuse_while_running("brief.json")
+        path = run_dir.path / "brief.json"
     brief_path = path
     article_path = brief_path.parent / "article.txt"
     brief = read_json(brief_path)

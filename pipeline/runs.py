@@ -151,6 +151,35 @@ class RunDir:
         finally:
             os.close(fd)  # releases the lock
 
+    def running_pid(self) -> str | None:
+        """The pid of the process running this run now ('unknown' if it could not write it), or None."""
+        try:
+            fd = os.open(self.path / LOCK_NAME, os.O_RDONLY)
+        except OSError:  # never locked: an old run, or not started
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # released with the descriptor below
+        except BlockingIOError:
+            return os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+        finally:
+            os.close(fd)
+        return None
+
+    def refuse_while_running(self, name: str) -> None:
+        """A RunDirError when `name` is missing because the run is still going (its lock is held)."""
+        pid = None if (self.path / name).exists() else self.running_pid()
+        if pid is not None:
+            raise RunDirError(f"run {self.id} is still running (pid {pid}); its {name} is written when it finishes")
+
+    def require_finished(self, name: str) -> None:
+        """A RunDirError saying why the run has no `name` yet: still running, or stopped early."""
+        self.refuse_while_running(name)
+        if not (self.path / name).exists():
+            raise RunDirError(
+                f"{self.path} has no {name} (the run may have been interrupted; "
+                f"finish it with '{resume_command(self)}')"
+            )
+
     # -- records --------------------------------------------------------------------------
 
     @contextmanager

@@ -165,6 +165,22 @@ def test_show_says_what_to_do_when_the_page_is_missing(cli, seed_run: Path, runs
     assert "has no brief.html" in one_error_line(result)
 
 
+def test_show_and_validate_of_a_run_still_going_say_so(cli, seed_run: Path, runs_dir: Path) -> None:
+    """A run in progress (its lock held, here by this process) has no brief yet, and is not broken."""
+    import os
+
+    for name in ("brief.md", "brief.json"):
+        (seed_run / name).unlink()
+    with RunDir(seed_run).lock():
+        shown = cli("show", "latest", "--runs-dir", str(runs_dir))
+        checked = cli("validate", "latest", "--runs-dir", str(runs_dir))
+    running = f"error: run {seed_run.name} is still running (pid {os.getpid()}); its "
+    assert shown.exit_code == 1 and one_error_line(shown) == running + "brief.md is written when it finishes"
+    assert checked.exit_code == 1 and one_error_line(checked) == running + "brief.json is written when it finishes"
+    after = cli("show", "latest", "--runs-dir", str(runs_dir))  # the lock is gone: stopped early, not running
+    assert "has no brief.md (the run may have been interrupted; finish it with" in one_error_line(after)
+
+
 # -- validate ---------------------------------------------------------------------------------
 
 
