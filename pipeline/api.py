@@ -282,7 +282,7 @@ def prepared_run(
         if backend is not None:
             base_url = stack.enter_context(_serve(backend.model, run_dir, article, local, emit))
         record = RunRecord(run_dir, on_call=_attempt_events(on_event))
-        use_cache = options.use_cache and not (resume is not None and bool(resume.manifest().get("no_cache")))
+        use_cache = options.use_cache and not (resume is not None and recorded_without_cache(resume))
         client = make_client(
             settings=settings,
             base_url=base_url,
@@ -339,6 +339,11 @@ def load_recorded_article(run_dir: RunDir) -> article_mod.Article:
     )
 
 
+def recorded_without_cache(run_dir: RunDir) -> bool:
+    """Whether the run was started with the cache off (--no-cache), which its resume keeps."""
+    return bool(run_dir.manifest().get("no_cache"))
+
+
 async def resume_brief(
     runs_dir: Path,
     ref: str | RunDir,
@@ -356,9 +361,8 @@ async def resume_brief(
     `force`), and a run recorded with the cache off keeps it off. The run is locked meanwhile.
     """
     run_dir = ref if isinstance(ref, RunDir) else find_run(runs_dir, ref)
-    check_runs_dir(run_dir.path)
     with run_dir.lock():
-        if run_dir.manifest().get("no_cache") is True:
+        if recorded_without_cache(run_dir):
             client.cache = None
         record = new_record(client, run_dir, on_event)
         return await _resume(record, settings, client, article=article, force=force, on_event=on_event, notes=notes)
@@ -377,17 +381,17 @@ async def _resume(
     run_dir = record.run_dir
     assert run_dir is not None, "a resumed run has a directory"
     check_runs_dir(run_dir.path)
-    with run_dir.lock():
-        manifest = run_dir.manifest()
-        run_dir.check_resumable()
-        recorded = load_recorded_article(run_dir)
-        run = BriefRun(article or recorded, settings, client, record, on_event=on_event, notes=notes)
-        for warning in run.adopt(manifest, force=force):
-            if on_event:
-                on_event("warning", message=f"resuming anyway (--force): {warning}")
+    # Both callers (resume_brief, prepared_run) hold the run's lock around this.
+    manifest = run_dir.manifest()
+    run_dir.check_resumable()
+    recorded = load_recorded_article(run_dir)
+    run = BriefRun(article or recorded, settings, client, record, on_event=on_event, notes=notes)
+    for warning in run.adopt(manifest, force=force):
         if on_event:
-            on_event("run_dir", path=str(run_dir.path))
-        return await run.execute()
+            on_event("warning", message=f"resuming anyway (--force): {warning}")
+    if on_event:
+        on_event("run_dir", path=str(run_dir.path))
+    return await run.execute()
 
 
 def generate_brief(
