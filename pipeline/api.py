@@ -1,6 +1,6 @@
 """The library entry points: build a model client from settings, run or resume a brief.
 
-`cli.py` is a thin layer over these; editorial tools call `generate_brief` directly.
+`cli/` is a thin layer over these; editorial tools call `generate_brief` directly.
 """
 
 from __future__ import annotations

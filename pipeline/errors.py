@@ -1,4 +1,4 @@
-"""One exception hierarchy for the whole package. No Click here: cli.py maps these to exit codes."""
+"""One exception hierarchy for the whole package. No Click here: cli/ maps these to exit codes."""
 
 from __future__ import annotations
 

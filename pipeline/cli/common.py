@@ -1,0 +1,107 @@
+"""What every command shares: printing through the terminal filter, one-line errors, exit codes,
+and the option types that check values before anything runs."""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from .. import defaults
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_BY_STATUS = {"complete": EXIT_OK, "partial": EXIT_PARTIAL, "failed": EXIT_FAILED}
+
+
+def echo(text: str, *, err: bool = False, nl: bool = True, as_json: bool = False) -> None:
+    """Print through the terminal filter: model text and titles must not drive the terminal."""
+    from ..terminal import clean, clean_json
+
+    click.echo(clean_json(text) if as_json else clean(text), err=err, nl=nl)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    from ..terminal import clean
+
+    click.echo(f"error: {clean(message, one_line=True)}", err=True)
+    sys.exit(code)
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One-line errors instead of tracebacks (COUNTERPOINT_DEBUG=1 shows the traceback)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ..errors import CounterpointError
+
+        try:
+            return command(*args, **kwargs)
+        except CounterpointError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            # A run's own interrupt is reported by `run` with its directory; this one came before a
+            # run had anything to save (or in another command), so there is nothing to resume.
+            fail("interrupted", 130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except BrokenPipeError:  # the reader stopped early (`counterpoint runs | head`): nothing to report
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail too
+            sys.exit(EXIT_FAILED)
+        except Exception as exc:  # a bug: say so in one line, keep the details for whoever debugs it
+            if os.environ.get("COUNTERPOINT_DEBUG"):
+                raise
+            fail(f"internal error ({type(exc).__name__}: {exc}); rerun with COUNTERPOINT_DEBUG=1 and report it")
+
+    return wrapper
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses nan and inf: nan passes every range check (each comparison
+    with it is false), and an infinite timeout is no timeout."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+class BaseURL(click.ParamType):
+    """An http(s) endpoint URL, checked before anything is sent or created; the value is kept as
+    given (credentials in it are used, never recorded)."""
+
+    name = "URL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ..endpoints import check_base_url
+        from ..errors import ConfigError
+
+        try:
+            check_base_url(value)
+        except ConfigError as exc:
+            self.fail(str(exc).removeprefix("--base-url "), param, ctx)
+        return value
+
+
+runs_dir_option = click.option(
+    "--runs-dir",
+    envvar="COUNTERPOINT_RUNS_DIR",
+    show_envvar=True,
+    default=defaults.RUNS_DIR,
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where run directories are written.",
+)
+
+
+def defaulted(name: str) -> bool:
+    """Whether the current command's option `name` was left at its default."""
+    from click.core import ParameterSource
+
+    return click.get_current_context().get_parameter_source(name) == ParameterSource.DEFAULT

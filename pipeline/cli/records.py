@@ -1,0 +1,125 @@
+"""`counterpoint runs`, `show` and `validate`: reading what runs recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import echo, fail, friendly_errors, runs_dir_option
+
+
+@click.command(name="runs")
+@runs_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@friendly_errors
+def list_runs(runs_dir: Path, as_json: bool) -> None:
+    """List runs, newest first."""
+    from ..runs import list_runs as collect
+
+    rows = collect(runs_dir)
+    if as_json:
+        echo(json.dumps(rows, indent=2), as_json=True)
+        return
+    if not rows:
+        echo(f"no runs in {runs_dir}", err=True)
+        return
+    for line in runs_table(rows):
+        echo(line)
+
+
+def runs_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Aligned columns, the title last so that a long one does not push the others about. Every
+    cell is one line of printable text, whatever a manifest or a --model holds."""
+    from ..pricing import format_cost
+    from ..terminal import clean
+
+    header = ("ID", "STATUS", "CLAIMS", "TOKENS", "COST", "DATE", "MODEL", "TITLE")
+    cells = [header] + [
+        tuple(
+            clean(cell, one_line=True).strip() or "-"
+            for cell in (
+                row["id"],
+                row["status"],
+                "-" if row["claims"] is None else str(row["claims"]),
+                "-" if row["tokens"] is None else f"{row['tokens']:,}",
+                format_cost(row["cost_usd"]) if row["cost_usd"] is not None or row["cost_status"] else "-",
+                (row["created"] or "-")[:16].replace("T", " "),
+                row["model"] or "-",
+                clean(row["title"] or "-", one_line=True)[:60],
+            )
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[column]) for line in cells) for column in range(len(header) - 1)]
+    right = {2, 3, 4}  # numbers line up on the right
+    return [
+        "  ".join(
+            [
+                cell.rjust(width) if column in right else cell.ljust(width)
+                for column, (cell, width) in enumerate(zip(line, widths, strict=False))
+            ]
+            + [line[-1]]
+        )
+        for line in cells
+    ]
+
+
+@click.command()
+@click.argument("run_ref", metavar="RUN", default="latest")
+@runs_dir_option
+@click.option("--format", "fmt", type=click.Choice(["md", "json", "html", "path"]), default="md", show_default=True)
+@friendly_errors
+def show(run_ref: str, runs_dir: Path, fmt: str) -> None:
+    """Print a run's brief. RUN is an id, a unique prefix, 'latest' or a run directory."""
+    from ..runs import find_run
+
+    run_dir = find_run(runs_dir, run_ref)
+    if fmt == "path":
+        echo(str(run_dir.path))
+        return
+    name = {"md": "brief.md", "json": "brief.json", "html": "brief.html"}[fmt]
+    run_dir.require_finished(name)
+    echo(run_dir.read_text(name), nl=False, as_json=fmt == "json")
+
+
+@click.command()
+@click.argument("target", metavar="RUN", default="latest")
+@runs_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as a JSON object on stdout.")
+@friendly_errors
+def validate(target: str, runs_dir: Path, as_json: bool) -> None:
+    """Check a brief against the schemas and the article. RUN is an id, a unique prefix, 'latest', a run
+    directory or a brief.json file."""
+    from ..brief import check_brief
+    from ..runs import RunDir, find_run, read_json, read_text_file
+    from ..terminal import clean
+
+    path = Path(target).expanduser()
+    if not path.is_file():
+        run_dir = RunDir(path) if path.is_dir() else find_run(runs_dir, target)
+        run_dir.refuse_while_running("brief.json")
+        path = run_dir.path / "brief.json"
+    brief_path = path
+    article_path = brief_path.parent / "article.txt"
+    brief = read_json(brief_path)
+    article_text = read_text_file(article_path) if article_path.is_file() else None
+    problems = check_brief(brief, article_text)
+    checked = "schema, ids and quotes" if article_text is not None else "schema and ids (no article.txt beside it)"
+    if as_json:
+        echo(
+            json.dumps(
+                {"brief": str(brief_path), "ok": not problems, "checked": checked, "problems": problems},
+                indent=2,
+                ensure_ascii=False,
+            ),
+            as_json=True,
+        )
+    else:
+        for problem in problems:
+            echo(clean(problem, one_line=True))
+    if problems:
+        fail(f"{len(problems)} problem(s) in {brief_path}")
+    echo(f"ok: {brief_path} ({checked})", err=True)
