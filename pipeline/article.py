@@ -7,12 +7,12 @@ file, stdin, a URL) and choosing its reader is sources.py's; this module imports
 from __future__ import annotations
 
 import codecs
+import datetime
 import functools
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .defaults import MAX_CHARS as DEFAULT_MAX_CHARS
@@ -100,6 +100,32 @@ class Article:
             "char_count": len(self.text),
             "truncated": self.truncated,
         }
+
+
+def with_metadata(
+    article: Article, *, title: str | None = None, author: str | None = None, date: str | None = None
+) -> Article:
+    """The article with the metadata a caller knows (a CMS, --title/--author/--date) in place of
+    what detection found. `date` must be an ISO calendar date, YYYY-MM-DD."""
+    given: dict[str, Any] = {}
+    for name, value in (("title", title), ("author", author)):
+        if value is not None:
+            if not value.strip() or any(char in value for char in "\r\n"):
+                raise InputError(f"the {name} {value!r} is empty or spans lines; give it on one line")
+            given[name] = value.strip()
+    if date is not None:
+        given["date"] = iso_date(date)
+    return replace(article, **given) if given else article
+
+
+def iso_date(value: str) -> str:
+    """`value` checked as an ISO calendar date (YYYY-MM-DD) that exists."""
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError
+        return datetime.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise InputError(f"the date {value!r} is not a calendar date as YYYY-MM-DD; give it like 2015-01-14") from None
 
 
 def refuse_binary(raw: bytes, name: str) -> None:
@@ -220,7 +246,7 @@ def _front_matter(text: str) -> tuple[str, dict[str, str]]:
 
 
 def _front_value(value: Any) -> str | None:
-    if isinstance(value, date):  # YAML reads 2024-03-03 as a date (a datetime is one too)
+    if isinstance(value, datetime.date):  # YAML reads 2024-03-03 as a date (a datetime is one too)
         return value.isoformat()
     if isinstance(value, list) and all(isinstance(item, str) for item in value):  # several authors
         return ", ".join(item.strip() for item in value) or None
