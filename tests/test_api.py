@@ -358,3 +358,24 @@ def test_a_bug_mid_run_leaves_the_record_failed_not_running(seed_script: dict[st
         generate_brief(SEED.read_text(encoding="utf-8"), llm=llm, runs_dir=tmp_path / "runs")
     (manifest,) = (tmp_path / "runs").glob("*/manifest.json")
     assert read_manifest(manifest.parent)["status"] == "failed"
+
+
+def test_every_run_option_is_a_keyword_argument_with_the_same_default() -> None:
+    """The library's settings are `counterpoint run`'s, with its defaults; the plain and the async
+    call take the same arguments. (runs_dir differs on purpose: a library call records nothing
+    unless given one; the rest are about resuming, printing or --local.)"""
+    import inspect
+
+    from pipeline.cli.run import run
+
+    cli_only = {"article", "runs_dir", "no_cache", "resume_ref", "force", "as_json", "quiet"}
+    cli_only |= {"use_local", "model_file", "n_ctx"}
+    library = inspect.signature(agenerate_brief).parameters
+    assert inspect.signature(generate_brief).parameters == library
+    for option in run.params:
+        if option.name in cli_only:
+            continue
+        assert option.name in library, option.name
+        default = option.to_info_dict()["default"]  # None for an option without one
+        assert library[option.name].default == (False if option.is_flag else default), option.name
+        assert library[option.name].kind is inspect.Parameter.KEYWORD_ONLY
