@@ -434,10 +434,6 @@ async def agenerate_brief(
     library.check_bounds(timeout=timeout, max_retries=max_retries, max_calls=max_calls, max_chars=max_chars)
     library.check_bounds(fetch_timeout=fetch_timeout, max_bytes=max_bytes)
     library.check_response_format(response_format)
-    fetch = FetchOptions(timeout=fetch_timeout, max_bytes=max_bytes, allow_private_hosts=allow_private_hosts)
-    metadata = {"title": title, "author": author, "date": date}
-    reading = partial(library.load_article, text=text, html=html, path=path, url=url, metadata=metadata)
-    article = await asyncio.to_thread(reading, max_chars=max_chars, truncate=truncate, encoding=encoding, fetch=fetch)
     settings = Settings(
         model=model if llm is None else llm.model,
         max_claims=max_claims,
@@ -447,7 +443,12 @@ async def agenerate_brief(
         temperature=temperature,
         response_format=response_format,
     )
+    # The endpoint is checked before the article is read: a URL is fetched only for a run that can go.
     client = llm or _endpoint_client(settings, base_url, api_key, timeout, max_retries, max_calls, cache_dir)
+    fetch = FetchOptions(timeout=fetch_timeout, max_bytes=max_bytes, allow_private_hosts=allow_private_hosts)
+    metadata = {"title": title, "author": author, "date": date}
+    reading = partial(library.load_article, text=text, html=html, path=path, url=url, metadata=metadata)
+    article = await asyncio.to_thread(reading, max_chars=max_chars, truncate=truncate, encoding=encoding, fetch=fetch)
     with _only_here(client):
         return await run_brief(
             article, settings, client, runs_dir=Path(runs_dir) if runs_dir else None, on_event=on_event

@@ -379,3 +379,8 @@ def test_every_run_option_is_a_keyword_argument_with_the_same_default() -> None:
         default = option.to_info_dict()["default"]  # None for an option without one
         assert library[option.name].default == (False if option.is_flag else default), option.name
         assert library[option.name].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_a_call_with_no_endpoint_fails_before_the_article_is_fetched() -> None:
+    with pytest.raises(ConfigError, match="no model endpoint configured"):
+        generate_brief(url="http://127.0.0.1:9/opinion", allow_private_hosts=True)
