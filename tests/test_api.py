@@ -5,6 +5,7 @@ injected client, and the README's "Use from Python" examples run as written."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -156,6 +157,9 @@ def test_the_typed_brief_is_the_brief_json(seed_script: dict[str, Any], tmp_path
     with pytest.raises(AttributeError):
         brief.status = "failed"  # type: ignore[misc]
     assert brief.to_dict() is not brief.to_dict(), "a copy: changing it changes nothing in the brief"
+    by_hand = dataclasses.replace(brief, _data={})
+    with pytest.raises(ValueError, match=r"make one with Brief\.from_dict or Brief\.load"):
+        by_hand.to_json()
 
 
 def test_brief_load_reads_a_stored_run_back(seed_script: dict[str, Any], tmp_path: Path) -> None:

@@ -179,13 +179,13 @@ class Brief:
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly the brief.json content (a copy: changing it changes nothing here)."""
-        return copy.deepcopy(self._data)
+        return copy.deepcopy(self._source())
 
     def to_json(self) -> str:
-        return json.dumps(self._data, indent=2, ensure_ascii=False)
+        return json.dumps(self._source(), indent=2, ensure_ascii=False)
 
     def to_markdown(self) -> str:
-        return render_markdown(self._data)
+        return render_markdown(self._source())
 
     def to_html(self) -> str:
         """One self-contained page: the article with its quotes highlighted, the cards, the synthesis."""
@@ -196,7 +196,12 @@ class Brief:
 
         if self.article_text is None:
             raise ValueError("this Brief has no article_text; the HTML page highlights quotes in it")
-        return render_html(self._data, self.article_text)
+        return render_html(self._source(), self.article_text)
+
+    def _source(self) -> dict[str, Any]:
+        if not self._data:
+            raise ValueError("this Brief was built by hand; make one with Brief.from_dict or Brief.load to render it")
+        return self._data
 
 
 def _checks(item: dict[str, Any]) -> tuple[Check, ...]:
