@@ -18,7 +18,7 @@ from pipeline.article import with_metadata
 from pipeline.batch_api import BatchJobs, Polling, batch_api_client, parse_output
 from pipeline.brief import check_brief
 from pipeline.engine import Settings
-from pipeline.pricing import estimate
+from pipeline.pricing import estimate, tier_note
 from pipeline.runs import RunDir
 from pipeline.testing import FakeOpenAIServer, FakeResponse
 from pipeline.usage import Usage
@@ -36,6 +36,7 @@ async def _corpus(
     state_dir: Path,
     count: int = 3,
     events: list[dict[str, Any]] | None = None,
+    max_requests: int = 50_000,
 ) -> list[Path]:
     """`count` articles run at once through one BatchJobs; their run directories."""
 
@@ -44,7 +45,12 @@ async def _corpus(
             events.append(fields)
 
     async with BatchJobs(
-        base_url=server.base_url, api_key=TEST_KEY, state_dir=state_dir, polling=FAST, on_event=on_event
+        base_url=server.base_url,
+        api_key=TEST_KEY,
+        state_dir=state_dir,
+        polling=FAST,
+        on_event=on_event,
+        max_requests=max_requests,
     ) as jobs:
         run_dirs, runs = [], []
         for index in range(count):
@@ -254,3 +260,60 @@ def test_output_lines_map_back_by_custom_id() -> None:
     assert answers["r:C1:1:a"].usable and answers["r:C1:1:a"].body == {"choices": []}
     assert answers["r:C2:1:b"].error == "batch job batch_1 did not run this request: batch_expired: late"
     assert answers["r:C3:1:c"].status == 429 and not answers["r:C3:1:c"].usable
+
+
+def test_a_full_job_goes_without_waiting_to_settle(server: FakeOpenAIServer, runs_dir: Path, tmp_path: Path) -> None:
+    asyncio.run(_corpus(server, runs_dir, tmp_path / "batch", count=3, max_requests=2))
+    sizes = [len(job.lines) for job in server.batch_api.jobs.values()]
+    assert max(sizes) == 2 and sum(sizes) == 30  # 3 articles × (extraction, 8 claims, synthesis)
+    assert _job_units(server)[0] == ["extract", "extract"]
+
+
+def test_a_rejected_response_format_steps_down_in_a_follow_up_job(
+    server: FakeOpenAIServer, runs_dir: Path, tmp_path: Path
+) -> None:
+    server.script("extract", FakeResponse(status=400, error_message="response_format json_schema is not supported"))
+    (run_dir,) = asyncio.run(_corpus(server, runs_dir, tmp_path / "batch", count=1))
+
+    first, second = [job.lines[0]["body"] for job in list(server.batch_api.jobs.values())[:2]]
+    assert first["response_format"]["type"] == "json_schema" and second["response_format"]["type"] == "json_object"
+    assert (
+        read_brief(run_dir)["status"] == "complete" and read_brief(run_dir)["run"]["response_format"] == "json_object"
+    )
+
+
+def test_batch_prices_are_half_the_standard_ones() -> None:
+    usage = Usage(prompt_tokens=1_000_000, completion_tokens=1_000_000, cached_tokens=200_000)
+    standard, status = estimate("gpt-4.1-mini", usage)
+    batch, batch_status = estimate("gpt-4.1-mini", usage, "batch")
+    assert (status, batch_status) == ("priced", "priced") and standard == pytest.approx(0.32 + 0.02 + 1.60)
+    assert batch == pytest.approx(standard / 2)
+    assert estimate("some-local-model", usage, "batch") == (None, "unpriced")
+    assert tier_note("standard") is None and "50%" in (tier_note("batch") or "")
+
+
+def test_the_fake_batch_api_speaks_the_sdk(server: FakeOpenAIServer) -> None:
+    """Through the SDK alone: a refused input file fails its job as it validates; a cancelled job
+    ends cancelled with its requests in the error file."""
+    from openai import OpenAI
+
+    sdk = OpenAI(base_url=server.base_url, api_key=TEST_KEY, max_retries=0)
+    try:
+        bad = sdk.files.create(file=("in.jsonl", b'{"custom_id": "a", "method": "GET"}\n'), purpose="batch")
+        job = sdk.batches.create(input_file_id=bad.id, endpoint="/v1/chat/completions", completion_window="24h")
+        assert job.status == "validating"
+        failed = sdk.batches.retrieve(job.id)
+        assert failed.status == "failed" and failed.errors and failed.errors.data
+        assert failed.errors.data[0].message == "line 1 is not a POST to /v1/chat/completions"
+
+        line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"messages": []}}
+        good = sdk.files.create(file=("in.jsonl", json.dumps(line).encode()), purpose="batch")
+        job = sdk.batches.create(input_file_id=good.id, endpoint="/v1/chat/completions", completion_window="24h")
+        assert sdk.batches.cancel(job.id).status == "cancelling"
+        cancelled = sdk.batches.retrieve(job.id)
+        assert cancelled.status == "cancelled" and cancelled.output_file_id is None and cancelled.error_file_id
+        (error,) = [json.loads(text) for text in sdk.files.content(cancelled.error_file_id).text.splitlines()]
+        assert error["custom_id"] == "a" and error["error"]["code"] == "batch_cancelled"
+    finally:
+        sdk.close()
+    assert _chat_completions(server) == 0
