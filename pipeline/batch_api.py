@@ -115,8 +115,11 @@ class BatchJobs:
         self.attempts = attempts
         self.emit = on_event or (lambda *args, **kwargs: None)
         self._secret = api_key or ""
-        self._sdk_options: dict[str, Any] = {"api_key": api_key or "no-key", "base_url": self.base_url}
-        self._sdk_options["timeout"] = timeout
+        self._sdk_options: dict[str, Any] = {
+            "api_key": api_key or "no-key",
+            "base_url": self.base_url,
+            "timeout": timeout,
+        }
         self._sdk: Any = None
         self._pending: list[tuple[str, str]] = []  # (custom_id, the JSONL line) not yet submitted
         self._pending_bytes = 0
@@ -153,6 +156,8 @@ class BatchJobs:
         process's or a previous one's), else from the next job submitted."""
         if custom_id in self._answers:
             return self._answers.pop(custom_id)
+        if custom_id in self._waiting:  # asked twice at once: one request, one answer for both
+            return await asyncio.shield(self._waiting[custom_id])
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting[custom_id] = future
         job = self.record.job_of(custom_id)
@@ -173,10 +178,11 @@ class BatchJobs:
 
     def _queue(self, custom_id: str, body: dict[str, Any]) -> None:
         line = json_text({"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": _wire_body(body)})
-        if self._pending and self._pending_bytes + len(line) + 1 > MAX_BYTES:
+        size = len(line.encode("utf-8")) + 1
+        if self._pending and self._pending_bytes + size > MAX_BYTES:
             self._submit_pending()
         self._pending.append((custom_id, line))
-        self._pending_bytes += len(line.encode("utf-8")) + 1
+        self._pending_bytes += size
         self._last_arrival = time.monotonic()
         if len(self._pending) >= self.max_requests:
             self._submit_pending()
@@ -197,8 +203,18 @@ class BatchJobs:
     def _spawn(self, work: Awaitable[None]) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
         return task
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        """A job's task ended. One that broke (a bug) must not leave the units waiting forever:
+        each of them raises the error."""
+        self._tasks.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            for future in self._waiting.values():
+                if not future.done():
+                    future.set_exception(error)
 
     # -- jobs -----------------------------------------------------------------------------
 
@@ -225,9 +241,12 @@ class BatchJobs:
             "creating a batch job",
             lambda: sdk.batches.create(input_file_id=upload.id, endpoint=ENDPOINT, completion_window=COMPLETION_WINDOW),
         )
-        self.record.add(job.id, upload.id, [custom_id for custom_id, _ in requests], utc_now())
-        self.emit("batch_job", job=job.id, status=job.status, total=len(requests), completed=0, failed=0)
-        return str(job.id)
+        job_id = _id_of(job, "creating a batch job", self.host)
+        self.record.add(
+            job_id, _id_of(upload, "uploading a batch input file", self.host), [c for c, _ in requests], utc_now()
+        )
+        self.emit("batch_job", job=job_id, status=job.status, total=len(requests), completed=0, failed=0)
+        return job_id
 
     async def _follow(self, job: str) -> None:
         """Wait for the job to end (unless a previous process already downloaded its answers),
@@ -332,6 +351,8 @@ class BatchJobs:
             raise UnitFailed(
                 "transport", f"{what} at {self.host} failed: {kind} (gave up after {self.attempts} attempts)"
             ) from None
+        except openai.OpenAIError as exc:  # an answer the SDK could not read
+            raise UnitFailed("malformed", f"{what} at {self.host} failed: {type(exc).__name__}") from None
         raise AssertionError("unreachable: tenacity either returns or reraises")
 
     def _refused(self, what: str, exc: Any, first_call: bool) -> CounterpointError:
@@ -476,6 +497,14 @@ def _job_failure(batch: Any, redact: Callable[[str], str]) -> str | None:
     where = f" (input line {line})" if isinstance(line, int) else ""
     why = f": {clip(redact(detail), 200)}{where}" if detail else ""
     return f"batch job {batch.id} {batch.status}{why}"
+
+
+def _id_of(item: Any, what: str, host: str) -> str:
+    """The id of what the endpoint says it made: an answer without one made nothing usable."""
+    item_id = getattr(item, "id", None)
+    if not isinstance(item_id, str) or not item_id:
+        raise UnitFailed("malformed", f"{what} at {host} failed: the answer holds no id")
+    return item_id
 
 
 def _completion(body: Any) -> Any:

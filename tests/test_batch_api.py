@@ -23,7 +23,7 @@ from pipeline.runs import RunDir
 from pipeline.testing import FakeOpenAIServer, FakeResponse
 from pipeline.usage import Usage
 
-from .conftest import ROOT, SEED_ARTICLE, TEST_KEY, read_brief, read_manifest
+from .conftest import ROOT, SEED_ARTICLE, TEST_KEY, read_brief, read_manifest, run_cli
 
 FAST = Polling(settle=0.3, first=0.02, factor=1.5, longest=0.1)
 CLAIMS = [f"C{n}" for n in range(1, 9)]
@@ -105,6 +105,8 @@ def test_a_corpus_goes_through_one_job_per_stage(server: FakeOpenAIServer, runs_
         assert any("Batch API" in note and "50% of the standard price" in note for note in brief["notes"])
         assert read_manifest(run_dir)["price_tier"] == "batch"
         assert [call["outcome"] for call in _calls(run_dir)] == ["ok"] * 10
+        validated = run_cli("validate", str(run_dir))
+        assert validated.exit_code == 0, validated.stdout + validated.stderr
     # Progress: each job reported as it advanced, to completion with its counts.
     jobs = list(server.batch_api.jobs)
     assert [(e["job"], e["total"], e["completed"], e["failed"]) for e in events if e["status"] == "completed"] == [
