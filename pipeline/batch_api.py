@@ -106,8 +106,9 @@ class BatchJobs:
         attempts: int = defaults.MAX_RETRIES + 1,
         on_event: EventSink | None = None,
     ) -> None:
+        self.given_base_url = base_url  # None: the public default, as a run records it
+        self.endpoint = Endpoint.of(base_url, None)
         self.base_url = (base_url or DEFAULT_BASE_URL).strip()
-        self.endpoint = Endpoint.of(self.base_url, None)
         self.host = urlsplit(self.base_url).netloc.rsplit("@", 1)[-1]
         self.record = JobRecord(state_dir)
         self.polling = polling or Polling()
@@ -145,6 +146,11 @@ class BatchJobs:
         if self._sdk is not None:
             await self._sdk.close()
             self._sdk = None
+
+    @property
+    def in_flight(self) -> int:
+        """Requests handed to jobs (or about to be) and not answered yet, for progress."""
+        return len(self._waiting)
 
     def redact(self, text: str) -> str:
         return text.replace(self._secret, "[redacted]") if self._secret else text
@@ -384,7 +390,7 @@ class BatchAPIClient(OpenAIClient):
     price_tier = "batch"
 
     def __init__(self, jobs: BatchJobs, *, run_id: str, **kwargs: Any) -> None:
-        super().__init__(base_url=jobs.base_url, api_key=None, **kwargs)
+        super().__init__(base_url=jobs.given_base_url, api_key=None, **kwargs)
         self.jobs = jobs
         self.run_id = run_id
         self._asked: dict[str, int] = {}

@@ -58,8 +58,13 @@ async def _corpus(
             run_dir = api.new_run_dir(article, runs_dir)
             client = batch_api_client(jobs, settings=SETTINGS, run_id=run_dir.id)
             run_dirs.append(run_dir.path)
-            runs.append(api.run_brief(article, SETTINGS, client, runs_dir=runs_dir, run_dir=run_dir))
+            runs.append(
+                asyncio.create_task(api.run_brief(article, SETTINGS, client, runs_dir=runs_dir, run_dir=run_dir))
+            )
+        await asyncio.sleep(0.05)  # every article is waiting on the first job by now
+        assert jobs.in_flight == count
         await asyncio.gather(*runs)
+        assert jobs.in_flight == 0
     return run_dirs
 
 
