@@ -5,9 +5,7 @@
 - `FakeOpenAIServer`: a real HTTP server on 127.0.0.1 that speaks chat completions, so the real
   openai SDK is exercised end to end. Replies are scripted per request: content, status codes,
   headers, delays, refusals, truncation, empty choices, dropped connections, raw bodies of any
-  content type, odd token counts, and bodies trickled out a byte at a time. It also serves the
-  Batch API (`/v1/files`, `/v1/batches`: `server.batch_api`, see fake_batch_api.py), whose jobs'
-  requests are answered the same way.
+  content type, odd token counts, and bodies trickled out a byte at a time.
 """
 
 from __future__ import annotations
@@ -224,6 +222,9 @@ class FakeOpenAIServer:
     Usage is reported as a provider would, counting 4 characters of the messages as a token.
     With `prefix_cache`, the server also reports as `cached_tokens` the longest prefix of the
     messages it has already answered, like a provider's prompt cache.
+
+    It also serves the Batch API (`/v1/files`, `/v1/batches`; `batch_api`, see fake_batch_api.py):
+    a job's requests are answered as chat-completions requests are.
     """
 
     def __init__(
