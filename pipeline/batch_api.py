@@ -131,18 +131,27 @@ class BatchJobs:
         self._following: set[str] = set()
         self._ended: dict[str, str | None] = {}  # job -> why it answered nothing (None: it answered)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._handed_out: dict[str, list[str]] = {}  # job -> requests it answered in this process
 
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        await self.aclose(finished=exc_type is None)
 
-    async def aclose(self) -> None:
-        """Stop polling (submitted jobs go on at the provider; a resume picks them up) and close."""
+    async def aclose(self, *, finished: bool = True) -> None:
+        """Stop polling (submitted jobs go on at the provider; a resume picks them up) and close.
+
+        `finished`: every unit that was handed an answer has concluded (saved, or failed for good),
+        so those answers are released and a resume asks its failed units afresh. After an
+        interrupt they are kept: a resume replays them to the units it finishes, paying nothing."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if finished:
+            for job, custom_ids in self._handed_out.items():
+                self.record.release(job, custom_ids)
+            self._handed_out.clear()
         if self._sdk is not None:
             await self._sdk.close()
             self._sdk = None
@@ -160,6 +169,12 @@ class BatchJobs:
     async def ask(self, custom_id: str, body: dict[str, Any]) -> Answer:
         """The answer to one chat-completions request: from a job already submitted for it (this
         process's or a previous one's), else from the next job submitted."""
+        answer = await self._answer(custom_id, body)
+        if answer.usable:
+            self._handed_out.setdefault(answer.job, []).append(custom_id)
+        return answer
+
+    async def _answer(self, custom_id: str, body: dict[str, Any]) -> Answer:
         if custom_id in self._answers:
             return self._answers.pop(custom_id)
         if custom_id in self._waiting:  # asked twice at once: one request, one answer for both

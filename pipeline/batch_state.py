@@ -4,7 +4,8 @@ became of them, and their downloaded answers.
 It is written the moment a job is submitted, so a process that dies and is started again answers
 those requests from the job already paid for instead of submitting them again, and keeps the
 answers it downloaded instead of downloading them again. Requests that got no usable answer (a
-failed or expired job, an error line) are released: a resumed process asks them again.
+failed or expired job, an error line), and those handed to units that concluded in a run that ended
+normally, are released: a resumed process asks them again.
 """
 
 from __future__ import annotations

@@ -37,8 +37,10 @@ async def _corpus(
     count: int = 3,
     events: list[dict[str, Any]] | None = None,
     max_requests: int = 50_000,
+    then: Exception | None = None,
 ) -> list[Path]:
-    """`count` articles run at once through one BatchJobs; their run directories."""
+    """`count` articles run at once through one BatchJobs; their run directories. `then` is raised
+    before the queue closes."""
 
     def on_event(kind: str, **fields: Any) -> None:
         if events is not None and kind == "batch_job":
@@ -65,6 +67,8 @@ async def _corpus(
         assert jobs.in_flight == count
         await asyncio.gather(*runs)
         assert jobs.in_flight == 0
+        if then is not None:
+            raise then
     return run_dirs
 
 
@@ -127,7 +131,9 @@ def test_a_corpus_goes_through_one_job_per_stage(server: FakeOpenAIServer, runs_
     ]
     # The record lists every job and its requests; no key anywhere.
     record = json.loads((state_dir / "jobs.json").read_text(encoding="utf-8"))
-    assert list(record["jobs"]) == jobs and len(record["jobs"][jobs[1]]["requests"]) == 24
+    assert list(record["jobs"]) == jobs and {entry["status"] for entry in record["jobs"].values()} == {"completed"}
+    assert all(entry["requests"] == [] for entry in record["jobs"].values())  # all handed out: released at the end
+    assert len((state_dir / "answers" / f"{jobs[1]}.jsonl").read_text(encoding="utf-8").splitlines()) == 24
     for path in [*state_dir.rglob("*"), *runs_dir.rglob("*")]:
         if path.is_file():
             assert TEST_KEY not in path.read_text(encoding="utf-8", errors="replace")
@@ -203,13 +209,19 @@ def test_an_expired_job_fails_what_it_did_not_answer(server: FakeOpenAIServer, r
     assert "expired" in " ".join(read_brief(failed)["notes"])
 
 
+class Died(Exception):
+    """Stands for a process dying: the queue is left without a clean finish."""
+
+
 def test_answers_already_downloaded_are_not_asked_or_downloaded_again(
     server: FakeOpenAIServer, runs_dir: Path, tmp_path: Path
 ) -> None:
     state_dir = tmp_path / "batch"
-    (run_dir,) = asyncio.run(_corpus(server, runs_dir, state_dir, count=1))
+    with pytest.raises(Died):
+        asyncio.run(_corpus(server, runs_dir, state_dir, count=1, then=Died()))
+    (run_dir,) = runs_dir.iterdir()
     calls_before = list(server.batch_api.calls)
-    (run_dir / "units" / "synthesize.json").unlink()  # as if the process died after the download
+    (run_dir / "units" / "synthesize.json").unlink()  # as if it died after the download, before saving
 
     asyncio.run(_resume(server, runs_dir, state_dir, [run_dir]))
     assert server.batch_api.calls == calls_before  # no upload, no job, no poll, no download
@@ -237,6 +249,11 @@ def test_a_restarted_process_answers_from_the_job_it_submitted(
     assert server.batch_api.count("POST", "/batches") == 1
 
     run_dirs = sorted(path for path in runs_dir.iterdir() if path.is_dir())
+    ((job, entry),) = json.loads((state_dir / "jobs.json").read_text(encoding="utf-8"))["jobs"].items()
+    assert entry["status"] == "submitted" and entry["input_file_id"] == server.batch_api.jobs[job].input_file_id
+    assert sorted(custom_id.split(":")[:3] for custom_id in entry["requests"]) == [
+        [d.name, "extract", "1"] for d in run_dirs
+    ]
     asyncio.run(_resume(server, runs_dir, state_dir, run_dirs))
 
     # The extraction job the dead process submitted answered the restarted one: created once.
@@ -324,3 +341,20 @@ def test_the_fake_batch_api_speaks_the_sdk(server: FakeOpenAIServer) -> None:
     finally:
         sdk.close()
     assert _chat_completions(server) == 0
+
+
+def test_a_resume_after_a_finished_batch_asks_failed_units_afresh(
+    server: FakeOpenAIServer, runs_dir: Path, tmp_path: Path
+) -> None:
+    """Answers handed to units that concluded are released when the queue closes cleanly: a unit
+    that failed for good is asked again on resume, not replayed the same bad answers."""
+    server.script("C2", *[{"steelman": "missing everything else"}] * 3)  # the first try and both re-asks
+    state_dir = tmp_path / "batch"
+    (run_dir,) = asyncio.run(_corpus(server, runs_dir, state_dir, count=1))
+    c2 = next(claim for claim in read_brief(run_dir)["claims"] if claim["id"] == "C2")
+    assert c2["status"] == "failed" and c2["error"]["kind"] == "invalid"
+    jobs_before = len(server.batch_api.jobs)
+
+    asyncio.run(_resume(server, runs_dir, state_dir, [run_dir]))
+    assert read_brief(run_dir)["status"] == "complete"
+    assert _job_units(server)[jobs_before:] == [["C2"], ["synthesize"]]
