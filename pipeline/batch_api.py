@@ -122,8 +122,9 @@ class BatchJobs:
             "timeout": timeout,
         }
         self._sdk: Any = None
-        self._pending: list[tuple[str, str]] = []  # (custom_id, the JSONL line) not yet submitted
-        self._pending_bytes = 0
+        # Not yet submitted, by model (a job's requests must all name one model): (custom_id, JSONL line).
+        self._pending: dict[str, list[tuple[str, str]]] = {}
+        self._pending_bytes: dict[str, int] = {}
         self._last_arrival = 0.0
         self._flusher: asyncio.Task[None] | None = None
         self._waiting: dict[str, asyncio.Future[Answer]] = {}
@@ -200,13 +201,14 @@ class BatchJobs:
     def _queue(self, custom_id: str, body: dict[str, Any]) -> None:
         line = json_text({"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": _wire_body(body)})
         size = len(line.encode("utf-8")) + 1
-        if self._pending and self._pending_bytes + size > MAX_BYTES:
-            self._submit_pending()
-        self._pending.append((custom_id, line))
-        self._pending_bytes += size
+        model = str(body.get("model"))
+        if self._pending.get(model) and self._pending_bytes[model] + size > MAX_BYTES:
+            self._submit_pending(model)
+        self._pending.setdefault(model, []).append((custom_id, line))
+        self._pending_bytes[model] = self._pending_bytes.get(model, 0) + size
         self._last_arrival = time.monotonic()
-        if len(self._pending) >= self.max_requests:
-            self._submit_pending()
+        if len(self._pending[model]) >= self.max_requests:
+            self._submit_pending(model)
         elif self._flusher is None or self._flusher.done():
             self._flusher = self._spawn(self._submit_when_settled())
 
@@ -214,10 +216,12 @@ class BatchJobs:
         """Wait until no request has arrived for `settle` seconds: the stage of every article is in."""
         while (wait := self._last_arrival + self.polling.settle - time.monotonic()) > 0:
             await asyncio.sleep(wait)
-        self._submit_pending()
+        for model in list(self._pending):
+            self._submit_pending(model)
 
-    def _submit_pending(self) -> None:
-        requests, self._pending, self._pending_bytes = self._pending, [], 0
+    def _submit_pending(self, model: str) -> None:
+        requests = self._pending.pop(model, [])
+        self._pending_bytes.pop(model, None)
         if requests:
             self._spawn(self._submit(requests))
 

@@ -228,6 +228,8 @@ def _read_lines(data: bytes) -> tuple[list[dict[str, Any]], str | None]:
         custom_id = line.get("custom_id")
         if not isinstance(custom_id, str) or custom_id in seen or not isinstance(line.get("body"), dict):
             return lines, f"line {number} has no body or a missing or repeated custom_id"
+        if lines and line["body"].get("model") != lines[0]["body"].get("model"):
+            return lines, f"line {number} names another model than line 1 (a batch holds one model)"
         seen.add(custom_id)
         lines.append(line)
     return lines, None if lines else "the input file holds no requests"

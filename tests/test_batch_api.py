@@ -38,6 +38,7 @@ async def _corpus(
     events: list[dict[str, Any]] | None = None,
     max_requests: int = 50_000,
     then: Exception | None = None,
+    models: list[str] | None = None,
 ) -> list[Path]:
     """`count` articles run at once through one BatchJobs; their run directories. `then` is raised
     before the queue closes."""
@@ -58,10 +59,11 @@ async def _corpus(
         for index in range(count):
             article = with_metadata(SEED_ARTICLE, title=f"Op-ed {index + 1}")
             run_dir = api.new_run_dir(article, runs_dir)
-            client = batch_api_client(jobs, settings=SETTINGS, run_id=run_dir.id)
+            settings = Settings(model=models[index]) if models else SETTINGS
+            client = batch_api_client(jobs, settings=settings, run_id=run_dir.id)
             run_dirs.append(run_dir.path)
             runs.append(
-                asyncio.create_task(api.run_brief(article, SETTINGS, client, runs_dir=runs_dir, run_dir=run_dir))
+                asyncio.create_task(api.run_brief(article, settings, client, runs_dir=runs_dir, run_dir=run_dir))
             )
         await asyncio.sleep(0.05)  # every article is waiting on the first job by now
         assert jobs.in_flight == count
@@ -358,3 +360,15 @@ def test_a_resume_after_a_finished_batch_asks_failed_units_afresh(
     asyncio.run(_resume(server, runs_dir, state_dir, [run_dir]))
     assert read_brief(run_dir)["status"] == "complete"
     assert _job_units(server)[jobs_before:] == [["C2"], ["synthesize"]]
+
+
+def test_each_job_holds_one_model(server: FakeOpenAIServer, runs_dir: Path, tmp_path: Path) -> None:
+    """The Batch API takes one model per input file: articles on two models make two jobs a stage."""
+    run_dirs = asyncio.run(
+        _corpus(server, runs_dir, tmp_path / "batch", count=3, models=["gpt-4.1-mini", "gpt-4o", "gpt-4o"])
+    )
+
+    models = [{line["body"]["model"] for line in job.lines} for job in server.batch_api.jobs.values()]
+    assert sorted(map(sorted, models)) == [["gpt-4.1-mini"]] * 3 + [["gpt-4o"]] * 3
+    assert sorted(len(job.lines) for job in server.batch_api.jobs.values()) == [1, 1, 2, 2, 8, 16]
+    assert all(read_brief(d)["status"] == "complete" for d in run_dirs)
