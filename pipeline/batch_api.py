@@ -149,6 +149,8 @@ class BatchJobs:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        closed = UnitFailed("interrupted", "the Batch API queue closed before this request was answered")
+        self._fail(list(self._waiting), closed)  # nothing would answer them now
         if finished:
             for job, custom_ids in self._handed_out.items():
                 self.record.release(job, custom_ids)
