@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -89,7 +90,8 @@ class Answer:
 class BatchJobs:
     """The queue of requests and the jobs that answer them, for one corpus run (one endpoint).
 
-    Use as `async with BatchJobs(...) as jobs:`; `state_dir` (e.g. the batch's folder) holds the
+    Use as `async with BatchJobs(...) as jobs:`. `api_key` None: OPENAI_API_KEY, as for a run (check
+    the configuration first with `api.check_client`). `state_dir` (e.g. the batch's folder) holds the
     record of submitted jobs and their answers. `on_event("batch_job", job=, status=, total=,
     completed=, failed=)` reports each job's progress.
     """
@@ -115,6 +117,7 @@ class BatchJobs:
         self.max_requests = max_requests
         self.attempts = attempts
         self.emit = on_event or (lambda *args, **kwargs: None)
+        api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self._secret = api_key or ""
         self._sdk_options: dict[str, Any] = {
             "api_key": api_key or "no-key",
