@@ -3,8 +3,9 @@
 A job's requests are answered, when it finishes, by the server's chat-completions logic (scripts,
 queue, handler), so a test scripts a unit the same way whichever path asks it. A job advances one
 status per retrieve (validating → in_progress → finalizing → completed, after `polls_to_finish`
-retrieves); `fail_next_job` and `expire_next_job` make the next job end otherwise, and a unit
-scripted with an error status or a dropped connection becomes that request's error line.
+retrieves); `fail_next_job` and `expire_next_job` make the next job end otherwise, `fail_calls`
+refuses the next Batch API requests themselves, and a unit scripted with an error status or a
+dropped connection becomes that request's error line.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class FakeBatchAPI:
         self.jobs: dict[str, FakeJob] = {}
         self.calls: list[tuple[str, str]] = []
         self._endings: deque[tuple[str, Any]] = deque()
+        self._refusals: deque[int] = deque()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -74,6 +76,11 @@ class FakeBatchAPI:
         """The next job created ends `expired` after answering its first `answered` requests."""
         with self._lock:
             self._endings.append(("expired", answered))
+
+    def fail_calls(self, status: int, times: int = 1) -> None:
+        """The next `times` Batch API requests (uploads, creates, retrieves, downloads) get HTTP `status`."""
+        with self._lock:
+            self._refusals.extend([status] * times)
 
     def count(self, method: str, path: str) -> int:
         """How many Batch API requests went to `path` (e.g. "/files", "/batches") with `method`."""
@@ -94,6 +101,11 @@ class FakeBatchAPI:
             )
         length = int(http.headers.get("content-length") or 0)
         data = http.rfile.read(length) if length else b""
+        with self._lock:
+            refusal = self._refusals.popleft() if self._refusals else None
+        if refusal is not None:
+            http._send(refusal, _error(f"scripted HTTP {refusal}"))
+            return True
         status, payload, content_type = self._route(method, kind, item, action, data, http.headers)
         http._send(status, payload, content_type=content_type)
         return True

@@ -18,6 +18,7 @@ from pipeline.article import with_metadata
 from pipeline.batch_api import BatchJobs, Polling, batch_api_client, parse_output
 from pipeline.brief import check_brief
 from pipeline.engine import Settings
+from pipeline.errors import AuthError, ModelError
 from pipeline.pricing import estimate, tier_note
 from pipeline.runs import RunDir
 from pipeline.testing import FakeOpenAIServer, FakeResponse
@@ -372,3 +373,21 @@ def test_each_job_holds_one_model(server: FakeOpenAIServer, runs_dir: Path, tmp_
     assert sorted(map(sorted, models)) == [["gpt-4.1-mini"]] * 3 + [["gpt-4o"]] * 3
     assert sorted(len(job.lines) for job in server.batch_api.jobs.values()) == [1, 1, 2, 2, 8, 16]
     assert all(read_brief(d)["status"] == "complete" for d in run_dirs)
+
+
+def test_the_batch_api_calls_are_retried_and_refusals_stop_the_run(
+    server: FakeOpenAIServer, runs_dir: Path, tmp_path: Path
+) -> None:
+    server.batch_api.fail_calls(503, times=2)  # the upload twice, then it goes through
+    (run_dir,) = asyncio.run(_corpus(server, runs_dir, tmp_path / "batch", count=1))
+    assert read_brief(run_dir)["status"] == "complete" and server.batch_api.count("POST", "/files") == 5
+
+    server.batch_api.fail_calls(401)
+    with pytest.raises(AuthError, match=r"refused the credentials \(HTTP 401\); check OPENAI_API_KEY"):
+        asyncio.run(_corpus(server, runs_dir, tmp_path / "batch2", count=1))
+    server.batch_api.fail_calls(404)
+    with pytest.raises(ModelError, match=r"HTTP 404\): the endpoint has no Batch API .*; run without --batch-api"):
+        asyncio.run(_corpus(server, runs_dir, tmp_path / "batch3", count=1))
+    stopped = [read_brief(d) for d in runs_dir.iterdir() if read_brief(d)["status"] == "failed"]
+    assert len(stopped) == 2 and all(any("The run stopped early" in n for n in b["notes"]) for b in stopped)
+    assert _chat_completions(server) == 0
