@@ -447,7 +447,7 @@ class BatchAPIClient(OpenAIClient):
         """What the normal path makes of the same failure: an error status is classified as an HTTP
         answer would be; a request the job never ran (it failed or expired) fails the unit."""
         if answer.status is not None and answer.error is None:
-            return self.classify_status(answer.status, _error_message(answer.body) or "no detail", {})
+            return self.classify_status(answer.status, clip(_error_message(answer.body) or "no detail", 300), {})
         return UnitFailed("transport", self._redact(clip(answer.error or "the batch job gave no answer", 300)))
 
     def _redact(self, text: str) -> str:
