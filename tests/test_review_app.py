@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from pipeline.review import app as review_app
 from pipeline.review.app import create_app
-from pipeline.review.guard import COOKIE, CSP, HEADER
+from pipeline.review.guard import COOKIE, CSP, HEADER, PAGE_CSP
 
 from .conftest import read_brief, run_subprocess
 from .htmltree import parse
@@ -305,7 +305,7 @@ def test_the_review_page_has_tools_on_every_rebuttal_and_claim(api: TestClient, 
     assert metas["counterpoint-run"] == run_dir.name and metas["counterpoint-revision"] == "1"
     assert metas["counterpoint-token"] == TOKEN and metas["counterpoint-token-header"] == HEADER
     csp = [m.attrs["content"] for m in dom.find_all("meta") if m.attrs.get("http-equiv") == "Content-Security-Policy"]
-    assert csp == [CSP], "the page's own CSP must not block its script"
+    assert csp == [PAGE_CSP] and "script-src 'self'" in PAGE_CSP, "the page's own CSP must not block its script"
     for rebuttal in rebuttals(run_dir):
         (tools,) = [d for d in dom.find_all("div") if d.attrs.get("data-rebuttal") == rebuttal["id"]]
         assert {b.attrs["data-decision"] for b in tools.find_all("button") if "data-decision" in b.attrs} == {

@@ -27,7 +27,7 @@ from ..errors import RunDirError
 from ..pricing import format_cost
 from ..resources import resource_dir
 from ..runs import RunDir, list_runs, parse_json, read_json, read_text_file, run_ids
-from .guard import CSP, HEADER, Guard
+from .guard import HEADER, PAGE_CSP, Guard
 from .store import InvalidReview, StaleRevision, listing_progress, load_review, progress, update_review
 
 PER_PAGE = 50
@@ -131,7 +131,7 @@ def _batches(runs_dir: Path) -> list[dict[str, Any]]:
 def index(request: Request) -> Response:
     params = request.query_params
     page = template("runs.html.j2").render(
-        **listing(request), q=params.get("q", ""), status=params.get("status", ""), csp=CSP
+        **listing(request), q=params.get("q", ""), status=params.get("status", ""), csp=PAGE_CSP
     )
     return HTMLResponse(page)
 
@@ -146,7 +146,7 @@ def review_page(request: Request) -> Response:
         "token": settings.token,
         "token_header": HEADER,
         "reviewer": settings.reviewer,
-        "csp": CSP,
+        "csp": PAGE_CSP,
     }
     return HTMLResponse(render_html(brief, article, name="review.html.j2", extra=extra))
 

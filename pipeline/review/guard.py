@@ -20,10 +20,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 COOKIE = "counterpoint_token"
 HEADER = "X-Counterpoint-Token"
-CSP = (
+# The pages' own policy (a <meta> element, which cannot say frame-ancestors) and the header's.
+PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "base-uri 'none'; form-action 'self'"
 )
+CSP = f"{PAGE_CSP}; frame-ancestors 'none'"
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",

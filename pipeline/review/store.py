@@ -139,15 +139,24 @@ def progress(review: dict[str, Any] | None) -> dict[str, int] | None:
         return None
     counts = {name: 0 for name in DECISIONS}
     for entry in review["decisions"].values():
-        if entry["decision"] in counts:
+        if entry.get("decision") in counts:
             counts[entry["decision"]] += 1
     return {"decided": sum(counts.values()), "total": review["rebuttals_total"], **counts}
 
 
 def listing_progress(run_path: Path) -> dict[str, int] | None:
-    """A run's review progress for a listing: None when unreviewed or when review.json is damaged
-    (a listing never stops for one bad file; `validate` names the problem)."""
+    """A run's review progress for a listing, read without the schema validator (so `runs` stays
+    fast): None when unreviewed or when review.json is damaged (a listing never stops for one bad
+    file; `validate` names the problem)."""
+    path = run_path / REVIEW_NAME
+    if not path.is_file():
+        return None
     try:
-        return progress(read_review(run_path))
+        review = read_json(path)
     except RunDirError:
         return None
+    shaped = isinstance(review, dict) and isinstance(review.get("rebuttals_total"), int)
+    decisions = review.get("decisions") if shaped else None
+    if not isinstance(decisions, dict) or not all(isinstance(entry, dict) for entry in decisions.values()):
+        return None
+    return progress(review)
