@@ -6,6 +6,7 @@ import json
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -57,7 +58,7 @@ class Served:
 
     def stop(self) -> str:
         """Stop with SIGINT (as Ctrl-C does); stdout printed after the address line."""
-        self.process.send_signal(2)
+        self.process.send_signal(signal.SIGINT)
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:

@@ -412,3 +412,20 @@ def test_each_start_has_its_own_token(runs_dir: Path) -> None:
         tokens.append(served.token)
         served.stop()
     assert tokens[0] != tokens[1]
+
+
+def test_a_damaged_review_is_reported_and_never_overwritten(api: TestClient, run_dir: Path) -> None:
+    (run_dir / "review.json").write_text('{"revision": "three"}', encoding="utf-8")
+    for answer in (
+        api.get(f"/api/runs/{run_dir.name}/review"),
+        post(api, run_dir, {"decisions": {rebuttals(run_dir)[0]["id"]: {"decision": "accept"}}}),
+    ):
+        assert answer.status_code == 500
+        assert (
+            "review.json is not a valid review" in answer.json()["error"]
+            and "fix or remove it" in answer.json()["error"]
+        )
+        assert answer.headers["content-security-policy"] == CSP
+    assert (run_dir / "review.json").read_text(encoding="utf-8") == '{"revision": "three"}'
+    page = api.get(f"/runs/{run_dir.name}")
+    assert page.status_code == 500 and "review.json" in page.text

@@ -154,3 +154,32 @@ def test_validate_checks_review_ids_against_the_brief(cli, run_dir: Path, review
     (run_dir / "review.json").write_text("{not json")
     rows = json.loads(cli("runs", "--runs-dir", str(run_dir.parent), "--json").stdout)
     assert rows[0]["review"] is None
+
+
+def test_concurrent_writes_on_one_revision_let_exactly_one_through(run_dir: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.review.store import StaleRevision
+
+    brief = read_brief(run_dir)
+    ids = [r["id"] for r in rebuttals(run_dir)][:8]
+
+    def write(rid: str) -> str:
+        try:
+            update_review(run_dir, brief, {"decisions": {rid: {"decision": "accept"}}, "revision": 0}, "Ana")
+        except StaleRevision:
+            return "stale"
+        return "saved"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(write, ids))
+    assert sorted(outcomes) == ["saved"] + ["stale"] * 7
+    review = json.loads((run_dir / "review.json").read_text())
+    assert review["revision"] == 1 and len(review["decisions"]) == 1
+    with ThreadPoolExecutor(8) as pool:  # without a revision (scripts), every change is merged
+        list(
+            pool.map(lambda rid: update_review(run_dir, brief, {"decisions": {rid: {"decision": "reject"}}}, None), ids)
+        )
+    review = json.loads((run_dir / "review.json").read_text())
+    assert review["revision"] == 9 and {e["decision"] for e in review["decisions"].values()} == {"reject"}
+    assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".review.json")], "no temporary file left"

@@ -33,7 +33,7 @@ def serve(runs_dir: Path, host: str, port: int, reviewer: str | None) -> None:
     from ..review.server import WILDCARDS
     from ..review.server import serve as run_server
 
-    if host in WILDCARDS or not host.startswith(("127.", "::1")):
+    if host in WILDCARDS or not host.startswith(("127.", "::1", "localhost")):
         echo(f"warning: listening on {host}: anyone who can reach it and has the token can read briefs", err=True)
 
     def announce(url: str) -> None:

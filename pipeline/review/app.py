@@ -23,7 +23,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainT
 from starlette.routing import Route
 
 from ..brief.html import render_html, template
-from ..errors import RunDirError
+from ..errors import CounterpointError, RunDirError
 from ..pricing import format_cost
 from ..resources import resource_dir
 from ..runs import RunDir, list_runs, parse_json, read_json, read_text_file, run_ids
@@ -56,18 +56,28 @@ def create_app(runs_dir: Path, *, token: str, hosts: list[str], reviewer: str | 
     app = Starlette(
         routes=routes,
         middleware=[Middleware(Guard, token=token, hosts=hosts)],
-        exception_handlers={HTTPException: not_found},
+        exception_handlers={HTTPException: not_found, CounterpointError: broken_record},
     )
     app.state.settings = settings
     return app
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
-    """404 and 405 as JSON for the API, as a line of text for pages."""
+    """404 and 405: JSON for the API, a line of text for pages."""
     status, detail = (exc.status_code, exc.detail) if isinstance(exc, HTTPException) else (500, "internal error")
+    return _answer(request, status, detail)
+
+
+def _answer(request: Request, status: int, detail: str) -> Response:
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": detail}, status_code=status)
     return PlainTextResponse(f"{status}: {detail}\n", status_code=status)
+
+
+async def broken_record(request: Request, exc: Exception) -> Response:
+    """A record that cannot be read (a damaged review.json or article.txt): its one-line error, and
+    nothing written, so a damaged review is never replaced by a new one."""
+    return _answer(request, 500, str(exc))
 
 
 def _settings(request: Request) -> Settings:

@@ -46,6 +46,7 @@ def url_host(host: str) -> str:
 
 def serve(runs_dir: Path, *, host: str, port: int, reviewer: str | None, announce: Callable[[str], None]) -> None:
     """Serve until interrupted; `announce` gets `http://HOST:PORT/?token=TOKEN` once it answers."""
+    host = "127.0.0.1" if host == "localhost" else host  # the address, not a name to resolve
     sock = bind(host, port)
     bound = sock.getsockname()[1]
     token = secrets.token_urlsafe(32)

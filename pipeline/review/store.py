@@ -7,7 +7,11 @@ two browser tabs cannot silently overwrite each other.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +97,7 @@ def update_review(run_path: Path, brief: dict[str, Any], change: Any, reviewer: 
     if problems:
         raise InvalidReview("; ".join(problems[:3]))
     _check_ids(change, brief)
-    with _WRITE_LOCK:
+    with _locked(run_path):
         review = load_review(run_path, brief)
         given = change.get("revision")
         if given is not None and given != review["revision"]:
@@ -110,6 +114,19 @@ def update_review(run_path: Path, brief: dict[str, Any], change: Any, reviewer: 
         review["rebuttals_total"] = len(rebuttal_ids(brief))
         atomic_write(run_path / REVIEW_NAME, json_text(review, indent=2) + "\n")
     return review
+
+
+@contextmanager
+def _locked(run_path: Path) -> Iterator[None]:
+    """Hold the review for a read-merge-write: a thread lock for this server's worker threads and a
+    flock on the run directory itself for another process (a second server; no lock file is made)."""
+    with _WRITE_LOCK:
+        fd = os.open(run_path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
 
 
 def _check_ids(change: dict[str, Any], brief: dict[str, Any]) -> None:
