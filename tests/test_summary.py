@@ -5,12 +5,14 @@ script (the browser test clicks them)."""
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline.brief.html import FIRST_CHECKS, render_html
+from pipeline.brief.markdown import render_markdown
 
 from .conftest import read_brief
 from .htmltree import parse
@@ -59,6 +61,9 @@ def test_strongest_rebuttals_are_ordered_by_strength_ties_in_the_synthesis_order
     ]
     for rid in (a, b, c, d):
         assert dom.by_id(f"rebuttal-{rid}").has_class("strongest"), "the strongest-only view keeps it"
+    synthesis_md = render_markdown(changed).split("## Synthesis")[1]
+    listed = re.findall(r"^1\. \*\*(C\d+-R\d)\*\*", synthesis_md, flags=re.MULTILINE)
+    assert listed == [c, d, b, a], "brief.md orders them the same way"
     assert not [
         li for li in dom.find_all("li") if li.attrs.get("id") == f"rebuttal-{ids[4]}" and li.has_class("strongest")
     ]

@@ -56,14 +56,14 @@ def create_app(runs_dir: Path, *, token: str, hosts: list[str], reviewer: str | 
     app = Starlette(
         routes=routes,
         middleware=[Middleware(Guard, token=token, hosts=hosts)],
-        exception_handlers={HTTPException: not_found, CounterpointError: broken_record},
+        exception_handlers={HTTPException: http_error, CounterpointError: broken_record},
     )
     app.state.settings = settings
     return app
 
 
-async def not_found(request: Request, exc: Exception) -> Response:
-    """404 and 405: JSON for the API, a line of text for pages."""
+async def http_error(request: Request, exc: Exception) -> Response:
+    """404, 405 and the like: JSON for the API, a line of text for pages."""
     status, detail = (exc.status_code, exc.detail) if isinstance(exc, HTTPException) else (500, "internal error")
     return _answer(request, status, detail)
 
