@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from .batch import batch
 from .common import EXIT_FAILED, EXIT_OK
 from .doctor import doctor
 from .records import list_runs, show, validate
@@ -52,5 +53,5 @@ def console() -> None:
     os._exit(code or EXIT_OK)
 
 
-for _command in (run, list_runs, show, validate, doctor):
+for _command in (run, batch, list_runs, show, validate, doctor):
     main.add_command(_command)
