@@ -89,6 +89,7 @@ def test_a_folder_with_an_unreadable_file(fleet, runs_dir: Path, tmp_path: Path)
     assert TEST_KEY not in (batch_dir / "manifest.json").read_text(encoding="utf-8")
     # Every article was asked once per unit: 1 extraction, 8 claims, 1 synthesis.
     assert Counter(article_of(r) for r in fleet.requests) == {f"Op-ed {n:02d}": 10 for n in range(1, 22)}
+    assert len(result.stderr.splitlines()) == 2  # not a terminal: the summary, no progress flood
     listed = run_cli("runs", "--runs-dir", str(runs_dir))
     assert "batches" not in listed.stdout  # the batch record is not a run
 
@@ -100,19 +101,21 @@ def test_a_feed_with_metadata_and_a_bad_line(fleet, runs_dir: Path, tmp_path: Pa
         {"id": "a2", "path": str(tmp_path / "two.txt")},
         {"text": "x", "url": "https://example.org/"},  # two inputs: a failed row
         "not json",
+        {"url": f"{fleet.base_url}/no-such-page", "title": "Gone"},  # a 404: its row
     ]
     feed = tmp_path / "feed.jsonl"
     feed.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n\n", encoding="utf-8")
-    result = batch_cli(fleet, runs_dir, "--from", str(feed), "--json")
+    result = batch_cli(fleet, runs_dir, "--from", str(feed), "--json", "--allow-private-hosts")
     assert result.exit_code == 3, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["totals"]["complete"] == 2 and summary["totals"]["failed"] == 2
+    assert summary["totals"]["complete"] == 2 and summary["totals"]["failed"] == 3
     rows = rows_of(Path(summary["batch"]))
     assert [row["id"] for row in rows[:2]] == ["a1", "a2"]
     article = read_brief(Path(rows[0]["run"]))["article"]
     assert (article["title"], article["author"], article["date"]) == ("Given title", "A. Writer", "2016-03-15")
     assert "exactly one of text, html, url or path" in rows[2]["error"]
     assert "not a JSON object" in rows[3]["error"]
+    assert "404" in rows[4]["error"] and rows[4]["source"].endswith("/no-such-page")
 
 
 def test_a_list_file_skips_blank_lines_and_comments(fleet, runs_dir: Path, tmp_path: Path) -> None:
@@ -171,22 +174,23 @@ def test_sigterm_then_resume_asks_finished_articles_nothing(
 ) -> None:
     folder = make_folder(tmp_path, 6)
     answer = scripted_handler(seed_script)
-    slow = threading.Event()  # articles 4-6 hang until set
+    held = {f"Op-ed {n:02d}" for n in (4, 5, 6)}  # their claim C1 hangs until released
+    release = threading.Event()
 
     def handler(unit: str, body: dict[str, Any]) -> Any:
-        text = json.dumps(body.get("messages"))
-        held = any(f"Op-ed {n:02d}" in text for n in (4, 5, 6)) and not slow.is_set()
-        return FakeResponse(content=answer(unit, body), delay=30 if held else 0.01)
+        hang = unit == "C1" and any(name in json.dumps(body.get("messages")) for name in held)
+        return FakeResponse(content=answer(unit, body), delay=30 if hang and not release.is_set() else 0.01)
 
     with FakeOpenAIServer(handler) as fake:
         args = ["batch", str(folder), "--runs-dir", str(runs_dir), "--base-url", fake.base_url, "--no-cache"]
-        process = start_counterpoint([*args, "--concurrency", "4"], env={"OPENAI_API_KEY": TEST_KEY})
+        process = start_counterpoint([*args, "--concurrency", "6"], env={"OPENAI_API_KEY": TEST_KEY})
         try:
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and len(list(runs_dir.glob("*/brief.json"))) < 3:
+            while time.monotonic() < deadline and (
+                len(list(runs_dir.glob("*/brief.json"))) < 3 or len(list(runs_dir.glob("*/units/C8.json"))) < 6
+            ):
                 time.sleep(0.05)
             assert len(list(runs_dir.glob("*/brief.json"))) == 3, "articles 1-3 should have finished"
-            time.sleep(0.2)
             process.send_signal(signal.SIGTERM)
             stdout, stderr = process.communicate(timeout=30)
         finally:
@@ -194,17 +198,17 @@ def test_sigterm_then_resume_asks_finished_articles_nothing(
         assert process.returncode == 130, stderr
         assert "interrupted" in stderr.splitlines()[-1] and "counterpoint batch --resume" in stderr
         batch_dir = Path(stdout.strip().splitlines()[-1])
-        first = Counter(article_of(r) for r in fake.requests)
-        assert {f"Op-ed {n:02d}" for n in (1, 2, 3)} <= set(first)
+        assert {row["status"] for row in rows_of(batch_dir) if row["title"][:8] in held} == {"partial"}
         seen = len(fake.requests)
 
-        slow.set()
+        release.set()
         result = run_cli("batch", "--resume", "latest", "--runs-dir", str(runs_dir), key=TEST_KEY)
         assert result.exit_code == 0, result.stderr
         assert Path(result.stdout.strip().splitlines()[-1]) == batch_dir
-        again = Counter(article_of(r) for r in fake.requests[seen:])
-    assert not {f"Op-ed {n:02d}" for n in (1, 2, 3)} & set(again)  # finished articles: not asked again
-    assert {f"Op-ed {n:02d}" for n in (4, 5, 6)} <= set(again)
+        again = fake.requests[seen:]
+    assert {article_of(r) for r in again} == held  # finished articles: not asked again
+    # The interrupted articles resumed at unit level: only what had not finished was asked again.
+    assert sorted(r.unit for r in again) == ["C1", "C1", "C1", "synthesize", "synthesize", "synthesize"]
     rows = rows_of(batch_dir)
     assert len(rows) == 6 and all(row["status"] == "complete" for row in rows)
     for row in rows:
@@ -219,3 +223,41 @@ def test_usage_errors(runs_dir: Path, tmp_path: Path) -> None:
     assert empty.exit_code == 1 and "no articles" in one_error_line(empty)
     none = run_cli("batch", "--resume", "latest", "--runs-dir", str(runs_dir))
     assert none.exit_code == 1 and "no batches" in one_error_line(none)
+
+
+def test_one_429_back_off_for_every_article(seed_script: dict[str, Any], runs_dir: Path, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path, 4)
+    answer = scripted_handler(seed_script)
+    first = threading.Lock()
+
+    def handler(unit: str, body: dict[str, Any]) -> Any:
+        if unit.startswith("C") and first.acquire(blocking=False):  # the first rebuttal anywhere
+            return FakeResponse(status=429, headers={"Retry-After": "0.6"})
+        return FakeResponse(content=answer(unit, body), delay=0.05)
+
+    with FakeOpenAIServer(handler) as fake:
+        result = batch_cli(fake, runs_dir, str(folder), "--concurrency", "4", "--no-cache")
+        assert result.exit_code == 0, result.stderr
+        (limited,) = [r for r in fake.requests if r.status == 429]
+        assert limited.answered is not None
+        during = [r for r in fake.requests if limited.answered + 0.05 < r.received < limited.answered + 0.5]
+    assert during == []  # no article sent anything while the endpoint asked for a pause
+
+
+def test_progress_line_on_a_terminal() -> None:
+    import io
+
+    from pipeline.batch_progress import BatchProgress
+
+    stream = io.StringIO()
+    progress = BatchProgress(10, 2, stream=stream, live=True)
+    progress.attempt({"usage": {"prompt_tokens": 1000, "completion_tokens": 234}})
+    progress.finished({"status": "complete", "run": "x", "cost_usd": 0.01})
+    progress.finished({"status": "failed", "run": None, "cost_usd": None})
+    progress.tick(5)
+    line = stream.getvalue()
+    assert line.startswith("\r") and "articles 4/10 done, 1 failed, 5 calls in flight, 1,234 tokens, $0.0100" in line
+    assert "ETA " in line
+    quiet = io.StringIO()
+    BatchProgress(10, stream=quiet, live=True, quiet=True).tick(3)
+    assert quiet.getvalue() == ""
