@@ -105,6 +105,9 @@ class BatchDir:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Held while the batch runs, so two processes never run (or resume) it at once."""
+        holder = RunDir(self.path).running_pid()
+        if holder is not None:  # RunDir.lock would refuse too, speaking of a run
+            raise RunDirError(f"batch {self.id} is already running (pid {holder}); wait for it to finish, or stop it")
         with RunDir(self.path).lock():
             yield
 
