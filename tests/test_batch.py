@@ -97,7 +97,7 @@ def test_a_folder_with_an_unreadable_file(fleet, runs_dir: Path, tmp_path: Path)
 def test_a_feed_with_metadata_and_a_bad_line(fleet, runs_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "two.txt").write_text(variant(2), encoding="utf-8")
     lines = [
-        {"id": "a1", "text": variant(1), "title": "Given title", "author": "A. Writer", "date": "2016-03-15"},
+        {"id": "a1", "text": variant(1), "title": "Given <i>title</i>", "author": "A. Writer", "date": "2016-03-15"},
         {"id": "a2", "path": str(tmp_path / "two.txt")},
         {"text": "x", "url": "https://example.org/"},  # two inputs: a failed row
         "not json",
@@ -112,7 +112,9 @@ def test_a_feed_with_metadata_and_a_bad_line(fleet, runs_dir: Path, tmp_path: Pa
     rows = rows_of(Path(summary["batch"]))
     assert [row["id"] for row in rows[:2]] == ["a1", "a2"]
     article = read_brief(Path(rows[0]["run"]))["article"]
-    assert (article["title"], article["author"], article["date"]) == ("Given title", "A. Writer", "2016-03-15")
+    assert (article["title"], article["author"], article["date"]) == ("Given <i>title</i>", "A. Writer", "2016-03-15")
+    index = (Path(summary["batch"]) / "index.html").read_text(encoding="utf-8")
+    assert "Given &lt;i&gt;title&lt;/i&gt;</a>" in index and "<i>" not in index  # escaped, and linked
     assert "exactly one of text, html, url or path" in rows[2]["error"]
     assert "not a JSON object" in rows[3]["error"]
     assert "404" in rows[4]["error"] and rows[4]["source"].endswith("/no-such-page")
@@ -258,6 +260,13 @@ def test_progress_line_on_a_terminal() -> None:
     line = stream.getvalue()
     assert line.startswith("\r") and "articles 4/10 done, 1 failed, 5 calls in flight, 1,234 tokens, $0.0100" in line
     assert "ETA " in line
+    logged = io.StringIO()
+    piped = BatchProgress(10, stream=logged, live=False)
+    piped.tick(1)
+    assert logged.getvalue() == ""  # not a terminal: no line until LOG_EVERY has passed
+    piped._last_line -= 60
+    piped.tick(1)
+    assert logged.getvalue().startswith("articles 0/10 done") and logged.getvalue().count("\n") == 1
     quiet = io.StringIO()
     BatchProgress(10, stream=quiet, live=True, quiet=True).tick(3)
     assert quiet.getvalue() == ""
