@@ -89,8 +89,10 @@ class BatchRunner:
             use_cache=options.use_cache,
         )
 
-    def article_client(self) -> OpenAIClient:
-        """The client one article talks through (a provider Batch API client plugs in here)."""
+    def article_client(self, run_dir: RunDir) -> OpenAIClient:
+        """The client the article in `run_dir` talks through: the one place its class is chosen (a
+        provider Batch API client, whose request ids derive from the run's id, plugs in here)."""
+        del run_dir  # an HTTP client needs only the shared transport
         client = self._make_client()
         client.share_transport(self.transport)
         return client
@@ -181,7 +183,12 @@ class BatchRunner:
         run_dir = await asyncio.to_thread(api.new_run_dir, article, self.config.runs_dir)
         self._started(item, run_dir)
         return await api.run_brief(
-            article, self.config.settings, self.article_client(), runs_dir=None, run_dir=run_dir, on_event=self._event
+            article,
+            self.config.settings,
+            self.article_client(run_dir),
+            runs_dir=None,
+            run_dir=run_dir,
+            on_event=self._event,
         )
 
     async def _resume(self, run_dir: RunDir) -> Any:
@@ -189,7 +196,7 @@ class BatchRunner:
             self.config.runs_dir,
             run_dir,
             self.config.settings,
-            self.article_client(),
+            self.article_client(run_dir),
             force=self.config.force,
             on_event=self._event,
         )
