@@ -168,7 +168,8 @@ class BatchRunner:
         except asyncio.CancelledError:
             started = self._run_of(item, run_dir)
             if started is not None:  # one not started yet has nothing to record: it starts on resume
-                self._finish(self._recorded_row(item, started, "interrupted"))
+                why = f"not finished: {self.stopped}" if self.stopped else "interrupted"
+                self._finish(self._recorded_row(item, started, why))
             raise
         except ModelError as exc:  # the endpoint refuses the credentials or the model: no article can succeed
             self._finish(self._recorded_row(item, self._run_of(item, run_dir), str(exc)))
