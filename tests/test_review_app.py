@@ -429,3 +429,39 @@ def test_a_damaged_review_is_reported_and_never_overwritten(api: TestClient, run
     assert (run_dir / "review.json").read_text(encoding="utf-8") == '{"revision": "three"}'
     page = api.get(f"/runs/{run_dir.name}")
     assert page.status_code == 500 and "review.json" in page.text
+
+
+def test_batches_are_listed_from_their_manifests(api: TestClient, run_dir: Path) -> None:
+    batches = run_dir.parent / "batches"
+    good, broken = batches / "20261129T100000Z-batch-aaaaaa", batches / "20261128T100000Z-batch-bbbbbb"
+    good.mkdir(parents=True)
+    broken.mkdir()
+    totals = {"articles": 3, "complete": 2, "partial": 0, "failed": 1}
+    (good / "manifest.json").write_text(
+        json.dumps({"status": "complete", "updated": "2026-11-29T10:05:00+00:00", "totals": totals})
+    )
+    (broken / "manifest.json").write_text("{not json")
+    listed = api.get("/api/runs").json()
+    assert [r["id"] for r in listed["runs"]] == [run_dir.name], "a batch is not a run"
+    assert listed["batches"] == [
+        {"id": good.name, "status": "complete", "updated": "2026-11-29T10:05:00+00:00", **totals},
+        {
+            "id": broken.name,
+            "status": "unknown",
+            "updated": None,
+            "articles": None,
+            "complete": None,
+            "partial": None,
+            "failed": None,
+        },
+    ]
+    rows = parse(api.get("/").text).by_id("batches").find_all("tr")[1:]
+    assert [cell.text() for cell in rows[0].find_all("td")] == [
+        good.name,
+        "complete",
+        "2026-11-29 10:05",
+        "3",
+        "2",
+        "0",
+        "1",
+    ]

@@ -22,17 +22,17 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from ..batch_record import batch_ids
 from ..brief.html import render_html, template
 from ..errors import CounterpointError, RunDirError
 from ..pricing import format_cost
 from ..resources import resource_dir
-from ..runs import RunDir, list_runs, parse_json, read_json, read_text_file, run_ids
+from ..runs import BATCHES_DIR, RunDir, list_runs, parse_json, read_json, read_text_file, run_ids
 from .guard import HEADER, PAGE_CSP, Guard
 from .store import InvalidReview, StaleRevision, listing_progress, load_review, progress, update_review
 
 PER_PAGE = 50
 MAX_BODY = 1_000_000  # bytes of a POSTed review change
-BATCHES = "batches"  # runs/batches/<id>/ holds batch records, not runs
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def _run(request: Request) -> tuple[RunDir, dict[str, Any]]:
     """The run the path names and its brief. Only a name found in the runs directory is used, so
     `..`, slashes and other paths cannot reach outside it; anything else is 404."""
     runs_dir, run_id = _settings(request).runs_dir, request.path_params["run_id"]
-    if run_id == BATCHES or run_id not in run_ids(runs_dir):
+    if run_id not in run_ids(runs_dir):  # run_ids leaves out runs/batches/
         raise HTTPException(404, f"no run {run_id!r} in the runs directory")
     run_dir = RunDir(runs_dir / run_id)
     try:
@@ -103,7 +103,7 @@ def listing(request: Request) -> dict[str, Any]:
     """Runs (newest first) and batches, filtered by `q` (id, title or model) and `status`, one page."""
     runs_dir, params = _settings(request).runs_dir, request.query_params
     query, status = params.get("q", "").strip().lower(), params.get("status", "").strip()
-    rows = [row for row in list_runs(runs_dir) if row["id"] != BATCHES]
+    rows = list_runs(runs_dir)
     if query:
         rows = [r for r in rows if any(query in (r[key] or "").lower() for key in ("id", "title", "model"))]
     if status:
@@ -119,20 +119,24 @@ def listing(request: Request) -> dict[str, Any]:
 
 
 def _batches(runs_dir: Path) -> list[dict[str, Any]]:
-    """The batch records under runs/batches/, from their manifests (a damaged one shows as unknown)."""
+    """The batch records (batch_record.py) from their manifests: status, last update and how many
+    articles ended how; a damaged manifest shows as unknown."""
     rows = []
-    for batch_id in run_ids(runs_dir / BATCHES):
+    for batch_id in batch_ids(runs_dir):
         try:
-            manifest = read_json(runs_dir / BATCHES / batch_id / "manifest.json")
+            read = read_json(runs_dir / BATCHES_DIR / batch_id / "manifest.json")
         except RunDirError:
-            manifest = None
-        manifest = manifest if isinstance(manifest, dict) else {}
-        status, created = manifest.get("status"), manifest.get("created")
+            read = None
+        manifest: dict[str, Any] = read if isinstance(read, dict) else {}
+        totals = manifest["totals"] if isinstance(manifest.get("totals"), dict) else {}
+        counts = {key: totals.get(key) for key in ("articles", "complete", "partial", "failed")}
+        status, updated = manifest.get("status"), manifest.get("updated")
         rows.append(
             {
                 "id": batch_id,
                 "status": status if isinstance(status, str) else "unknown",
-                "created": created if isinstance(created, str) else None,
+                "updated": updated if isinstance(updated, str) else None,
+                **{key: value if isinstance(value, int) else None for key, value in counts.items()},
             }
         )
     return rows
