@@ -6,7 +6,7 @@ is saved for --resume). Heavy modules are imported inside commands so
 that `counterpoint --help` and `counterpoint runs` start fast.
 
 One module per command family: common.py (printing, errors, shared option types), run.py,
-records.py (runs, show, validate), doctor.py. Each defines Click commands; this module groups them.
+records.py (runs, show, validate), doctor.py, eval.py. Each defines Click commands; this module groups them.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import click
 
 from .common import EXIT_FAILED, EXIT_OK
 from .doctor import doctor
+from .eval import eval_command
 from .records import list_runs, show, validate
 from .run import run
 
@@ -52,5 +53,5 @@ def console() -> None:
     os._exit(code or EXIT_OK)
 
 
-for _command in (run, list_runs, show, validate, doctor):
+for _command in (run, list_runs, show, validate, doctor, eval_command):
     main.add_command(_command)
