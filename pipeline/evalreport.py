@@ -88,7 +88,7 @@ def _entry(result: dict[str, Any]) -> dict[str, Any]:
 
 def _mean(values: Iterable[float]) -> float | None:
     values = list(values)
-    return round(fmean(values), 6) if values else None
+    return fmean(values) if values else None
 
 
 def _total_usage(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:

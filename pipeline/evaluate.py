@@ -149,8 +149,14 @@ class Evaluation:
                 on_item(done, len(self.items), result)
             return result
 
+        tasks = [asyncio.ensure_future(one(item)) for item in self.items]
         try:
-            results = await asyncio.gather(*(one(item) for item in self.items))
+            results = await asyncio.gather(*tasks)
+        except BaseException:  # the endpoint refused the eval, or an interrupt: stop the others first
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         finally:
             await self.rebut_client.aclose()
             await self.judge_client.aclose()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from statistics import fmean
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pipeline import evalreport
+from pipeline import evalreport, prompts
 from pipeline.judge import SCORES, Presentation
 from pipeline.testing import FakeOpenAIServer, FakeResponse
 
@@ -212,7 +213,7 @@ def test_rerunning_the_same_out_asks_only_what_is_not_finished(tmp_path: Path) -
     good = handler(gold_rebuttals)
 
     def respond(unit: str, body: dict[str, Any]) -> Any:
-        if unit == "judge" and judge_fails["on"] and ITEMS[list(ITEMS)[0]]["claim"].strip() in json.dumps(body):
+        if unit == "judge" and judge_fails["on"] and ITEMS[next(iter(ITEMS))]["claim"].strip() in json.dumps(body):
             return FakeResponse(status=400, error_message="bad judge request")
         return good(unit, body)
 
@@ -311,3 +312,50 @@ def test_compare_without_common_items_is_a_one_line_error(tmp_path: Path) -> Non
     assert result.exit_code == 1 and "no item is scored in both" in one_error_line(result)
     missing = run_cli("eval", "--compare", str(a), str(tmp_path))
     assert missing.exit_code == 1 and "holds no report.json" in one_error_line(missing)
+
+
+@pytest.fixture
+def fresh_prompts() -> Iterator[None]:
+    """Prompts are cached per process: reload them under the next command's environment."""
+    prompts._template.cache_clear()
+    yield
+    prompts._template.cache_clear()
+
+
+def test_a_prompt_folder_changes_the_answers_not_the_judge(
+    gold_server: FakeOpenAIServer, tmp_path: Path, fresh_prompts: None
+) -> None:
+    """COUNTERPOINT_PROMPTS_DIR is what an experiment changes: the rebut prompt comes from it, the
+    judge's prompt never does (the folder need not even hold one), and the eval records which."""
+    folder = tmp_path / "prompts"
+    shutil.copytree(ROOT / "prompts", folder)
+    (folder / "judge.md").unlink()
+    rebut = folder / "rebut_claim.md"
+    rebut.write_text(rebut.read_text(encoding="utf-8") + "\nKeep each argument short.\n", encoding="utf-8")
+    out = tmp_path / "ev"
+    result = run_cli(
+        "eval", str(DATA), "--base-url", gold_server.base_url, "--out", str(out), "--limit", "2",
+        key=TEST_KEY, env={"COUNTERPOINT_PROMPTS_DIR": str(folder)},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert all("Keep each argument short." in json.dumps(r.body) for r in gold_server.requests_for("C1"))
+    assert all("Keep each argument" not in json.dumps(r.body) for r in gold_server.requests_for("judge"))
+    prompts._template.cache_clear()
+    again = evaluate(gold_server, out, "--limit", "2")  # the shipped prompts: another experiment
+    assert again.exit_code == 1 and "prompts.rebut_claim" in one_error_line(again)
+
+
+def test_refused_credentials_stop_the_eval_in_one_line(tmp_path: Path) -> None:
+    with FakeOpenAIServer(lambda unit, body: FakeResponse(status=401, error_message=f"bad key {TEST_KEY}")) as fake:
+        result = evaluate(fake, tmp_path / "ev", "--limit", "3")
+    assert result.exit_code == 1
+    line = one_error_line(result)
+    assert "refused the credentials (HTTP 401); check OPENAI_API_KEY" in line and TEST_KEY not in line
+    assert list((tmp_path / "ev" / "items").iterdir()) == []  # nothing recorded as a scored or failed item
+
+
+def test_data_resume_or_compare_is_needed(tmp_path: Path) -> None:
+    result = run_cli("eval", key=TEST_KEY)
+    assert result.exit_code == 2 and "give DATA.jsonl, --resume DIR or --compare DIR_A DIR_B" in result.stderr
+    missing = run_cli("eval", "--resume", str(tmp_path), key=TEST_KEY)
+    assert missing.exit_code == 2 and "holds no eval.json" in missing.stderr
