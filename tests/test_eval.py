@@ -151,7 +151,10 @@ def test_partial_coverage_maps_the_shuffled_order_back(tmp_path: Path) -> None:
         result = evaluate(fake, tmp_path / "ev", "--limit", "12")
         prompts = [r.body["messages"][0]["content"] for r in fake.requests if r.unit == "judge"]
     assert result.exit_code == 0, result.stderr
-    for item in report_of(tmp_path / "ev")["per_item"]:
+    report = report_of(tmp_path / "ev")
+    assert report["n"] == 12 and 0 < report["coverage"] < 1
+    assert report["coverage"] == fmean(item["coverage"] for item in report["per_item"])  # exactly
+    for item in report["per_item"]:
         many = item["clusters"] > 1
         assert item["covered"] == ([1] if many else []), item["id"]
         assert item["coverage"] == pytest.approx(1 / item["clusters"] if many else 0.0)
@@ -347,7 +350,8 @@ def test_a_prompt_folder_changes_the_answers_not_the_judge(
 
 def test_refused_credentials_stop_the_eval_in_one_line(tmp_path: Path) -> None:
     with FakeOpenAIServer(lambda unit, body: FakeResponse(status=401, error_message=f"bad key {TEST_KEY}")) as fake:
-        result = evaluate(fake, tmp_path / "ev", "--limit", "3")
+        # One at a time: a request cancelled in flight makes the in-process server print a reset to stderr.
+        result = evaluate(fake, tmp_path / "ev", "--limit", "3", "--concurrency", "1")
     assert result.exit_code == 1
     line = one_error_line(result)
     assert "refused the credentials (HTTP 401); check OPENAI_API_KEY" in line and TEST_KEY not in line
