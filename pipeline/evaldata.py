@@ -22,6 +22,7 @@ from .errors import InputError, ResumeMismatch, RunDirError
 from .files import atomic_write, json_text
 
 MAX_DATA_BYTES = 50_000_000
+MAX_CLUSTERS = 24  # the judge schema's bound on perspectives (a contract test checks they agree)
 MANIFEST = "eval.json"
 ITEMS = "items"
 LOCK = ".lock"
@@ -89,6 +90,8 @@ def _item(line: str, where: str, index: int) -> Item:
         raise InputError(
             f"{where}: 'undermine' must be a non-empty list of clusters, each a non-empty list of paraphrases"
         )
+    if len(clusters) > MAX_CLUSTERS:
+        raise InputError(f"{where}: {len(clusters)} 'undermine' clusters, more than the judge takes ({MAX_CLUSTERS})")
     return Item(item_id, claim.strip(), [[p.strip() for p in cluster] for cluster in clusters], index)
 
 

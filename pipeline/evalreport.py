@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from dataclasses import asdict
 from statistics import fmean
 from typing import Any
 
@@ -25,12 +26,10 @@ def usage_of(calls: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """Token counts and calls per role ("rebut", "judge") from an item's attempt lines."""
     totals: dict[str, dict[str, int]] = {}
     for call in calls:
-        role = totals.setdefault(
-            call.get("stage", "?"), {"calls": 0, "cache_hits": 0, **dict.fromkeys(Usage.__dataclass_fields__, 0)}
-        )
+        role = totals.setdefault(call.get("stage", "?"), {"calls": 0, "cache_hits": 0, **asdict(Usage())})
         counts, _ = clamp_usage(call.get("usage"))
         role["calls" if not call.get("cache_hit") else "cache_hits"] += 1
-        for name, value in vars(counts).items():
+        for name, value in asdict(counts).items():
             role[name] += value
     return totals
 
@@ -106,7 +105,7 @@ def _cost(models: dict[str, str], usage: dict[str, dict[str, int]]) -> float | N
     total = 0.0
     for role, model in models.items():
         counts = usage.get(role, {})
-        cost, _ = estimate(model, Usage(*(counts.get(name, 0) for name in Usage.__dataclass_fields__)))
+        cost, _ = estimate(model, Usage(**{name: counts.get(name, 0) for name in asdict(Usage())}))
         if cost is None and counts.get("calls"):
             return None
         total += cost or 0.0

@@ -16,12 +16,13 @@ import os
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from . import defaults, evalreport, prompts, schemas, stages
 from . import judge as judge_mod
-from .api import ClientOptions, make_client
+from .api import make_client
 from .article import Article
 from .endpoints import Endpoint
 from .engine import Settings
@@ -86,7 +87,11 @@ class EvalSettings:
 class EvalOptions:
     """How the eval reaches the endpoints and paces itself (not part of the fingerprint)."""
 
-    client: ClientOptions = field(default_factory=ClientOptions)
+    timeout: float = defaults.TIMEOUT
+    max_retries: int = defaults.MAX_RETRIES
+    max_calls: int | None = None  # per client; None: every item's calls, re-asks and a few retries
+    cache_dir: Path | None = None
+    use_cache: bool = True
     concurrency: int = defaults.CONCURRENCY
 
 
@@ -114,10 +119,10 @@ class Evaluation:
         )
 
     def _client(self, model: str, base_url: str | None, temperature: float | None, api_key: str | None) -> ModelClient:
-        client = self.options.client
+        options = self.options
         settings = Settings(
             model=model,
-            concurrency=self.options.concurrency,
+            concurrency=options.concurrency,
             reasks=self.settings.reasks,
             temperature=temperature,
             response_format=self.settings.response_format,
@@ -126,12 +131,12 @@ class Evaluation:
             settings=settings,
             base_url=base_url,
             api_key=api_key,
-            timeout=defaults.TIMEOUT if client.timeout is None else client.timeout,
-            max_retries=client.max_retries,
+            timeout=options.timeout,
+            max_retries=options.max_retries,
             # Like a brief's budget: every unit, its re-asks and a few transport retries.
-            max_calls=client.max_calls or len(self.items) * (self.settings.reasks + 2) * 2,
-            cache_dir=client.cache_dir,
-            use_cache=client.use_cache,
+            max_calls=options.max_calls or len(self.items) * (self.settings.reasks + 2) * 2,
+            cache_dir=options.cache_dir,
+            use_cache=options.use_cache,
             log=_log,
         )
 

@@ -77,6 +77,15 @@ def test_stage_schemas_are_in_the_strict_subset_and_bounded(name: str) -> None:
         assert "$ref" not in node and "oneOf" not in node, path
 
 
+def test_the_judge_schema_fits_the_rebuttals_and_the_data_it_judges() -> None:
+    from pipeline.evaldata import MAX_CLUSTERS
+
+    judge = schemas.load("judge")["properties"]
+    assert judge["perspectives"]["maxItems"] == MAX_CLUSTERS
+    assert judge["rebuttals"]["maxItems"] == schemas.load("rebuttal")["properties"]["rebuttals"]["maxItems"]
+    assert judge["perspectives"]["items"]["properties"]["covered_by"]["maxItems"] == judge["rebuttals"]["maxItems"]
+
+
 def test_validate_reports_paths_and_messages() -> None:
     problems = schemas.validate("claims", {"thesis": "", "claims": [{"id": "X1"}], "extra": 1})
     assert "$: Additional properties are not allowed ('extra' was unexpected)" in problems

@@ -247,13 +247,23 @@ def test_a_rerun_with_other_settings_is_refused(gold_server: FakeOpenAIServer, t
     assert "other settings (settings.judge_model)" in line and "new --out" in line
 
 
-def test_bad_data_is_a_one_line_error(gold_server: FakeOpenAIServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ('{"id": "b", "claim": "Y"}', "line 2: 'undermine' must be a non-empty list"),
+        ('{"id": "b", "claim": "Y", "undermine": [[]]}', "line 2: 'undermine' must be a non-empty list"),
+        ("not json", "line 2 is not JSON"),
+        ('{"id": "a", "claim": "Y", "undermine": [["q"]]}', "line 2: id 'a' is used twice"),
+        (json.dumps({"id": "b", "claim": "Y", "undermine": [["q"]] * 25}), "25 'undermine' clusters, more than"),
+    ],
+)
+def test_bad_data_is_a_one_line_error(gold_server: FakeOpenAIServer, tmp_path: Path, line: str, message: str) -> None:
     data = tmp_path / "bad.jsonl"
-    data.write_text('{"id": "a", "claim": "X", "undermine": [["p"]]}\n{"id": "b", "claim": "Y"}\n', encoding="utf-8")
+    data.write_text('{"id": "a", "claim": "X", "undermine": [["p"]]}\n' + line + "\n", encoding="utf-8")
     result = evaluate(gold_server, tmp_path / "ev", data=data)
     assert result.exit_code == 1
-    assert "line 2: 'undermine' must be a non-empty list" in one_error_line(result)
-    assert not (tmp_path / "ev").exists()
+    assert message in one_error_line(result)
+    assert not (tmp_path / "ev").exists() and gold_server.requests == []
 
 
 def test_no_endpoint_is_refused_before_anything_is_made(tmp_path: Path) -> None:

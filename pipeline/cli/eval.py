@@ -153,12 +153,10 @@ def run_eval(given: dict[str, Any]) -> None:
     ):  # both endpoints usable before the directory is made
         api.check_client(Settings(temperature=temperature), url, key, given["timeout"])
     options = evaluate.EvalOptions(
-        client=api.ClientOptions(
-            timeout=given["timeout"],
-            max_retries=given["max_retries"],
-            cache_dir=given["cache_dir"],
-            use_cache=not given["no_cache"],
-        ),
+        timeout=given["timeout"],
+        max_retries=given["max_retries"],
+        cache_dir=given["cache_dir"],
+        use_cache=not given["no_cache"],
         concurrency=given["concurrency"],
     )
     report = evaluate.evaluate(
