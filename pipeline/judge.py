@@ -49,16 +49,21 @@ class Presentation:
 def render(claim: str, clusters: list[list[str]], rebuttals: list[str], order: Presentation, nonce: str) -> str:
     """The judge's task, with every perspective's paraphrases and every rebuttal in `order`."""
     perspectives = "\n".join(
-        f"[{label}]\n" + "\n".join(f"- {fence_safe(text.strip())}" for text in clusters[index])
+        f"[{label}]\n" + "\n".join(f"- {_one_line(text)}" for text in clusters[index])
         for label, index in zip(order.cluster_ids(), order.clusters, strict=True)
     )
     answers = "\n".join(
-        f"[{label}] {fence_safe(rebuttals[index].strip())}"
+        f"[{label}] {_one_line(rebuttals[index])}"
         for label, index in zip(order.rebuttal_ids(), order.rebuttals, strict=True)
     )
     return prompts.render(
-        PROMPT, bundled=True, nonce=nonce, claim=fence_safe(claim), perspectives=perspectives, rebuttals=answers
+        PROMPT, bundled=True, nonce=nonce, claim=_one_line(claim), perspectives=perspectives, rebuttals=answers
     )
+
+
+def _one_line(text: str) -> str:
+    """A text as one fenced line, so every perspective and rebuttal starts where its label says."""
+    return fence_safe(" ".join(text.split()))
 
 
 def check_verdict(data: dict[str, Any], order: Presentation) -> list[str]:
