@@ -371,5 +371,7 @@ def test_refused_credentials_stop_the_eval_in_one_line(tmp_path: Path) -> None:
 def test_data_resume_or_compare_is_needed(tmp_path: Path) -> None:
     result = run_cli("eval", key=TEST_KEY)
     assert result.exit_code == 2 and "give DATA.jsonl, --resume DIR or --compare DIR_A DIR_B" in result.stderr
+    both = run_cli("eval", str(DATA), "--compare", str(tmp_path), str(tmp_path))
+    assert both.exit_code == 2 and "--compare DIR_A DIR_B takes no DATA" in both.stderr
     missing = run_cli("eval", "--resume", str(tmp_path), key=TEST_KEY)
     assert missing.exit_code == 2 and "holds no eval.json" in missing.stderr

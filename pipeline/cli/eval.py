@@ -130,6 +130,8 @@ def eval_command(**given: Any) -> None:
     make and scores each 1-5. Writes DIR/report.json and DIR/report.md; the last line is DIR.
     """
     if given["compare"]:
+        if given["data"] is not None or given["resume"] is not None:
+            raise click.UsageError("--compare DIR_A DIR_B takes no DATA or --resume")
         compare(given["compare"][0], given["compare"][1], seed=given["seed"])
         return
     run_eval(given)
