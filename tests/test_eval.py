@@ -19,7 +19,7 @@ from pipeline import evalreport, prompts
 from pipeline.judge import SCORES, Presentation
 from pipeline.testing import FakeOpenAIServer, FakeResponse
 
-from .conftest import ROOT, TEST_KEY, one_error_line, run_cli
+from .conftest import ROOT, TEST_KEY, one_error_line, run_cli, run_subprocess
 
 DATA = ROOT / "evals" / "perspectrum-dev.jsonl"
 ITEMS = {item["id"]: item for item in map(json.loads, DATA.read_text(encoding="utf-8").splitlines())}
@@ -115,6 +115,7 @@ def test_gold_paraphrases_as_rebuttals_cover_everything(gold_server: FakeOpenAIS
     result = evaluate(gold_server, tmp_path / "ev", "--limit", "12")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == str(tmp_path / "ev")
+    assert result.stderr.strip().splitlines()[-1].startswith("coverage 1.000 over 12 of 12 items; cost $")
     report = report_of(tmp_path / "ev")
     assert report["n"] == 12 and len(report["per_item"]) == 12 and report["failed"] == 0
     assert [item["id"] for item in report["per_item"]] == list(ITEMS)[:12]
@@ -128,6 +129,21 @@ def test_gold_paraphrases_as_rebuttals_cover_everything(gold_server: FakeOpenAIS
     assert "| metric | mean |" in (tmp_path / "ev" / "report.md").read_text(encoding="utf-8")
     for path in (tmp_path / "ev").rglob("*"):
         assert path.is_dir() or TEST_KEY not in path.read_text(encoding="utf-8")
+
+
+def test_the_console_script_evaluates_12_claims(gold_server: FakeOpenAIServer, tmp_path: Path) -> None:
+    """As a user runs it: a real process, a relative DATA path, the default --out under the runs dir."""
+    runs = tmp_path / "runs"
+    done = run_subprocess(
+        ["eval", "evals/perspectrum-dev.jsonl", "--limit", "12", "--base-url", gold_server.base_url, "-q"],
+        env={"OPENAI_API_KEY": TEST_KEY, "COUNTERPOINT_RUNS_DIR": str(runs)},
+    )
+    assert done.returncode == 0, done.stderr
+    out = Path(done.stdout.strip().splitlines()[-1])
+    assert out.parent == runs / "evals"
+    report = report_of(out)
+    assert report["n"] == 12 and len(report["per_item"]) == 12 and report["coverage"] == 1.0
+    assert done.stderr == ""  # -q
 
 
 def test_unrelated_rebuttals_cover_nothing(tmp_path: Path) -> None:

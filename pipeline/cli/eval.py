@@ -121,7 +121,7 @@ RECORDED = (
 @click.option(
     "--compare", nargs=2, type=click.Path(exists=True, path_type=Path), metavar="DIR_A DIR_B", help="Compare two evals."
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr.")
 @friendly_errors
 def eval_command(**given: Any) -> None:
     """Score --model against the gold counter-perspectives in DATA.jsonl (PERSPECTRUM format).
@@ -170,10 +170,9 @@ def run_eval(given: dict[str, Any]) -> None:
         limit=given["limit"],
         on_item=None if given["quiet"] else _progress,
     )
-    echo(
-        f"coverage {_figure(report['coverage'])} over {report['scored']} of {report['n']} items; cost {report['cost']}",
-        err=True,
-    )
+    if not given["quiet"]:
+        scored = f"{report['scored']} of {report['n']} items"
+        echo(f"coverage {_figure(report['coverage'])} over {scored}; cost {report['cost']}", err=True)
     echo(str(out.path))
     if report["scored"] == 0:
         raise SystemExit(EXIT_FAILED)
