@@ -26,7 +26,7 @@ from .api import make_client
 from .article import Article
 from .endpoints import Endpoint
 from .engine import Settings
-from .errors import ModelError, UnitFailed
+from .errors import UnitFailed
 from .evaldata import EvalDir, Item
 from .llm import ModelClient
 from .runs import Attempt, utc_now
@@ -197,6 +197,8 @@ class Evaluation:
         return result
 
     async def _answer(self, item: Item, rebuttals: list[dict[str, Any]] | None) -> dict[str, Any]:
+        """The item scored, or failed with its reason. A ModelError (the endpoint refused the key or
+        the model) is not about this item: it stops the eval and nothing is recorded for it."""
         base = {"id": item.id, "claim": item.claim, "clusters": len(item.clusters)}
         try:
             if not rebuttals:
@@ -215,8 +217,6 @@ class Evaluation:
             stage = "judge" if rebuttals else "rebut"
             error = {"stage": stage, "kind": exc.kind, "message": str(exc)}
             return {**base, "status": "failed", "error": error, "rebuttals": rebuttals or []}
-        except ModelError:
-            raise  # the endpoint refused the whole eval: nothing about this item to record
         scored = [
             {**rebuttal, "scores": scores} for rebuttal, scores in zip(rebuttals, verdict.pop("scores"), strict=True)
         ]

@@ -11,7 +11,7 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,6 +27,9 @@ from .common import (
     friendly_errors,
     runs_dir_option,
 )
+
+if TYPE_CHECKING:
+    from ..evaldata import EvalDir
 
 # Options a rerun with --resume DIR takes from the directory's eval.json when they are not given.
 RECORDED = (
@@ -143,7 +146,7 @@ def run_eval(given: dict[str, Any]) -> None:
     from ..evaldata import load_items
 
     out, recorded = _out_and_record(given)
-    data = given["data"] or (Path(recorded["data"]["path"]) if recorded else None)
+    data = given["data"] or _recorded_data(recorded)
     if data is None:
         raise click.UsageError("give DATA.jsonl, --resume DIR or --compare DIR_A DIR_B")
     items, sha = load_items(data)
@@ -166,7 +169,7 @@ def run_eval(given: dict[str, Any]) -> None:
         settings,
         options,
         out,
-        data=(str(data), sha),
+        data=(str(data.resolve()), sha),
         limit=given["limit"],
         on_item=None if given["quiet"] else _progress,
     )
@@ -179,7 +182,12 @@ def run_eval(given: dict[str, Any]) -> None:
     raise SystemExit(EXIT_PARTIAL if report["failed"] else EXIT_OK)
 
 
-def _out_and_record(given: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+def _recorded_data(recorded: dict[str, Any] | None) -> Path | None:
+    path = ((recorded or {}).get("data") or {}).get("path")
+    return Path(path) if isinstance(path, str) else None
+
+
+def _out_and_record(given: dict[str, Any]) -> tuple[EvalDir, dict[str, Any] | None]:
     """The eval directory, and its record when continuing one: options left at their defaults take
     the recorded values."""
     from ..evaldata import EvalDir
