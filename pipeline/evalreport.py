@@ -48,7 +48,7 @@ def build(results: list[dict[str, Any]], header: dict[str, Any]) -> dict[str, An
     per_item = [_entry(result) for result in results]
     means = {name: _mean(item_scores(result)[name] for result in scored) for name in METRICS}
     usage = _total_usage(results)
-    cost = _cost({"rebut": header["model"], "judge": header["judge_model"]}, usage)
+    cost, unpriced = _cost({"rebut": header["model"], "judge": header["judge_model"]}, usage)
     return {
         "n": len(results),
         **header,
@@ -62,7 +62,7 @@ def build(results: list[dict[str, Any]], header: dict[str, Any]) -> dict[str, An
         "scores": {name: means[name] for name in SCORES},
         "usage": usage,
         "cost_usd": cost,
-        "cost": format_cost(cost),
+        "cost": format_cost(cost, unpriced),
         "per_item": per_item,
     }
 
@@ -100,16 +100,16 @@ def _total_usage(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return totals
 
 
-def _cost(models: dict[str, str], usage: dict[str, dict[str, int]]) -> float | None:
-    """The estimated cost of both roles; None ("unpriced") when either model is not in the table."""
+def _cost(models: dict[str, str], usage: dict[str, dict[str, int]]) -> tuple[float | None, str | None]:
+    """The estimated cost of both roles, or (None, the model the price table lacks)."""
     total = 0.0
     for role, model in models.items():
         counts = usage.get(role, {})
         cost, _ = estimate(model, Usage(**{name: counts.get(name, 0) for name in asdict(Usage())}))
         if cost is None and counts.get("calls"):
-            return None
+            return None, model
         total += cost or 0.0
-    return round(total, 6)
+    return round(total, 6), None
 
 
 # -- report.md --------------------------------------------------------------------------------

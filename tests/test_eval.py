@@ -148,12 +148,15 @@ def test_the_console_script_evaluates_12_claims(gold_server: FakeOpenAIServer, t
 
 def test_unrelated_rebuttals_cover_nothing(tmp_path: Path) -> None:
     with FakeOpenAIServer(handler(lambda claim: [UNRELATED, UNRELATED + " Also on Fridays."])) as fake:
-        result = evaluate(fake, tmp_path / "ev", "--limit", "5")
+        result = evaluate(fake, tmp_path / "ev", "--limit", "5", "--judge-model", "local-judge")
+        assert {r.body["model"] for r in fake.requests_for("judge")} == {"local-judge"}
+        assert {r.body["model"] for r in fake.requests_for("C1")} == {"gpt-4.1-mini"}
     assert result.exit_code == 0, result.stderr
     report = report_of(tmp_path / "ev")
     assert report["coverage"] == 0.0 and report["n"] == 5
     assert all(item["covered"] == [] and item["coverage"] == 0.0 for item in report["per_item"])
     assert report["scores"]["opposition"] == 1.0
+    assert report["cost_usd"] is None and report["cost"] == "unpriced (local-judge is not in the price table)"
 
 
 def test_partial_coverage_maps_the_shuffled_order_back(tmp_path: Path) -> None:
