@@ -394,3 +394,22 @@ def test_data_resume_or_compare_is_needed(tmp_path: Path) -> None:
     assert both.exit_code == 2 and "--compare DIR_A DIR_B takes no DATA" in both.stderr
     missing = run_cli("eval", "--resume", str(tmp_path), key=TEST_KEY)
     assert missing.exit_code == 2 and "holds no eval.json" in missing.stderr
+
+
+def test_the_judge_on_its_own_endpoint_gets_its_own_key(tmp_path: Path) -> None:
+    judge_key = "sk-judge-Pq7wE2rT9yU4iO"
+    answer = handler(gold_rebuttals)
+    with FakeOpenAIServer(answer) as model, FakeOpenAIServer(answer) as judge:
+        result = run_cli(
+            "eval", str(DATA), "--limit", "2", "--out", str(tmp_path / "ev"),
+            "--base-url", model.base_url, "--judge-base-url", judge.base_url, "--judge-model", "judge-model",
+            key=TEST_KEY, env={"COUNTERPOINT_JUDGE_API_KEY": judge_key},
+        )  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        assert {r.unit for r in model.requests} == {"C1"} and {r.unit for r in judge.requests} == {"judge"}
+        assert {r.headers["authorization"] for r in model.requests} == {f"Bearer {TEST_KEY}"}
+        assert {r.headers["authorization"] for r in judge.requests} == {f"Bearer {judge_key}"}
+        report = report_of(tmp_path / "ev")
+        assert report["judge_endpoint"] == judge.base_url and report["endpoint"] == model.base_url
+    for path in (tmp_path / "ev").rglob("*.json"):
+        assert judge_key not in path.read_text(encoding="utf-8")
