@@ -20,7 +20,8 @@ from pipeline.judge import PROMPT as JUDGE_PROMPT
 from .conftest import ROOT
 
 STAGE_SCHEMAS = ["claims", "rebuttal", "synthesis", "judge"]
-ALL_SCHEMAS = sorted({*SCHEMA_NAMES, *EVAL_SCHEMAS})
+REVIEW_SCHEMAS = ["review", "review_update"]  # review.json and a change to it: not part of a run's fingerprint
+ALL_SCHEMAS = sorted({*SCHEMA_NAMES, *EVAL_SCHEMAS, *REVIEW_SCHEMAS})
 ALL_PROMPTS = (*PROMPT_NAMES, JUDGE_PROMPT)
 
 
