@@ -27,7 +27,7 @@ from . import defaults, prompts, schemas
 from .endpoints import DEFAULT_BASE_URL, Endpoint
 from .errors import AuthError, ModelError, ModelNotFound, UnitFailed
 from .runs import Attempt
-from .throttle import Throttle
+from .throttle import Slots, Throttle
 from .usage import Usage, clamp_usage
 
 if TYPE_CHECKING:
@@ -117,6 +117,7 @@ class ModelClient:
     endpoint_host: str = "fake"
     endpoint: Endpoint | None = None  # None for an injected fake: nothing leaves the process
     server: ServerWatch | None = None
+    price_tier: str = "standard"  # which of pricing.TIER_FACTORS the provider bills this client's calls at
     retry_backoff = 0.5  # seconds: the first transport retry waits up to twice this, doubling after
 
     def __init__(
@@ -145,7 +146,7 @@ class ModelClient:
         self._attempts: dict[str, int] = {}
         # At most `concurrency` requests in flight at once. A slot is held for one HTTP attempt only,
         # so a unit waiting out a back-off or preparing a re-ask never holds up the others.
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = Slots(concurrency)
         # Set when the first request goes out: from then on the process mostly waits for the endpoint.
         self.request_sent = asyncio.Event()
         self.running = False  # writing a brief (api.agenerate_brief): a client logs to one record at a time
@@ -369,10 +370,23 @@ class OpenAIClient(ModelClient):
         self._sdk: Any = None
         self._throttle = Throttle()  # one 429 slows every concurrent unit
         self._fatal: ModelError | None = None  # once the endpoint refuses the run, no new call starts
+        self._transport_owner: OpenAIClient | None = None
+
+    def share_transport(self, owner: OpenAIClient) -> None:
+        """Send through `owner`'s concurrency slots, 429 back-off and HTTP connections. The articles of
+        a batch each keep their own log, budget and record; the endpoint sees one limit and one back-off."""
+        self._slots, self._throttle, self._transport_owner = owner._slots, owner._throttle, owner
+
+    @property
+    def calls_in_flight(self) -> int:
+        """Requests holding a concurrency slot now (with a shared transport: all its clients')."""
+        return self._slots.in_use
 
     def _client(self) -> Any:
         """The SDK client, made on the first real request: importing openai costs most of a second,
         which `--help`, `runs` and a rerun answered entirely from the cache never pay."""
+        if self._transport_owner is not None:  # its connections; closed by it, not here
+            return self._transport_owner._client()
         if self._sdk is None:
             from openai import AsyncOpenAI
 
@@ -436,11 +450,13 @@ class OpenAIClient(ModelClient):
             raise UnitFailed("transport", failure) from None
 
     def _classify(self, exc: Any) -> Exception:
-        """Map an HTTP error to: retry, step down the format, fail the unit, or stop the run.
+        """Map an HTTP error to: retry, step down the format, fail the unit, or stop the run."""
+        return self.classify_status(exc.status_code, _error_detail(exc), exc.response.headers)
 
-        The SDK's message is never shown whole: some servers echo part of the key in it.
-        """
-        status = exc.status_code
+    def classify_status(self, status: int, detail: str, headers: Mapping[str, str]) -> Exception:
+        """`_classify` for a status and the error's message however they came (an HTTP answer, or
+        a line of a Batch API output file). The message is never shown whole: some servers echo
+        part of the key in it."""
         if status in (401, 403):
             return AuthError(
                 f"the endpoint at {self.endpoint_host} refused the credentials (HTTP {status}); check OPENAI_API_KEY"
@@ -450,8 +466,8 @@ class OpenAIClient(ModelClient):
                 f"model {self.model!r} was not found at {self.endpoint_host} (HTTP 404); check --model and --base-url"
             )
         if status in (408, 409, 429) or status >= 500:
-            return _Retryable(f"HTTP {status} from {self.endpoint_host}", _retry_after_seconds(exc.response.headers))
-        detail = self._redact(_error_detail(exc))
+            return _Retryable(f"HTTP {status} from {self.endpoint_host}", _retry_after_seconds(headers))
+        detail = self._redact(detail)
         if status == 400 and self.response_format != "prompt" and _UNSUPPORTED_FORMAT.search(detail):
             return _FormatRejected(detail)
         return UnitFailed("bad_request", f"the endpoint rejected the request (HTTP {status}): {detail}")
@@ -474,11 +490,12 @@ def _reply_from_http(raw: Any, latency: float) -> Reply:
         return _malformed(
             f"the endpoint answered HTTP 200 with {clip(content_type, 60)}, not a JSON chat completion", latency
         )
-    return _reply_from(completion, latency)
+    return reply_from(completion, latency)
 
 
-def _reply_from(completion: Any, latency: float) -> Reply:
-    """The SDK builds its objects without validating them, so every field used is checked here."""
+def reply_from(completion: Any, latency: float) -> Reply:
+    """A chat completion (the SDK's object) as a Reply. The SDK builds its objects without
+    validating them, so every field used is checked here."""
     usage_obj = getattr(completion, "usage", None)
     details = getattr(usage_obj, "prompt_tokens_details", None)
     plain = usage_obj is None or isinstance(usage_obj, (str, int, float, list))  # not the SDK's object
