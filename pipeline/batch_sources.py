@@ -83,33 +83,52 @@ def _name_of(source: str) -> str:
 
 def _open_listing(listing: str) -> Any:
     try:
-        return open(Path(listing).expanduser(), encoding="utf-8-sig")
+        return open(Path(listing).expanduser(), "rb")
     except OSError as exc:
         raise InputError(f"cannot read the list {listing} ({exc.strerror}); check the --from path") from None
 
 
+def _listing_lines(listing: str) -> Iterator[tuple[int, str | None]]:
+    """The list's lines by number, each decoded on its own: a line that is not UTF-8 is None (that
+    line's item fails) instead of an error that would end the batch."""
+    with _open_listing(listing) as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                yield number, None
+
+
+def _not_utf8(source: str) -> str:
+    return f"{source} is not UTF-8 text; save the list as UTF-8"
+
+
 def _list_lines(listing: str) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
     """A list: one path or URL a line; blank lines and # comments are skipped."""
-    with _open_listing(listing) as handle:
-        for line in handle:
-            text = line.strip()
-            if text and not text.startswith("#"):
-                yield text, None, None
+    for number, line in _listing_lines(listing):
+        if line is None:
+            yield f"{listing}:{number}", None, _not_utf8(f"{listing}:{number}")
+            continue
+        text = line.strip()
+        if text and not text.startswith("#"):
+            yield text, None, None
 
 
 def _feed_lines(feed: str) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
     """A feed: one JSON object a line; a line that is not a usable object is an item that fails."""
-    with _open_listing(feed) as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            source = f"{feed}:{number}"
-            entry, problem = _feed_entry(line, source)
-            if entry is not None and problem is None:
-                given = next(key for key in FEED_INPUTS if key in entry)
-                if given in ("url", "path"):
-                    source = entry[given]
-            yield source, entry, problem
+    for number, line in _listing_lines(feed):
+        source = f"{feed}:{number}"
+        if line is None:
+            yield source, None, _not_utf8(source)
+            continue
+        if not line.strip():
+            continue
+        entry, problem = _feed_entry(line, source)
+        if entry is not None and problem is None:
+            given = next(key for key in FEED_INPUTS if key in entry)
+            if given in ("url", "path"):
+                source = entry[given]
+        yield source, entry, problem
 
 
 def _feed_entry(line: str, source: str) -> tuple[dict[str, Any] | None, str | None]:

@@ -270,3 +270,19 @@ def test_progress_line_on_a_terminal() -> None:
     quiet = io.StringIO()
     BatchProgress(10, stream=quiet, live=True, quiet=True).tick(3)
     assert quiet.getvalue() == ""
+
+
+def test_a_line_of_a_list_or_feed_that_is_not_utf8_is_its_row(fleet, runs_dir: Path, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path, 2)
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(
+        f"{folder / 'oped-01.txt'}\n".encode() + b"caf\xe9.txt\n" + f"{folder / 'oped-02.txt'}\n".encode()
+    )
+    feed = tmp_path / "feed.jsonl"
+    feed.write_bytes(b'{"text": "caf\xe9"}\n')
+    result = batch_cli(fleet, runs_dir, "--from", str(listing), "--from", str(feed), "-q")
+    assert result.exit_code == 3, result.stderr
+    rows = rows_of(Path(result.stdout.strip()))
+    assert [row["status"] for row in rows] == ["complete", "failed", "complete", "failed"]
+    assert rows[1]["error"] == f"{listing}:2 is not UTF-8 text; save the list as UTF-8"
+    assert rows[3]["error"] == f"{feed}:1 is not UTF-8 text; save the list as UTF-8"
