@@ -132,8 +132,11 @@ class EvalDir:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the directory for the block: two evals never write the same items at once."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunDirError(f"cannot write to {self.path} ({exc.strerror}); give a writable --out") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -346,6 +346,15 @@ def test_compare_without_common_items_is_a_one_line_error(tmp_path: Path) -> Non
     assert missing.exit_code == 1 and "holds no report.json" in one_error_line(missing)
 
 
+def test_an_out_that_cannot_be_created_is_a_one_line_error(gold_server: FakeOpenAIServer, tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder", encoding="utf-8")
+    result = evaluate(gold_server, blocked / "ev", "--limit", "1")
+    assert result.exit_code == 1, result.stderr
+    assert one_error_line(result) == f"error: cannot write to {blocked / 'ev'} (Not a directory); give a writable --out"
+    assert gold_server.requests == []
+
+
 @pytest.fixture
 def fresh_prompts() -> Iterator[None]:
     """Prompts are cached per process: reload them under the next command's environment."""
