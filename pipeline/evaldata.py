@@ -205,7 +205,10 @@ def read_report(ref: Path) -> dict[str, Any]:
     path = ref / "report.json" if ref.is_dir() else ref
     if not path.is_file():
         raise InputError(f"{ref} holds no report.json; give an eval directory written by counterpoint eval")
-    report = EvalDir._read(path)
+    try:
+        report = EvalDir._read(path)
+    except RunDirError:  # not ours to delete: whatever it is, it is not a report
+        raise InputError(f"{path} is not an eval report (not JSON); give a counterpoint eval directory") from None
     if not isinstance(report.get("per_item"), list):
         raise InputError(f"{path} is not an eval report (no per_item list); give a counterpoint eval directory")
     return report

@@ -344,6 +344,11 @@ def test_compare_without_common_items_is_a_one_line_error(tmp_path: Path) -> Non
     assert result.exit_code == 1 and "no item is scored in both" in one_error_line(result)
     missing = run_cli("eval", "--compare", str(a), str(tmp_path))
     assert missing.exit_code == 1 and "holds no report.json" in one_error_line(missing)
+    data = run_cli("eval", "--compare", str(a), str(DATA))  # a data file given by mistake
+    assert data.exit_code == 1 and one_error_line(data) == (
+        f"error: {DATA} is not an eval report (not JSON); give a counterpoint eval directory"
+    )
+    assert DATA.is_file()
 
 
 def test_an_out_that_cannot_be_created_is_a_one_line_error(gold_server: FakeOpenAIServer, tmp_path: Path) -> None:
