@@ -9,6 +9,7 @@ item's failure, never the batch's.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,15 +56,20 @@ class Item:
         return f"{self.n}:{self.source}"
 
 
-def items(sources: Sequence[str], lists: Sequence[str] = ()) -> Iterator[Item]:
-    """Every item of the given sources (files, folders, URLs), then of each `--from` list or feed."""
+def items(sources: Sequence[str], lists: Sequence[str] = (), base: str | None = None) -> Iterator[Item]:
+    """Every item of the given sources (files, folders, URLs), then of each `--from` list or feed.
+
+    A relative path in a list or feed is taken from `base` (the directory the batch was started
+    in), so a resumed batch reads the same files wherever it is resumed from."""
     counter = iter(range(1, 1 << 62))
     for source in sources:
         for path in _expand(source):
             yield Item(next(counter), path, _name_of(path))
     for listing in lists:
         lines = _feed_lines(listing) if listing.endswith(FEED_SUFFIX) else _list_lines(listing)
-        for source, entry, problem in lines:
+        for line, entry, problem in lines:
+            local = base is not None and problem is None and (entry is None or "path" in entry)
+            source = _from(base, line) if local and base is not None else line
             item_id = entry.get("id") if entry and isinstance(entry.get("id"), str) else None
             yield Item(next(counter), source, item_id or _name_of(source), entry, problem)
 
@@ -75,6 +81,12 @@ def _expand(source: str) -> Iterator[str]:
         yield from (str(child) for child in children)
     else:
         yield source  # a file, a URL, or a missing path (which fails as that item)
+
+
+def _from(base: str, source: str) -> str:
+    from .sources import is_url
+
+    return source if is_url(source) else os.path.join(base, os.path.expanduser(source))
 
 
 def _name_of(source: str) -> str:

@@ -96,21 +96,23 @@ def batch(**given: Any) -> None:
         batch_dir, fields, base_url = None, new_fields(given), given["base_url"]
     config = batch_config(fields["settings"], base_url, given)
     sources, lists = fields["sources"], fields["lists"]
-    total = sum(1 for _ in items(sources, lists))  # the lists are read twice, never held
+    base = fields.get("cwd")  # None for a batch recorded before it was kept: the current directory
+    total = sum(1 for _ in items(sources, lists, base))  # the lists are read twice, never held
     if not total:
         fail("no articles in the sources given (a folder gives its .txt .md .html .htm .docx .pdf files)")
     batch_dir = batch_dir or BatchDir.create(runs_dir)
     done = sum(1 for line in batch_dir.rows().values() if line["status"] == FINISHED)
     progress = BatchProgress(total, done, quiet=given["quiet"])
-    run_and_report(batch_dir, config, items(sources, lists), progress, fields, given["as_json"])
+    run_and_report(batch_dir, config, items(sources, lists, base), progress, fields, given["as_json"])
 
 
 batch.params.extend(param for param in run.params if param.name in RUN_OPTIONS)
 
 
 def new_fields(given: dict[str, Any]) -> dict[str, Any]:
-    """The manifest of a new batch: its sources (paths made absolute, so --resume works from
-    anywhere), the settings every article runs with, and the endpoint."""
+    """The manifest of a new batch: its sources (paths made absolute, and the directory the lists'
+    relative paths are read from, so --resume works from anywhere), the settings every article runs
+    with, and the endpoint."""
     from ..endpoints import Endpoint
     from ..runs import utc_now
     from ..sources import is_url
@@ -122,6 +124,7 @@ def new_fields(given: dict[str, Any]) -> dict[str, Any]:
         "created": utc_now(),
         "sources": [absolute(source) for source in given["sources"]],
         "lists": [absolute(listing) for listing in given["lists"]],
+        "cwd": os.getcwd(),
         "settings": {name: given[name] for name in RECORDED},
         **Endpoint.of(given["base_url"]).record(),
     }
@@ -141,7 +144,9 @@ def resumed(batch_dir: BatchDir, given: dict[str, Any]) -> tuple[dict[str, Any],
     sources, lists = manifest.get("sources"), manifest.get("lists")
     if not _strings(sources) or not _strings(lists):
         raise RunDirError(f"{batch_dir.path / 'manifest.json'} is damaged (sources); start a new batch")
-    fields: dict[str, Any] = {key: manifest[key] for key in ("created", "endpoint", "local") if key in manifest}
+    fields: dict[str, Any] = {key: manifest[key] for key in ("created", "cwd", "endpoint", "local") if key in manifest}
+    if not isinstance(fields.get("cwd", ""), str):
+        raise RunDirError(f"{batch_dir.path / 'manifest.json'} is damaged (cwd); start a new batch")
     return {**fields, "sources": sources, "lists": lists, "settings": settings}, base_url
 
 
