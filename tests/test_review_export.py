@@ -146,6 +146,7 @@ def test_validate_checks_review_ids_against_the_brief(cli, run_dir: Path, review
         "review.json: $.decisions.C9-R4: no rebuttal C9-R4 in the brief",
         "review.json: $.claim_notes.C12: no claim C12 in the brief",
     ]
+    assert result.stderr == f"error: 2 problem(s) in {run_dir / 'review.json'}\n"  # not brief.json, which is fine
     review["decisions"]["C9-R4"]["decision"] = "maybe"
     (run_dir / "review.json").write_text(json.dumps(review))
     broken = cli("validate", run_dir.name, "--runs-dir", str(run_dir.parent))

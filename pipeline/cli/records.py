@@ -113,6 +113,7 @@ def validate(target: str, runs_dir: Path, as_json: bool) -> None:
     """Check a brief against the schemas and the article. RUN is an id, a unique prefix, 'latest', a run
     directory or a brief.json file."""
     from ..brief import check_brief
+    from ..review.store import REVIEW_NAME
     from ..runs import RunDir, find_run, read_json, read_text_file
     from ..terminal import clean
 
@@ -125,7 +126,8 @@ def validate(target: str, runs_dir: Path, as_json: bool) -> None:
     article_path = brief_path.parent / "article.txt"
     brief = read_json(brief_path)
     article_text = read_text_file(article_path) if article_path.is_file() else None
-    problems = check_brief(brief, article_text) + review_problems(brief_path.parent, brief)
+    in_brief, in_review = check_brief(brief, article_text), review_problems(brief_path.parent, brief)
+    problems = in_brief + in_review
     checked = "schema, ids and quotes" if article_text is not None else "schema and ids (no article.txt beside it)"
     if as_json:
         echo(
@@ -140,7 +142,9 @@ def validate(target: str, runs_dir: Path, as_json: bool) -> None:
         for problem in problems:
             echo(clean(problem, one_line=True))
     if problems:
-        fail(f"{len(problems)} problem(s) in {brief_path}")
+        where = [str(brief_path)] if in_brief else []
+        where += [str(brief_path.parent / REVIEW_NAME)] if in_review else []
+        fail(f"{len(problems)} problem(s) in {' and '.join(where)}")
     echo(f"ok: {brief_path} ({checked})", err=True)
 
 
