@@ -228,6 +228,12 @@ def test_every_item_failing_exits_1_with_the_report_written(tmp_path: Path) -> N
     report = report_of(tmp_path / "ev")
     assert report["coverage"] is None and report["failed"] == 2 and report["failures"]["rebut"] == 2
     assert result.stdout.strip().splitlines()[-1] == str(tmp_path / "ev")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0] == result.stderr.splitlines()[-1]  # after progress and the summary
+    line = errors[0]
+    assert line.startswith("error: no item was scored (the last: rebut: ") and line.endswith(
+        f"; the report is in {tmp_path / 'ev'}; once that is fixed, continue with --resume {tmp_path / 'ev'}"
+    )
 
 
 def test_rerunning_the_same_out_asks_only_what_is_not_finished(tmp_path: Path) -> None:
