@@ -431,6 +431,22 @@ def test_a_damaged_review_is_reported_and_never_overwritten(api: TestClient, run
     assert page.status_code == 500 and "review.json" in page.text
 
 
+def test_a_brief_that_breaks_its_schema_is_a_one_line_500_and_nothing_is_written(
+    api: TestClient, run_dir: Path
+) -> None:
+    (run_dir / "brief.json").write_text('{"status": "complete"}', encoding="utf-8")
+    for answer in (
+        api.get(f"/runs/{run_dir.name}"),
+        api.get(f"/api/runs/{run_dir.name}"),
+        api.get(f"/api/runs/{run_dir.name}/review"),
+        api.post(f"/api/runs/{run_dir.name}/review", json={"decisions": {"C1-R1": {"decision": "accept"}}}),
+    ):
+        assert answer.status_code == 500
+        assert "brief.json is damaged ($: " in answer.text and f"counterpoint validate {run_dir.name}" in answer.text
+    assert not (run_dir / "review.json").exists()
+    assert api.get("/api/runs").status_code == 200  # the listing still works
+
+
 def test_batches_are_listed_from_their_manifests(api: TestClient, run_dir: Path) -> None:
     batches = run_dir.parent / "batches"
     good, broken = batches / "20261129T100000Z-batch-aaaaaa", batches / "20261128T100000Z-batch-bbbbbb"
