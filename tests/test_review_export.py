@@ -118,6 +118,14 @@ def test_export_errors_are_one_line(cli, run_dir: Path, tmp_path: Path) -> None:
     unknown = cli("export", "nope", "--runs-dir", str(run_dir.parent))
     assert unknown.exit_code == 1 and "no run 'nope'" in one_error_line(unknown)
 
+    (run_dir / "brief.json").write_text('{"status": "complete"}', encoding="utf-8")
+    for fmt in ("md", "html", "json", "docx"):
+        damaged = export(cli, run_dir, "--format", fmt, "-o", str(tmp_path / f"x.{fmt}"))
+        assert damaged.exit_code == 1 and one_error_line(damaged) == (
+            f"error: {run_dir / 'brief.json'} is damaged ($: 'schema_version' is a required property); "
+            f"see 'counterpoint validate {run_dir}'"
+        )
+
 
 def test_runs_and_show_know_the_review(cli, run_dir: Path, reviewed: dict[str, Any]) -> None:
     total = len(rebuttals(run_dir))
