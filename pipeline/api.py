@@ -448,8 +448,7 @@ async def agenerate_brief(
     fetch = FetchOptions(timeout=fetch_timeout, max_bytes=max_bytes, allow_private_hosts=allow_private_hosts)
     metadata = {"title": title, "author": author, "date": date}
     reading = partial(library.load_article, text=text, html=html, path=path, url=url, metadata=metadata)
-    # The client is claimed before the article is read, so of two briefs started together on one
-    # injected client the second is always refused, however quickly the first finishes.
+    # Claimed before the article is read: of two briefs gathered on one client, the second is refused.
     with _only_here(client):
         article = await asyncio.to_thread(
             reading, max_chars=max_chars, truncate=truncate, encoding=encoding, fetch=fetch
