@@ -383,6 +383,7 @@ def test_counterpoint_serve_end_to_end(cli, runs_dir: Path) -> None:
     finally:
         after = served.stop()
     assert after == "", "the address is the last line on stdout"
+    assert served.process.returncode == 0, "Ctrl-C is the normal way to stop it"
     stored = json.loads((run_dir / "review.json").read_text(encoding="utf-8"))
     assert stored["reviewer"] == "Ana Editor" and stored["revision"] == 1
     assert stored["decisions"][accepted["id"]]["decision"] == "accept"
