@@ -27,7 +27,7 @@ from . import api, defaults
 from .batch_record import FINISHED, BatchDir, row
 from .batch_sources import Item, ReadOptions, load_item
 from .engine import Settings
-from .errors import CounterpointError, ModelError
+from .errors import CounterpointError, ModelError, NoBatchAPI
 from .llm import OpenAIClient
 from .runs import RunDir, RunDirError, read_json
 
@@ -76,6 +76,7 @@ class Outcome:
 
     rows: dict[str, dict[str, Any]]
     stopped: str | None = None
+    resume_flags: tuple[str, ...] = ()  # what a resume needs to get past why it stopped
 
 
 class BatchRunner:
@@ -93,6 +94,7 @@ class BatchRunner:
         self.reporter = reporter
         self.failures = 0
         self.stopped: str | None = None
+        self.resume_flags: tuple[str, ...] = ()
         self._tasks: set[asyncio.Task[None]] = set()
         self._bug: BaseException | None = None  # an unexpected error in an article: raised, never swallowed
         self.jobs = jobs  # the Batch API queue every article's requests go to (None: over HTTP)
@@ -164,7 +166,7 @@ class BatchRunner:
                 await self.transport.aclose()
         if self._bug is not None:
             raise self._bug
-        return Outcome(self.rows, self.stopped)
+        return Outcome(self.rows, self.stopped, self.resume_flags)
 
     def _done(self, task: asyncio.Task[None], window: asyncio.Semaphore) -> None:
         self._tasks.discard(task)
@@ -225,6 +227,8 @@ class BatchRunner:
             raise
         except ModelError as exc:  # the endpoint refuses the credentials or the model: no article can succeed
             self._finish(self._recorded_row(item, self._run_of(item, run_dir), str(exc)))
+            if isinstance(exc, NoBatchAPI):  # --batch-api is recorded: the resume must turn it off
+                self.resume_flags = ("--no-batch-api",)
             self._stop(f"{exc}; the batch stopped")
             return
         except CounterpointError as exc:  # this article's input or record: its row, the batch goes on

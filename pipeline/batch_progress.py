@@ -118,4 +118,4 @@ class BatchProgress:
 
 def _at(totals: dict[str, Any]) -> str:
     tier = totals.get("price_tier", "standard")
-    return "" if tier == "standard" else f" at {tier} prices"
+    return "" if tier == "standard" or totals["cost_usd"] is None else f" at {tier} prices"

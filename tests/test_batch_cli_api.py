@@ -142,6 +142,12 @@ def test_an_endpoint_without_a_batch_api(server: FakeOpenAIServer, runs_dir: Pat
     assert line.startswith("error: ") and "HTTP 404" in line and "has no Batch API" in line
     assert "run without --batch-api" in line and TEST_KEY not in result.stderr
     assert server.batch_api.count("POST", "/files") == 1 and chat_completions(server) == 0
+    # The command the line gives turns the recorded --batch-api off: the batch completes over HTTP.
+    command = line.rsplit("continue with '", 1)[1].rstrip("'").split()
+    assert command[:3] == ["counterpoint", "batch", "--resume"] and command[-1] == "--no-batch-api"
+    resumed = run_cli(*command[1:], key=TEST_KEY)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert chat_completions(server) == 30 and server.batch_api.count("POST", "/files") == 1
 
 
 def test_batch_api_usage_errors(runs_dir: Path, tmp_path: Path) -> None:

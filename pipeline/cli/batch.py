@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -228,8 +229,10 @@ def run_and_report(
 
     started = time.perf_counter()
     stopped, interrupted = None, False
+    flags: tuple[str, ...] = ()
     try:
-        stopped = asyncio.run(stop_on_sigterm(run_batch(batch_dir, config, todo, progress, fields))).stopped
+        outcome = asyncio.run(stop_on_sigterm(run_batch(batch_dir, config, todo, progress, fields)))
+        stopped, flags = outcome.stopped, outcome.resume_flags
     except (KeyboardInterrupt, asyncio.CancelledError):  # the record of what finished is written
         interrupted = True
     manifest = batch_dir.manifest()
@@ -246,7 +249,7 @@ def run_and_report(
     if stopped:
         fail(
             f"{stopped}. The record is in {batch_dir.path}; once that is fixed, "
-            f"continue with '{resume_command(batch_dir)}'",
+            f"continue with '{shlex.join([*shlex.split(resume_command(batch_dir)), *flags])}'",
             code,
         )
     raise SystemExit(EXIT_OK if totals["complete"] == totals["articles"] == progress.total else code)
