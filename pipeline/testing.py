@@ -60,6 +60,8 @@ class FakeLLM(ModelClient):
     `history` holds every request: {"unit", "stage", "messages", "body"}.
     """
 
+    retry_backoff = 0.0  # a queued transport error is retried at once: there is no server to wait for
+
     def __init__(
         self,
         *replies: Any,
