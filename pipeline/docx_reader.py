@@ -34,9 +34,7 @@ def is_docx(raw: bytes) -> bool:
         return False
 
 
-def from_docx(
-    raw: bytes, source: str, *, max_chars: int = DEFAULT_MAX_CHARS, truncate: bool = False
-) -> Article:
+def from_docx(raw: bytes, source: str, *, max_chars: int = DEFAULT_MAX_CHARS, truncate: bool = False) -> Article:
     """The article in a .docx file, its paragraphs as paragraphs."""
     import docx  # imported here: only Word input needs it
     from docx.opc.exceptions import PackageNotFoundError

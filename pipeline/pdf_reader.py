@@ -21,7 +21,9 @@ from .errors import InputError
 
 PDF_SIGNATURE = b"%PDF"
 # Lines that are only a page number: "3", "- 3 -", "Page 3", "Page 3 of 9", "3 / 9", "iv".
-_PAGE_NUMBER = re.compile(r"^[-–—(\[]*\s*(?:page\s+)?(?:\d{1,4}|[ivxlc]{1,6})(?:\s*(?:/|of)\s*\d{1,4})?\s*[-–—)\]]*$", re.I)
+_PAGE_NUMBER = re.compile(
+    r"^[-–—(\[]*\s*(?:page\s+)?(?:\d{1,4}|[ivxlc]{1,6})(?:\s*(?:/|of)\s*\d{1,4})?\s*[-–—)\]]*$", re.I
+)
 _EDGE_LINES = 3  # how many lines at a page's top and bottom may be a running header or footer
 _SENTENCE_END = (".", "!", "?", ":", '"', "”", "’", "'", ")")
 
@@ -97,7 +99,9 @@ def _page_lines(page: Any) -> list[_Line]:
             if not text:
                 continue
             sizes = [char.size for char in line if isinstance(char, LTChar)] or [line.height]
-            found.append(_Line(text, line.x0, line.x1, page.height - line.y1, page.height - line.y0, statistics.median(sizes)))
+            found.append(
+                _Line(text, line.x0, line.x1, page.height - line.y1, page.height - line.y0, statistics.median(sizes))
+            )
     return sorted(found, key=lambda line: (round(line.top), line.x0))
 
 
@@ -139,9 +143,7 @@ def _shape(text: str) -> str:
 def _without_running_lines(pages: list[list[_Line]]) -> list[list[_Line]]:
     """Drop bare page numbers and lines repeated at the top or bottom of several pages."""
     edges = Counter(
-        shape
-        for page in pages
-        for shape in {_shape(line.text) for line in page[:_EDGE_LINES] + page[-_EDGE_LINES:]}
+        shape for page in pages for shape in {_shape(line.text) for line in page[:_EDGE_LINES] + page[-_EDGE_LINES:]}
     )
     # On a long document, a body line can recur at a page edge by chance; a running line recurs often.
     least = 2 if len(pages) <= 3 else max(3, len(pages) / 2)

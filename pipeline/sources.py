@@ -37,7 +37,7 @@ def is_html(name: str, raw: bytes) -> bool:
 
 
 def document_kind(name: str, raw: bytes) -> str | None:
-    """"pdf" or "docx" for a document one of the readers takes (by content, else by extension:
+    """The kind, "pdf" or "docx", of a document one of the readers takes (by content, else by extension:
     a password-protected .docx is no ZIP), else None."""
     if raw.startswith(pdf_reader.PDF_SIGNATURE):
         return "pdf"
