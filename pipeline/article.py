@@ -321,18 +321,15 @@ def _short_line(line: str) -> bool:
 
 def _headline_by_layout(lines: list[str], filled: list[int]) -> bool:
     """A first line ending in "." is still the headline when the layout says so: it stands alone
-    (a blank line after it) and a byline or a date follows, or it is one short sentence before a
-    longer paragraph. Headlines end in a full stop often enough ("Markets are not magic.")."""
+    (a blank line after it) and a byline or a date follows. Headlines end in a full stop often
+    enough ("Markets are not magic."); a first sentence alone is no headline."""
     first = lines[filled[0]].strip()
     if len(filled) < 2 or not _short_line(first) or first.endswith((":", ";", "：", "；")):
         return False
     if filled[1] != filled[0] + 2:  # no blank line between it and what follows
         return False
     following = lines[filled[1]].strip()
-    if _BYLINE.match(following) or (len(following) < 80 and _DATE.search(following)):
-        return True
-    one_sentence = not re.search(r"[.!?]\s+\S", first)
-    return one_sentence and count_words(first) <= 15 and len(following) > 2 * len(first)
+    return bool(_BYLINE.match(following) or (len(following) < 80 and _DATE.search(following)))
 
 
 def _bio_author(line: str) -> str | None:
