@@ -89,7 +89,9 @@ def from_html(
         with_metadata=True,
         favor_precision=True,
         include_comments=False,
-        include_tables=False,
+        # Tables hold an article's figures (measured: a held-out page's recall went 0.82 -> 0.98;
+        # bench/bench_extraction.py).
+        include_tables=True,
         include_images=False,
         include_links=False,
         include_formatting=False,
