@@ -78,10 +78,7 @@ def main() -> None:
                 rows.append(score(truth, got))
                 print(f"  {part:8} {name:32} P {rows[-1][0]:.3f} R {rows[-1][1]:.3f} F1 {rows[-1][2]:.3f}")
             mean = [sum(column) / len(rows) for column in zip(*rows, strict=True)]
-            print(
-                f"  {part:8} {len(rows)} pages: P {mean[0]:.3f} R {mean[1]:.3f} F1 {mean[2]:.3f}, "
-                f"{refused} refused"
-            )
+            print(f"  {part:8} {len(rows)} pages: P {mean[0]:.3f} R {mean[1]:.3f} F1 {mean[2]:.3f}, {refused} refused")
 
 
 if __name__ == "__main__":
