@@ -45,13 +45,14 @@ _BYLINE = re.compile(
 # A closing bio names the author: "Jane Roe is a professor of ...", "Jane Roe writes about ...". A
 # sentence that merely starts with a proper noun ("New York is paying for this") is not one.
 _BIO = re.compile(
-    r"^[*_—–-]*\s*(?P<name>(?:[A-Z][\w.'’-]*\s){1,3}[A-Z][\w.'’-]*),? (?:(?:is|was) (?:a|an|the|also)\b(?P<role>.*)"
+    r"^[*_—–-]*\s*(?P<name>(?:[A-Z][\w.'’-]*\s){1,3}[A-Z][\w.'’-]*),? (?:(?:is|was)\b(?P<role>.*)"
     r"|(?:writes|teaches|covers)\b)"
 )
 _BIO_ROLES = re.compile(
     r"\b(?:author|professor|fellow|writer|columnist|editor|director|journalist|lecturer|contributor|reporter"
     r"|founder|president|chair|economist|researcher|scholar|analyst|correspondent|member|head|dean|historian"
-    r"|scientist|lawyer|attorney|physician|doctor|adviser|advisor|senator|representative|teacher|student)",
+    r"|scientist|lawyer|attorney|physician|doctor|adviser|advisor|senator|representative|teacher|student"
+    r"|vice|executive|officer|partner|manager|cofounder|co-founder)",
     re.IGNORECASE,
 )
 _MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
@@ -338,7 +339,8 @@ def _bio_author(line: str) -> str | None:
     if bio is None or len(line) >= 300:
         return None
     role = bio.group("role")
-    if role is not None and not _BIO_ROLES.search(role):
+    # "is a professor of", "is vice president of", "is the author of": the role comes first.
+    if role is not None and not _BIO_ROLES.search(" ".join(role.split()[:3])):
         return None
     return bio.group("name")
 

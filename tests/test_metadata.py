@@ -54,6 +54,8 @@ def test_dates_are_iso_with_the_wording_kept(line: str, iso: str | None) -> None
         ("New York is paying for this, and its taxpayers will go on paying for decades.", None),
         ("Jane Roe is the largest city in the state.", None),
         ("Jane Roe is a professor of economics at Yale.", "Jane Roe"),
+        ("Jane Roe is vice president of policy studies at The Heritage Foundation.", "Jane Roe"),
+        ("New York is the city whose president resigned over the stadium deal last year.", None),
         ("Jane Roe writes about foreign policy.", "Jane Roe"),
     ],
 )
