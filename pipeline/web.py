@@ -1,8 +1,8 @@
 """Articles from the web: a saved HTML page or an http(s) URL, turned into an Article.
 
-A URL is fetched by fetch.py. The extracted text goes through `article.from_text`, so it is
-normalised exactly like a text file and is the reference for every quote offset; the page's HTML
-is kept beside it. Which sources are HTML or URLs is decided in sources.py.
+A URL is fetched by fetch.py; extract.py finds the article's paragraphs. The extracted text goes
+through `article.from_text`, so it is normalised exactly like a text file and is the reference for
+every quote offset; the page's HTML is kept beside it. Which sources are HTML or URLs is decided in sources.py.
 """
 
 from __future__ import annotations
