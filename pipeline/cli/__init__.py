@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from .common import EXIT_FAILED, EXIT_OK
+from .common import EXIT_FAILED, EXIT_OK, apply_config
 from .doctor import doctor
 from .records import list_runs, show, validate
 from .run import run
@@ -25,8 +25,14 @@ from .run import run
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="counterpoint")
-def main() -> None:
-    """Answer an opinion piece: extract its claims, steelman and rebut each, write a debate brief."""
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Answer an opinion piece: extract its claims, steelman and rebut each, write a debate brief.
+
+    Defaults for model, base URL, concurrency, runs dir and more can be set in counterpoint.toml
+    (working directory, then the user config dir); options and environment variables override it.
+    """
+    apply_config(ctx)
 
 
 def console() -> None:
