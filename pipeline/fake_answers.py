@@ -39,6 +39,7 @@ _ARTICLE = re.compile(r"<<<ARTICLE (\S+)>>>\n(?P<text>.*?)\n<<<END ARTICLE \1>>>
 _CLAIM = re.compile(r"^Claim (?P<id>C\d+) \((?P<type>\w+), centrality (?P<centrality>\d)/5\): (?P<text>.*)$", re.M)
 _LISTED_REBUTTAL = re.compile(r"^\s+\[(?P<id>C\d+-R\d+)\] \([\w-]+, strength (?P<strength>\d)/5\)", re.MULTILINE)
 _CLAIM_TYPES = ("factual", "causal", "predictive", "evaluative", "policy")
+_TITLE = re.compile(r"^Article metadata \(.*?\): title: (?P<title>.*?); author: ", re.MULTILINE)
 
 
 def unit_of(messages: list[dict[str, Any]]) -> str:
@@ -65,6 +66,7 @@ class Request:
     article: str  # as fenced in the request
     task: str  # the user message that states the task
     schema: dict[str, Any]  # the schema the request carries ({} when it carries none)
+    title: str | None = None  # as the request states it: a heading, not a sentence to quote
 
     @classmethod
     def of(cls, body: dict[str, Any]) -> Request:
@@ -72,7 +74,9 @@ class Request:
         contents = [str(m.get("content") or "") for m in messages if m.get("role") == "user"]
         fenced = next((match for text in contents if (match := _ARTICLE.search(text))), None)
         task = next((text for text in contents if text.startswith("Task:")), "")
-        return cls(unit_of(messages), fenced.group("text") if fenced else "", task, _schema_of(body, contents))
+        title = next((match.group("title") for text in contents if (match := _TITLE.search(text))), None)
+        article = fenced.group("text") if fenced else ""
+        return cls(unit_of(messages), article, task, _schema_of(body, contents), title)
 
     def allowed(self, *path: str) -> list[Any] | None:
         """The values a narrowed schema allows at `path` (through properties and items), if it lists them."""
@@ -121,7 +125,8 @@ def quotes(request: Request, path: tuple[str, ...], max_chars: int) -> list[str]
     found: list[str] = []
     for quote in candidates:
         fenced_marker = "‹‹‹" in quote or "›››" in quote  # changed in the fence: not the article's words
-        if len(quote) <= max_chars and not fenced_marker and article_mod.grounding_problem(text, quote) is None:
+        usable = len(quote) <= max_chars and not fenced_marker and quote != request.title
+        if usable and article_mod.grounding_problem(text, quote) is None:
             found.append(quote)
     return sorted(found, key=lambda quote: article_mod.count_words(quote) < 6)  # stable: keeps the article's order
 
