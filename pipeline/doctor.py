@@ -35,7 +35,7 @@ def endpoint(base_url: str | None, key: str | None) -> tuple[Check, list[str] | 
     check, and the model names listed (None when the endpoint gave no list)."""
     name = "OpenAI-compatible endpoint"
     if not base_url:
-        return Check(name, False, "no --base-url or OPENAI_BASE_URL given"), None
+        return Check(name, False, "no --base-url, OPENAI_BASE_URL or base_url in counterpoint.toml given"), None
     # Shown and probed without user name, password, query or fragment: none belongs on a screen.
     base_url = check_base_url(base_url)
     request = urllib.request.Request(f"{base_url}/models")

@@ -12,7 +12,7 @@ from pipeline import config
 from pipeline.cli.run import run as run_command
 from pipeline.testing import CounterpointFake, FakeOpenAIServer
 
-from .conftest import SEED, one_error_line, read_brief, read_manifest, run_cli
+from .conftest import SEED, one_error_line, read_brief, read_manifest, run_cli, run_partially
 
 DEAD_URL = "http://127.0.0.1:9/v1"  # nothing listens there: a request to it could not succeed
 
@@ -160,3 +160,16 @@ def test_the_fixture_endpoint_beats_a_projects_file(
     assert result.exit_code == 0, result.stderr
     assert result.run_dir.parent == counterpoint_fake.runs_dir
     assert read_brief(result.run_dir)["status"] == "complete" and len(counterpoint_fake.requests) == 5
+
+
+def test_on_resume_the_recorded_settings_beat_the_file(cli, server, tmp_path: Path, monkeypatch) -> None:
+    """A file's value is a default: resuming a run keeps the model and claim count it was started with."""
+    monkeypatch.chdir(tmp_path)
+    first = run_partially(cli, server, "--no-cache", "--model", "first-model")
+    write(tmp_path / "counterpoint.toml", 'model = "team-model"\nmax_claims = 3\n')
+    seen = len(server.requests)
+    second = cli("run", "--resume", "latest", "--no-cache")
+    assert second.exit_code == 0, second.stderr
+    assert second.run_dir == first.run_dir
+    assert {request.body["model"] for request in server.requests[seen:]} == {"first-model"}
+    assert read_manifest(second.run_dir)["settings"]["max_claims"] == 8

@@ -96,7 +96,7 @@ def test_default_answers_follow_the_request() -> None:
     assert answer is not None and [c["quote"] for c in answer["claims"]] == [
         "Putin's primary goal was to keep Syrian President Bashar al-Assad from being driven into the sea."
     ]
-    assert len(default_answer({**body, "response_format": {"type": "json_object"}})["claims"]) == 2  # type: ignore[index]
+    assert len(default_answer({**body, "response_format": {"type": "json_object"}})["claims"]) == 2
     claims = [
         {
             "id": "C1",
