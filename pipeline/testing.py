@@ -109,8 +109,10 @@ class FakeLLM(ModelClient):
                 raise self._fatal
             self.charge_call()
             self.history.append({"unit": ctx.unit, "stage": ctx.stage, "messages": body["messages"], "body": body})
-            self.requests.append(ReceivedRequest("/chat/completions", {}, body, ctx.unit, time.monotonic()))
             fault = self._units.take_fault(ctx.unit, body)
+            received = ReceivedRequest("/chat/completions", {}, body, ctx.unit, time.monotonic())
+            received.status = None if fault is not None and fault.hang else (fault.status if fault else 200)
+            self.requests.append(received)
             if fault is None or fault.kind not in TRANSPORT_KINDS:
                 return self._reply(ctx, body, fault)
             last = self._transport_failure(ctx, fault)

@@ -204,6 +204,8 @@ def test_fake_llm_failures_end_as_the_real_ones_do(kind: str) -> None:
     (failed,) = [c for c in brief["claims"] if c["status"] != "ok"]
     assert failed["id"] == "C2" and failed["error"]["kind"] == FAILURE[kind]
     assert [r.unit for r in llm.requests].count("C2") == (1 if kind == "refusal" else 2)
+    statuses = {"timeout": None, "http_429": 429, "http_500": 500}
+    assert next(r.status for r in llm.requests if r.unit == "C2") == statuses.get(kind, 200)
 
 
 @pytest.mark.parametrize("kind", ["timeout", "http_500", "invalid", "length"])
