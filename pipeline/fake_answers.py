@@ -118,8 +118,9 @@ def default_answer(body: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def quotes(request: Request, path: tuple[str, ...], max_chars: int) -> list[str]:
-    """Passages of the article that ground a quote at `path`, longer sentences first: the values a
-    narrowed schema allows there, else the article's sentences (a long one cut at a word)."""
+    """Passages of the article that ground a quote at `path`, those of six words or more first: the
+    values a narrowed schema allows there, else the article's sentences (a long one cut at a word),
+    never its title line."""
     text = request.article
     candidates = request.allowed(*path) or [_cut(s, max_chars) for s in article_mod.sentences(text)]
     found: list[str] = []
