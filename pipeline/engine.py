@@ -22,7 +22,7 @@ from . import defaults, endpoints, prompts, schemas, stages
 from .article import Article
 from .errors import ModelError, ResumeMismatch, RunDirError, UnitFailed
 from .llm import Check, ModelClient
-from .pricing import estimate
+from .pricing import estimate, tier_note
 from .runs import RunRecord, resume_command, utc_now
 from .usage import Usage
 
@@ -347,6 +347,9 @@ class BriefRun:
                 f"{clamped} call(s); they were counted as such (rounded, negatives as 0), so the usage "
                 "and cost figures are approximate."
             )
+        priced_at = tier_note(self.client.price_tier)
+        if priced_at:
+            notes.append(priced_at)
         failed = [claim["id"] for claim in claims if claim["status"] != "ok"]
         if failed:
             notes.append(f"Not analysed: {', '.join(failed)} (see each claim's status).")
@@ -361,7 +364,8 @@ class BriefRun:
         stopped: BaseException | None,
     ) -> brief_mod.Brief:
         usage = self.record.usage()
-        cost, cost_status = estimate(self.settings.model, Usage(**{k: usage[k] for k in asdict(Usage())}))
+        tokens = Usage(**{k: usage[k] for k in asdict(Usage())})
+        cost, cost_status = estimate(self.settings.model, tokens, self.client.price_tier)
         notes = self._notes(claims)
         if extraction_error is not None:
             notes.append(f"Claim extraction failed ({extraction_error.kind}): {extraction_error}")
@@ -409,6 +413,7 @@ class BriefRun:
                 "endpoint_host": client.endpoint_host,
                 **(client.endpoint.record() if client.endpoint else {"endpoint": None, "local": None}),
                 "no_cache": client.cache is None,
+                "price_tier": client.price_tier,
                 "response_format": {"requested": client.requested_format, "used": client.response_format},
                 "settings": {**asdict(self.settings), "max_calls": client.max_calls},
                 "fingerprint": self.fingerprint,

@@ -116,6 +116,7 @@ class ModelClient:
     endpoint_host: str = "fake"
     endpoint: Endpoint | None = None  # None for an injected fake: nothing leaves the process
     server: ServerWatch | None = None
+    price_tier: str = "standard"  # which of pricing.TIER_FACTORS the provider bills this client's calls at
 
     def __init__(
         self,
@@ -400,11 +401,13 @@ class OpenAIClient(ModelClient):
             raise UnitFailed("transport", failure) from None
 
     def _classify(self, exc: Any) -> Exception:
-        """Map an HTTP error to: retry, step down the format, fail the unit, or stop the run.
+        """Map an HTTP error to: retry, step down the format, fail the unit, or stop the run."""
+        return self.classify_status(exc.status_code, _error_detail(exc), exc.response.headers)
 
-        The SDK's message is never shown whole: some servers echo part of the key in it.
-        """
-        status = exc.status_code
+    def classify_status(self, status: int, detail: str, headers: Mapping[str, str]) -> Exception:
+        """`_classify` for a status and the error's message however they came (an HTTP answer, or
+        a line of a Batch API output file). The message is never shown whole: some servers echo
+        part of the key in it."""
         if status in (401, 403):
             return AuthError(
                 f"the endpoint at {self.endpoint_host} refused the credentials (HTTP {status}); check OPENAI_API_KEY"
@@ -414,8 +417,8 @@ class OpenAIClient(ModelClient):
                 f"model {self.model!r} was not found at {self.endpoint_host} (HTTP 404); check --model and --base-url"
             )
         if status in (408, 409, 429) or status >= 500:
-            return _Retryable(f"HTTP {status} from {self.endpoint_host}", _retry_after_seconds(exc.response.headers))
-        detail = self._redact(_error_detail(exc))
+            return _Retryable(f"HTTP {status} from {self.endpoint_host}", _retry_after_seconds(headers))
+        detail = self._redact(detail)
         if status == 400 and self.response_format != "prompt" and _UNSUPPORTED_FORMAT.search(detail):
             return _FormatRejected(detail)
         return UnitFailed("bad_request", f"the endpoint rejected the request (HTTP {status}): {detail}")
@@ -438,11 +441,12 @@ def _reply_from_http(raw: Any, latency: float) -> Reply:
         return _malformed(
             f"the endpoint answered HTTP 200 with {clip(content_type, 60)}, not a JSON chat completion", latency
         )
-    return _reply_from(completion, latency)
+    return reply_from(completion, latency)
 
 
-def _reply_from(completion: Any, latency: float) -> Reply:
-    """The SDK builds its objects without validating them, so every field used is checked here."""
+def reply_from(completion: Any, latency: float) -> Reply:
+    """A chat completion (the SDK's object) as a Reply. The SDK builds its objects without
+    validating them, so every field used is checked here."""
     usage_obj = getattr(completion, "usage", None)
     details = getattr(usage_obj, "prompt_tokens_details", None)
     plain = usage_obj is None or isinstance(usage_obj, (str, int, float, list))  # not the SDK's object

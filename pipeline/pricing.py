@@ -2,6 +2,9 @@
 
 Prices are US dollars per million tokens (input, cached input, output), from OpenAI's public
 price list as of 2025-08. Check them before you rely on a figure.
+
+A tier scales every price: calls sent through OpenAI's Batch API (`--batch-api`) are billed at
+half the standard price (OpenAI's batch pricing, input and output alike).
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ PRICES_PER_MILLION: dict[str, tuple[float, float, float]] = {
     "gpt-5-mini": (0.25, 0.025, 2.00),
     "gpt-5-nano": (0.05, 0.005, 0.40),
 }
+
+
+# Price tier -> the factor applied to every standard price.
+TIER_FACTORS: dict[str, float] = {"standard": 1.0, "batch": 0.5}
 
 
 def price_for(model: str) -> tuple[float, float, float] | None:
@@ -37,8 +44,8 @@ def format_cost(usd: float | None, model: str | None = None) -> str:
     return f"unpriced ({model} is not in the price table)" if model else "unpriced"
 
 
-def estimate(model: str, usage: Usage) -> tuple[float | None, str]:
-    """(cost in USD, 'priced') or (None, 'unpriced')."""
+def estimate(model: str, usage: Usage, tier: str = "standard") -> tuple[float | None, str]:
+    """(cost in USD at the `tier`'s prices, 'priced') or (None, 'unpriced')."""
     prices = price_for(model)
     if prices is None:
         return None, "unpriced"
@@ -47,4 +54,14 @@ def estimate(model: str, usage: Usage) -> tuple[float | None, str]:
     cost = (
         uncached * input_price + usage.cached_tokens * cached_price + usage.completion_tokens * output_price
     ) / 1_000_000
-    return round(cost, 6), "priced"
+    return round(cost * TIER_FACTORS[tier], 6), "priced"
+
+
+def tier_note(tier: str) -> str | None:
+    """What a brief says about a cost that is not at standard prices."""
+    if tier == "standard":
+        return None
+    return (
+        f"Calls went through the provider's Batch API: the cost is estimated at {tier} prices "
+        f"({TIER_FACTORS[tier]:.0%} of the standard price)."
+    )

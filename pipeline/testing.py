@@ -33,6 +33,7 @@ from typing import Any, Self
 from . import defaults
 from .errors import AuthError, ModelError, UnitFailed
 from .fake_answers import FAULT_KINDS, TRANSPORT_KINDS, Fault, ScriptedUnits, unit_of
+from .fake_batch_api import FakeBatchAPI
 from .llm import CallContext, ModelClient, Reply, Usage
 
 __all__ = [
@@ -223,6 +224,8 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
     def do_GET(self) -> None:
+        if self.server.fake.batch_api.handle(self, "GET"):
+            return
         if self.path.rstrip("/").endswith("/models"):
             models = [{"id": name, "object": "model", "owned_by": "fake"} for name in self.server.fake.models]
             self._send(200, {"object": "list", "data": models})
@@ -230,6 +233,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
     def do_POST(self) -> None:
+        if self.server.fake.batch_api.handle(self, "POST"):
+            return
         length = int(self.headers.get("content-length") or 0)
         try:
             body = json.loads(self.rfile.read(length) or b"{}")
@@ -286,6 +291,9 @@ class FakeOpenAIServer:
     Usage is reported as a provider would, counting 4 characters of the messages as a token.
     With `prefix_cache`, the server also reports as `cached_tokens` the longest prefix of the
     messages it has already answered, like a provider's prompt cache.
+
+    It also serves the Batch API (`/v1/files`, `/v1/batches`; `batch_api`, see fake_batch_api.py):
+    a job's requests are answered as chat-completions requests are.
     """
 
     def __init__(
@@ -309,6 +317,7 @@ class FakeOpenAIServer:
         self._units = ScriptedUnits()
         self._lock = threading.Lock()
         self._server: _Server | None = None
+        self.batch_api = FakeBatchAPI(self._answer_line)
         self._thread: threading.Thread | None = None
 
     # -- scripting ------------------------------------------------------------------------
@@ -421,6 +430,26 @@ class FakeOpenAIServer:
                 200, response.body, response.headers, content_type=response.content_type, trickle=response.trickle
             )
             return
+        completion = self._completion(body, response)
+        received.reply_usage = completion["usage"]
+        http._send(200, completion, response.headers, content_type=response.content_type, trickle=response.trickle)
+
+    def _answer_line(self, body: dict[str, Any]) -> tuple[str, int, Any]:
+        """A Batch API job's request, answered as a chat-completions request would be (see
+        fake_batch_api.LineAnswerer): its unit, the status, the body."""
+        unit = unit_of(body.get("messages") or [])
+        response = self._next(unit, body)
+        if response.reset or response.hang:  # a line the job never answers
+            return unit, 0, None
+        if response.status != 200:
+            message = response.error_message or f"scripted HTTP {response.status}"
+            return unit, response.status, {"error": {"message": message, "type": "fake_error", "code": None}}
+        if response.body is not None:
+            raw = response.body
+            return unit, 200, raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        return unit, 200, self._completion(body, response)
+
+    def _completion(self, body: dict[str, Any], response: FakeResponse) -> dict[str, Any]:
         content = None if response.content is None else _as_content(response.content)
         prompt = json.dumps(body.get("messages") or [])
         usage = response.usage or {
@@ -429,7 +458,6 @@ class FakeOpenAIServer:
             "prompt_tokens_details": {"cached_tokens": self._cached_chars(prompt) // 4},
         }
         usage.setdefault("total_tokens", usage["prompt_tokens"] + usage["completion_tokens"])
-        received.reply_usage = usage
         choices = (
             []
             if response.no_choices
@@ -442,20 +470,14 @@ class FakeOpenAIServer:
                 }
             ]
         )
-        http._send(
-            200,
-            {
-                "id": f"chatcmpl-fake-{id(received)}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model", self.model),
-                "choices": choices,
-                "usage": usage,
-            },
-            response.headers,
-            content_type=response.content_type,
-            trickle=response.trickle,
-        )
+        return {
+            "id": f"chatcmpl-fake-{id(response)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", self.model),
+            "choices": choices,
+            "usage": usage,
+        }
 
     def _hold(self, http: Any) -> None:
         """Answer nothing until the client closes the connection (its timeout), the server stops,

@@ -6,7 +6,7 @@ is saved for --resume). Heavy modules are imported inside commands so
 that `counterpoint --help` and `counterpoint runs` start fast.
 
 One module per command family: common.py (printing, errors, shared option types), run.py,
-records.py (runs, show, validate), doctor.py, batch.py, serve.py, export.py. Each defines Click commands;
+records.py (runs, show, validate), doctor.py, batch.py, serve.py, export.py, eval.py. Each defines Click commands;
 this module groups them.
 """
 
@@ -21,6 +21,7 @@ import click
 from .batch import batch
 from .common import EXIT_FAILED, EXIT_OK, apply_config
 from .doctor import doctor
+from .eval import eval_command
 from .export import export
 from .records import list_runs, show, validate
 from .run import run
@@ -62,5 +63,5 @@ def console() -> None:
     os._exit(code or EXIT_OK)
 
 
-for _command in (run, batch, list_runs, show, validate, doctor, serve, export):
+for _command in (run, batch, list_runs, show, validate, doctor, serve, export, eval_command):
     main.add_command(_command)
