@@ -426,7 +426,7 @@ class BatchAPIClient(OpenAIClient):
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8", "backslashreplace")).hexdigest()
         return f"{self.run_id}:{ctx.unit}:{number}:{digest[:12]}"
 
-    async def _request_once(self, ctx: CallContext, body: dict[str, Any]) -> Reply:
+    async def _request(self, ctx: CallContext, body: dict[str, Any]) -> Reply:
         if self._fatal is not None:  # another unit stopped the run: ask nothing new
             raise self._fatal
         self.charge_call()

@@ -377,6 +377,7 @@ class BriefRun:
         data = brief_mod.assemble(
             article=self.article.metadata(),
             thesis=extraction["thesis"] if extraction else None,
+            extraction_error=extraction_error,
             claims=claims,
             synthesis=synthesis,
             notes=notes,
@@ -393,7 +394,9 @@ class BriefRun:
                 "cost_status": cost_status,
             },
         )
-        result = brief_mod.Brief(data, self.run_dir.path if self.run_dir else None, self.article.text)
+        result = brief_mod.Brief.from_dict(
+            data, run_dir=self.run_dir.path if self.run_dir else None, article_text=self.article.text
+        )
         if self.run_dir is not None:
             self.run_dir.write_text("brief.json", result.to_json() + "\n")
             self.run_dir.write_text("brief.md", result.to_markdown())

@@ -70,6 +70,8 @@ class FakeLLM(ModelClient):
     the fake server's `ReceivedRequest`s.
     """
 
+    retry_backoff = 0.0  # a queued transport error is retried at once: there is no server to wait for
+
     def __init__(
         self,
         *replies: Any,
