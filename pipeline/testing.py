@@ -28,13 +28,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
-from . import defaults
-from .errors import AuthError, ModelError, UnitFailed
+from .errors import AuthError, ModelError
 from .fake_answers import FAULT_KINDS, TRANSPORT_KINDS, Fault, ScriptedUnits, unit_of
 from .fake_batch_api import FakeBatchAPI
-from .llm import CallContext, ModelClient, Reply, Usage
+from .llm import CallContext, ModelClient, Reply, Usage, _Retryable
 
 __all__ = [
     "FAULT_KINDS",
@@ -63,11 +62,11 @@ class FakeLLM(ModelClient):
     """Replies from a queue (str, JSON-able dict, Reply, or an exception to raise), or a responder,
     else the unit's default answer (see the module's docstring).
 
-    A failure scripted with `fail` comes first. Its transport kinds (`timeout`, `http_*`) go as the
-    real client's would: each is one attempt, logged, and retried up to `transport_attempts` times
-    in all (then the unit fails with kind `transport`); `http_401` stops the run (AuthError).
-    `history` holds every request: {"unit", "stage", "messages", "body"}; `requests` the same as
-    the fake server's `ReceivedRequest`s.
+    A failure scripted with `fail` comes first, each kind as the real client meets it: `timeout`
+    raises TimeoutError, `http_429` and `http_500` are logged and raised as OpenAIClient's attempt
+    raises them, so `ModelClient` retries each (then fails the unit with kind `transport`), and
+    `http_401` stops the run (AuthError). `history` holds every request: {"unit", "stage",
+    "messages", "body"}; `requests` the same as the fake server's `ReceivedRequest`s.
     """
 
     retry_backoff = 0.0  # a queued transport error is retried at once: there is no server to wait for
@@ -77,7 +76,6 @@ class FakeLLM(ModelClient):
         *replies: Any,
         responder: Callable[[str, dict[str, Any]], Any] | None = None,
         model: str = "fake-model",
-        transport_attempts: int = defaults.MAX_RETRIES + 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -85,7 +83,6 @@ class FakeLLM(ModelClient):
         self.endpoint_host = "fake-llm"
         self.queue: deque[Any] = deque(replies)
         self.responder = responder
-        self.transport_attempts = transport_attempts
         self.history: list[dict[str, Any]] = []
         self.requests: list[ReceivedRequest] = []
         self._units = ScriptedUnits()
@@ -106,32 +103,32 @@ class FakeLLM(ModelClient):
         return self
 
     async def _request(self, ctx: CallContext, body: dict[str, Any]) -> Reply:
-        last = ""
-        for _ in range(self.transport_attempts):
-            if self._fatal is not None:  # as the real client: after a 401 no new call starts
-                raise self._fatal
-            self.charge_call()
-            self.history.append({"unit": ctx.unit, "stage": ctx.stage, "messages": body["messages"], "body": body})
-            fault = self._units.take_fault(ctx.unit, body)
-            received = ReceivedRequest("/chat/completions", {}, body, ctx.unit, time.monotonic())
-            received.status = None if fault is not None and fault.hang else (fault.status if fault else 200)
-            self.requests.append(received)
-            if fault is None or fault.kind not in TRANSPORT_KINDS:
-                return self._reply(ctx, body, fault)
-            last = self._transport_failure(ctx, fault)
-        raise UnitFailed("transport", f"{last} (gave up after {self.transport_attempts} attempts)")
+        """One attempt; ModelClient retries the transport failures."""
+        if self._fatal is not None:  # as the real client: after a 401 no new call starts
+            raise self._fatal
+        self.charge_call()
+        self.history.append({"unit": ctx.unit, "stage": ctx.stage, "messages": body["messages"], "body": body})
+        fault = self._units.take_fault(ctx.unit, body)
+        received = ReceivedRequest("/chat/completions", {}, body, ctx.unit, time.monotonic())
+        received.status = None if fault is not None and fault.hang else (fault.status if fault else 200)
+        self.requests.append(received)
+        if fault is not None and fault.kind in TRANSPORT_KINDS:
+            self._transport_failure(ctx, fault)
+        return self._reply(ctx, body, fault)
 
-    def _transport_failure(self, ctx: CallContext, fault: Fault) -> str:
-        """Log a failed attempt as the real client logs it; the error it would retry, or raise."""
+    def _transport_failure(self, ctx: CallContext, fault: Fault) -> NoReturn:
+        """Raise what the real client raises for this attempt, logged as it logs it."""
+        if fault.kind == "timeout":
+            raise TimeoutError(f"timeout talking to {self.endpoint_host}")  # ModelClient logs it
         if fault.kind == "http_401":
             self._fatal = AuthError(
                 f"the endpoint at {self.endpoint_host} refused the credentials (HTTP 401); check OPENAI_API_KEY"
             )
             self.record(ctx, outcome="http_401", error=str(self._fatal))
             raise self._fatal
-        error = "timeout talking to" if fault.kind == "timeout" else f"HTTP {fault.status} from"
-        self.record(ctx, outcome=fault.kind, error=f"{error} {self.endpoint_host}")
-        return f"{error} {self.endpoint_host}"
+        message = f"HTTP {fault.status} from {self.endpoint_host}"
+        self.record(ctx, outcome=fault.kind, error=message)
+        raise _Retryable(message, retry_after=0.0)
 
     def _reply(self, ctx: CallContext, body: dict[str, Any], fault: Fault | None) -> Reply:
         prompt_tokens = len(json.dumps(body["messages"])) // 4
