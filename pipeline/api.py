@@ -160,6 +160,10 @@ def local_settings(settings: Settings, model: LocalModel) -> Settings:
     return replace(
         settings,
         model=model.name,
+        # llama.cpp serves one model: every stage asks it (a stage model from the environment is ignored).
+        extract_model=None,
+        rebut_model=None,
+        synthesis_model=None,
         response_format=response_format,
         constrain_choices=True,
         extra_body={**settings.extra_body, "repeat_penalty": REPEAT_PENALTY},
@@ -398,6 +402,9 @@ def generate_brief(
     text: str,
     *,
     model: str = defaults.MODEL,
+    extract_model: str | None = None,
+    rebut_model: str | None = None,
+    synthesis_model: str | None = None,
     base_url: str | None = None,
     api_key: str | None = None,
     llm: ModelClient | None = None,
@@ -408,7 +415,8 @@ def generate_brief(
     """Write a brief for `text`.
 
     Pass `llm` (e.g. `pipeline.testing.FakeLLM`) to inject a model, or `base_url` (e.g. a
-    `FakeOpenAIServer`'s) to use any OpenAI-compatible endpoint. With `runs_dir`, the run is
+    `FakeOpenAIServer`'s) to use any OpenAI-compatible endpoint. `extract_model`, `rebut_model` and
+    `synthesis_model` give a stage its own model (default: `model`). With `runs_dir`, the run is
     recorded there as the CLI does. Other keyword options are `Settings` fields (max_claims,
     concurrency, reasks, language, temperature, response_format) plus timeout, max_retries,
     max_calls, max_chars, truncate, cache_dir and use_cache.
@@ -419,7 +427,13 @@ def generate_brief(
         for key in ("timeout", "max_retries", "max_calls", "cache_dir", "use_cache")
         if key in options
     }
-    settings = Settings(model=model if llm is None else llm.model, **options)
+    settings = Settings(
+        model=model if llm is None else llm.model,
+        extract_model=extract_model,
+        rebut_model=rebut_model,
+        synthesis_model=synthesis_model,
+        **options,
+    )
     article = article_mod.from_text(text, "<text>", title=title, **article_options)
     client = llm or make_client(settings=settings, base_url=base_url, api_key=api_key, **client_options)
     return asyncio.run(run_brief(article, settings, client, runs_dir=Path(runs_dir) if runs_dir else None))

@@ -6,6 +6,8 @@ price list as of 2025-08. Check them before you rely on a figure.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .usage import Usage
 
 PRICES_PER_MILLION: dict[str, tuple[float, float, float]] = {
@@ -48,3 +50,15 @@ def estimate(model: str, usage: Usage) -> tuple[float | None, str]:
         uncached * input_price + usage.cached_tokens * cached_price + usage.completion_tokens * output_price
     ) / 1_000_000
     return round(cost, 6), "priced"
+
+
+def estimate_parts(parts: Iterable[tuple[str, Usage]]) -> tuple[float | None, str]:
+    """The cost of usage split by model (a run whose stages use different models): the sum of each
+    part's estimate, 'unpriced' when any part that used tokens is. Parts without tokens do not
+    count unless no part has any (then the answer is what `estimate` says for them)."""
+    parts = list(parts)
+    used = [(model, usage) for model, usage in parts if usage.prompt_tokens or usage.completion_tokens] or parts
+    estimates = [estimate(model, usage) for model, usage in used]
+    if not estimates or any(cost is None for cost, _ in estimates):
+        return None, "unpriced"
+    return round(sum(cost or 0.0 for cost, _ in estimates), 6), "priced"

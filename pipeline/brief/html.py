@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from ..pricing import format_cost
 from ..resources import resource_dir
 from ..version import __version__
-from .entries import STATUS_LABELS, status_label
+from .entries import STATUS_LABELS, checks_summary, status_label
 
 TEMPLATE = "brief.html.j2"
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
@@ -131,6 +131,26 @@ def _highlights(brief: dict[str, Any], text: str) -> list[Highlight]:
     return marks
 
 
+def marked(text: str, checks: list[dict[str, str]] | None) -> list[tuple[str, dict[str, str] | None]]:
+    """`text` cut into pieces, each with the check whose words it is (None between them): every
+    occurrence of a flagged text is marked, the longer text first where two overlap."""
+    taken: list[tuple[int, int, dict[str, str]]] = []
+    for check in sorted(checks or [], key=lambda c: -len(c["text"])):
+        at = text.find(check["text"]) if check["text"] else -1
+        while at != -1:
+            end = at + len(check["text"])
+            if not any(at < other_end and other_start < end for other_start, other_end, _ in taken):
+                taken.append((at, end, check))
+            at = text.find(check["text"], end)
+    pieces: list[tuple[str, dict[str, str] | None]] = []
+    position = 0
+    for start, end, check in sorted(taken, key=lambda t: t[0]):
+        pieces += [(text[position:start], None)] if start > position else []
+        pieces.append((text[start:end], check))
+        position = end
+    return pieces + ([(text[position:], None)] if position < len(text) else [])
+
+
 def page_context(brief: dict[str, Any], article_text: str) -> dict[str, Any]:
     """What the template needs, prepared so that it only has to lay things out."""
     highlights = _highlights(brief, article_text)
@@ -171,6 +191,8 @@ def page_context(brief: dict[str, Any], article_text: str) -> dict[str, Any]:
         "synthesis_label": status_label(brief["synthesis"]),
         "cost": format_cost(brief["run"]["cost_usd"]),
         "cost_noted": format_cost(brief["run"]["cost_usd"], brief["run"]["model"]),
+        "verify_summary": checks_summary(brief["run"].get("checks")),
+        "marked": marked,
         "version": __version__,
     }
 
