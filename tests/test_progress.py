@@ -47,7 +47,10 @@ def test_the_summary_counts_each_kind_of_outcome(cli, server) -> None:
     result = cli("run", str(SEED), "--model", "some-local-model")
     assert result.exit_code == 3
     lines = result.stderr.splitlines()
-    assert lines[0] == "partial: 8 claims (6 ok, 1 failed, 1 refused), synthesis ok, 18 to verify (12 dates, 6 names) before use"
+    assert (
+        lines[0]
+        == "partial: 8 claims (6 ok, 1 failed, 1 refused), synthesis ok, 18 to verify (12 dates, 6 names) before use"
+    )
     assert "2 retries" in lines[1] and "cost unpriced (some-local-model is not in the price table)" in lines[1]
 
 
