@@ -46,7 +46,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from ..article import fold
@@ -220,10 +220,7 @@ def _figures(text: str) -> list[tuple[int, int, Decimal]]:
     """(start, end, value) of every number in digits, and of number words with a scale."""
     found = []
     for match in _FIGURE.finditer(text):
-        try:
-            value = Decimal(match["num"].replace(",", ""))
-        except InvalidOperation:  # pragma: no cover - the pattern only matches digits
-            continue
+        value = Decimal(match["num"].replace(",", ""))  # Decimal reads any script's digits, as \d matches them
         scale = (match["scale"] or match["short"] or "").lower()
         found.append((match.start(), match.end(), value * _SCALES.get(scale, 1)))
     for match in _WORD_FIGURE.finditer(text):
