@@ -8,6 +8,7 @@ RESPONSE_FORMAT = "auto"  # try json_schema, step down to json_object, then to a
 TIMEOUT = 120.0  # seconds for one model call
 LOCAL_TIMEOUT = 600.0  # seconds for one call to a local CPU model (--local), which queues and is slow
 CONCURRENCY = 8  # model requests in flight at once
+BATCH_CONCURRENCY = 16  # model requests in flight at once across all the articles of a batch
 LOCAL_CONCURRENCY = 1  # llama.cpp answers one request at a time
 MAX_CLAIMS = 8
 REASKS = 2  # re-asks after an output fails validation

@@ -19,10 +19,15 @@ def json_text(data: Any, *, indent: int | None = None) -> str:
 def atomic_write(path: Path, text: str, *, mode: int = 0o644) -> None:
     """Write to a temporary file beside `path`, then rename: readers never see half a file, and a
     failed write (a full disk) leaves neither half a file nor the temporary one behind."""
+    atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """`atomic_write` for bytes (an exported .docx)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.chmod(tmp, mode)  # mkstemp makes 0600
         os.replace(tmp, path)
     except BaseException:

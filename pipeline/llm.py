@@ -27,7 +27,7 @@ from . import defaults, prompts, schemas
 from .endpoints import DEFAULT_BASE_URL, Endpoint
 from .errors import AuthError, ModelError, ModelNotFound, UnitFailed
 from .runs import Attempt
-from .throttle import Throttle
+from .throttle import Slots, Throttle
 from .usage import Usage, clamp_usage
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ class ModelClient:
         self._attempts: dict[str, int] = {}
         # At most `concurrency` requests in flight at once. A slot is held for one HTTP attempt only,
         # so a unit waiting out a back-off or preparing a re-ask never holds up the others.
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = Slots(concurrency)
         # Set when the first request goes out: from then on the process mostly waits for the endpoint.
         self.request_sent = asyncio.Event()
 
@@ -312,10 +312,23 @@ class OpenAIClient(ModelClient):
         self._sdk: Any = None
         self._throttle = Throttle()  # one 429 slows every concurrent unit
         self._fatal: ModelError | None = None  # once the endpoint refuses the run, no new call starts
+        self._transport_owner: OpenAIClient | None = None
+
+    def share_transport(self, owner: OpenAIClient) -> None:
+        """Send through `owner`'s concurrency slots, 429 back-off and HTTP connections. The articles of
+        a batch each keep their own log, budget and record; the endpoint sees one limit and one back-off."""
+        self._slots, self._throttle, self._transport_owner = owner._slots, owner._throttle, owner
+
+    @property
+    def calls_in_flight(self) -> int:
+        """Requests holding a concurrency slot now (with a shared transport: all its clients')."""
+        return self._slots.in_use
 
     def _client(self) -> Any:
         """The SDK client, made on the first real request: importing openai costs most of a second,
         which `--help`, `runs` and a rerun answered entirely from the cache never pay."""
+        if self._transport_owner is not None:  # its connections; closed by it, not here
+            return self._transport_owner._client()
         if self._sdk is None:
             from openai import AsyncOpenAI
 

@@ -17,12 +17,13 @@ _OVERRIDES = {"prompts": "COUNTERPOINT_PROMPTS_DIR", "schemas": "COUNTERPOINT_SC
 def resource_dir(kind: str) -> Path:
     """Return the directory holding `kind` ("prompts", "schemas" or "templates")."""
     override = os.environ.get(_OVERRIDES[kind]) if kind in _OVERRIDES else None
-    if override:
-        return Path(override)
+    return Path(override) if override else bundled_dir(kind)
+
+
+def bundled_dir(kind: str) -> Path:
+    """The folder `kind` is shipped in, whatever the environment overrides (the eval judge's yardstick)."""
     bundled = _PACKAGE_DIR / "_resources" / kind
-    if bundled.is_dir():
-        return bundled
-    return _PACKAGE_DIR.parent / kind
+    return bundled if bundled.is_dir() else _PACKAGE_DIR.parent / kind
 
 
 def overridden(kind: str) -> bool:

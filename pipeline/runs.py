@@ -38,6 +38,7 @@ from .usage import Usage, clamp_usage
 from .version import __version__
 
 LOCK_NAME = ".lock"
+BATCHES_DIR = "batches"  # runs/batches/<id>/ holds batch records (batch_record.py), not a run
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 # What resume reads from a manifest, and the JSON type each must have.
 _MANIFEST_SHAPE = {"article": dict, "fingerprint": dict, "settings": dict}
@@ -529,7 +530,11 @@ def _created(manifest_path: Path) -> datetime | None:
 def run_ids(runs_dir: Path) -> list[str]:
     """Run ids, newest first (ids start with a UTC timestamp)."""
     try:
-        entries = [entry.name for entry in os.scandir(runs_dir) if entry.is_dir() and not entry.name.startswith(".")]
+        entries = [
+            entry.name
+            for entry in os.scandir(runs_dir)
+            if entry.is_dir() and not entry.name.startswith(".") and entry.name != BATCHES_DIR
+        ]
     except FileNotFoundError:
         return []
     return sorted(entries, reverse=True)

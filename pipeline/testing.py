@@ -28,7 +28,8 @@ _CLAIM_ID = re.compile(r"^Claim (C\d+) \(", re.MULTILINE)
 
 
 def unit_of(messages: list[dict[str, Any]]) -> str:
-    """Which unit a request is for: 'extract', a claim id such as 'C3', or 'synthesize'."""
+    """Which unit a request is for: 'extract', a claim id such as 'C3', 'synthesize', or 'judge'
+    (counterpoint eval's judge)."""
     for message in messages:
         if message.get("role") != "user":
             continue
@@ -37,6 +38,8 @@ def unit_of(messages: list[dict[str, Any]]) -> str:
             return "extract"
         if content.startswith("Task: write the counter-case"):
             return "synthesize"
+        if content.startswith("Task: judge"):
+            return "judge"
         claim = _CLAIM_ID.search(content)
         if content.startswith("Task: answer one claim") and claim:
             return claim.group(1)

@@ -1,4 +1,5 @@
-"""Shared back-off for one endpoint, so a 429 storm is not answered with a burst of retries.
+"""Shared limits for one endpoint: the 429 back-off (`Throttle`), so a 429 storm is not answered
+with a burst of retries, and the concurrency slots (`Slots`), which count the requests in flight.
 
 A 429 pauses every call for its Retry-After. When the pause ends, one call goes alone as a
 probe; the others wait for its answer. A 429 to the probe starts the next pause, anything else
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Literal
 
 
 class Throttle:
@@ -46,3 +48,20 @@ class Throttle:
         if self._probe is not None:
             self._probe.set()
             self._probe = None
+
+
+class Slots(asyncio.Semaphore):
+    """At most `limit` requests in flight, counting those that are (for progress: calls in flight)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.in_use = 0
+
+    async def acquire(self) -> Literal[True]:
+        await super().acquire()
+        self.in_use += 1
+        return True
+
+    def release(self) -> None:
+        self.in_use -= 1
+        super().release()

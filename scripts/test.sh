@@ -23,6 +23,9 @@ if ! command -v chromium >/dev/null 2>&1; then
     fi
 fi
 
+# Playwright (the review test's driver) uses that Chromium; it must never fetch a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+
 # In CI, a test skipped for a missing runtime is a failure: CI installs them all.
 if [ "${CI:-}" = "true" ]; then
     export COUNTERPOINT_REQUIRE_LOCAL_MODEL=1 COUNTERPOINT_REQUIRE_BROWSER=1

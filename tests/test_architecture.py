@@ -93,7 +93,7 @@ def test_article_imports_no_other_input_module() -> None:
 
 def test_the_brief_renderers_import_only_the_entries_of_the_brief() -> None:
     graph = import_graph()
-    for renderer in ("pipeline.brief.markdown", "pipeline.brief.html"):
+    for renderer in ("pipeline.brief.markdown", "pipeline.brief.html", "pipeline.brief.docx"):
         own = {name for name in graph[renderer] if name.startswith("pipeline.brief")}
         assert own == {"pipeline.brief.entries"}, (renderer, own)
 

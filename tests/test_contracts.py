@@ -14,20 +14,25 @@ from jsonschema import Draft202012Validator
 from pipeline import prompts, schemas
 from pipeline.engine import PROMPT_NAMES, SCHEMA_NAMES
 from pipeline.errors import FAILURE_KINDS, ConfigError, UnitFailed
+from pipeline.evaluate import SCHEMA_NAMES as EVAL_SCHEMAS
+from pipeline.judge import PROMPT as JUDGE_PROMPT
 
 from .conftest import ROOT
 
-STAGE_SCHEMAS = ["claims", "rebuttal", "synthesis"]
+STAGE_SCHEMAS = ["claims", "rebuttal", "synthesis", "judge"]
+REVIEW_SCHEMAS = ["review", "review_update"]  # review.json and a change to it: not part of a run's fingerprint
+ALL_SCHEMAS = sorted({*SCHEMA_NAMES, *EVAL_SCHEMAS, *REVIEW_SCHEMAS})
+ALL_PROMPTS = (*PROMPT_NAMES, JUDGE_PROMPT)
 
 
-@pytest.mark.parametrize("name", SCHEMA_NAMES)
+@pytest.mark.parametrize("name", ALL_SCHEMAS)
 def test_every_schema_passes_check_schema(name: str) -> None:
     Draft202012Validator.check_schema(schemas.load(name))
 
 
 def test_every_schema_file_is_known() -> None:
     on_disk = {p.name.removesuffix(".schema.json") for p in (ROOT / "schemas").glob("*.schema.json")}
-    assert on_disk == set(SCHEMA_NAMES)
+    assert on_disk == set(ALL_SCHEMAS)
 
 
 def test_the_brief_schema_lists_exactly_the_failure_kinds() -> None:
@@ -73,6 +78,15 @@ def test_stage_schemas_are_in_the_strict_subset_and_bounded(name: str) -> None:
         assert "$ref" not in node and "oneOf" not in node, path
 
 
+def test_the_judge_schema_fits_the_rebuttals_and_the_data_it_judges() -> None:
+    from pipeline.evaldata import MAX_CLUSTERS
+
+    judge = schemas.load("judge")["properties"]
+    assert judge["perspectives"]["maxItems"] == MAX_CLUSTERS
+    assert judge["rebuttals"]["maxItems"] == schemas.load("rebuttal")["properties"]["rebuttals"]["maxItems"]
+    assert judge["perspectives"]["items"]["properties"]["covered_by"]["maxItems"] == judge["rebuttals"]["maxItems"]
+
+
 def test_validate_reports_paths_and_messages() -> None:
     problems = schemas.validate("claims", {"thesis": "", "claims": [{"id": "X1"}], "extra": 1})
     assert "$: Additional properties are not allowed ('extra' was unexpected)" in problems
@@ -81,7 +95,7 @@ def test_validate_reports_paths_and_messages() -> None:
 
 
 def test_every_prompt_file_is_known() -> None:
-    assert {p.stem for p in (ROOT / "prompts").glob("*.md")} == set(PROMPT_NAMES)
+    assert {p.stem for p in (ROOT / "prompts").glob("*.md")} == set(ALL_PROMPTS)
 
 
 # What the code supplies to each prompt (the callers in stages.py and llm.py).
@@ -94,10 +108,11 @@ SUPPLIED = {
     "repair": {"errors"},
     "truncated": set(),
     "schema_in_prompt": {"schema"},
+    "judge": {"nonce", "claim", "perspectives", "rebuttals"},  # judge.render
 }
 
 
-@pytest.mark.parametrize("name", PROMPT_NAMES)
+@pytest.mark.parametrize("name", ALL_PROMPTS)
 def test_prompt_placeholders_match_what_the_code_supplies(name: str) -> None:
     assert prompts.placeholders(name) == SUPPLIED[name]
 
@@ -121,7 +136,7 @@ def test_supplied_variables_are_what_the_pipeline_renders(monkeypatch, seed_scri
     llm.enqueue("not json", Reply(content='{"thesis": "cut', finish_reason="length"))  # repair, then truncated
     brief = generate_brief((ROOT / "seeds" / "putin-assad-syria.txt").read_text(), llm=llm)
     assert brief.status == "complete"
-    assert rendered == SUPPLIED
+    assert rendered == {name: names for name, names in SUPPLIED.items() if name != JUDGE_PROMPT}  # a brief's own
 
 
 def test_render_refuses_missing_and_unexpected_variables() -> None:
@@ -162,10 +177,11 @@ def test_wheel_ships_prompts_schemas_and_templates(tmp_path: Path) -> None:
     )
     (wheel,) = tmp_path.glob("counterpoint-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for name in PROMPT_NAMES:
+    for name in ALL_PROMPTS:
         assert f"pipeline/_resources/prompts/{name}.md" in names
-    for name in SCHEMA_NAMES:
+    for name in ALL_SCHEMAS:
         assert f"pipeline/_resources/schemas/{name}.schema.json" in names
+    assert not [name for name in names if "perspectrum" in name]  # eval data: in the repo, under its own licence
     schema = json.loads(zipfile.ZipFile(wheel).read("pipeline/_resources/schemas/claims.schema.json"))
     assert schema == schemas.load("claims")
     from pipeline.brief.html import TEMPLATE

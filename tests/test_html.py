@@ -17,7 +17,11 @@ from .conftest import ROOT, SEED, read_brief
 from .htmltree import Node, parse
 
 # Every tag the template writes; anything else in a page was injected.
-TEMPLATE_TAGS = {"#document"} | set(re.findall(r"<([a-z][a-z0-9]*)", (ROOT / "templates" / TEMPLATE).read_text()))
+TEMPLATE_TAGS = {"#document"} | {
+    tag
+    for name in (TEMPLATE, "summary.html.j2")
+    for tag in re.findall(r"<([a-z][a-z0-9]*)", (ROOT / "templates" / name).read_text())
+}
 
 
 def page_of(run_dir: Path) -> tuple[str, Node, dict[str, Any], str]:
@@ -84,7 +88,7 @@ def test_seed_run_writes_a_linked_self_contained_page(cli) -> None:
         assert claim["steelman"] in card.text()
 
     synthesis = brief["synthesis"]
-    section = dom.by_id("synthesis")
+    section = dom.by_id("summary")
     for rebuttal_id in synthesis["strongest_rebuttals"]:
         assert section.find_all("a", href=f"#rebuttal-{rebuttal_id}")
     for number in range(1, len(synthesis["rhetoric"]) + 1):

@@ -78,7 +78,7 @@ def test_runs_lists_hundreds_of_runs_newest_first_from_their_manifests(cli, seed
     table = cli("runs", "--runs-dir", str(runs_dir))
     assert table.exit_code == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["ID", "STATUS", "CLAIMS", "TOKENS", "COST", "DATE", "MODEL", "TITLE"]
+    assert lines[0].split() == ["ID", "STATUS", "CLAIMS", "TOKENS", "COST", "REVIEWED", "DATE", "MODEL", "TITLE"]
     assert len(lines) == 303
     assert lines[1].split()[:2] == ["20991231T000000Z-broken-aaaaaa", "unknown"]
     newest = newest_first[0]
@@ -88,6 +88,7 @@ def test_runs_lists_hundreds_of_runs_newest_first_from_their_manifests(cli, seed
         str(newest["summary"]["claims"]),
         f"{newest['summary']['tokens']:,}",
         f"${newest['summary']['cost_usd']:.4f}",
+        "-",
         *newest["created"][:16].split("T"),
         newest["model"],
         *newest["article"]["title"].split(),
@@ -121,6 +122,7 @@ def test_runs_shows_a_real_run(cli, seed_run: Path, runs_dir: Path) -> None:
             "cost_status": "priced",
             "created": brief["run"]["created"],
             "path": str(seed_run),
+            "review": None,
         }
     ]
 

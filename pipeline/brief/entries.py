@@ -63,6 +63,30 @@ def status_label(entry: dict[str, Any]) -> str:
     return kind if entry["status"] != "ok" and kind in ("skipped", "interrupted") else entry["status"]
 
 
+def review_line(review: dict[str, Any]) -> str:
+    """Who reviewed a brief and when, and what the review kept: the line every reviewed export shows."""
+    done = review["progress"]
+    who = ", ".join(review["reviewers"]) or review["reviewer"] or "an unnamed reviewer"
+    return (
+        f"Reviewed by {who}, last change {review['updated']} (revision {review['revision']}): of "
+        f"{done['total']} rebuttals, {done['accept']} accepted, {done['edit']} edited, {done['reject']} rejected "
+        f"and {done['total'] - done['decided']} undecided; rejected and undecided ones are left out."
+    )
+
+
+def strongest_rebuttals(brief: dict[str, Any]) -> list[dict[str, Any]]:
+    """The synthesis' strongest rebuttals, strongest first; ties (and ids not in the brief, last)
+    keep the synthesis' order, as the sort is stable."""
+    by_id = {r["id"]: (claim["id"], r) for claim in brief["claims"] for r in claim["rebuttals"]}
+    items = [
+        {"id": rid, "claim": by_id[rid][0], "rebuttal": by_id[rid][1]}
+        if rid in by_id
+        else {"id": rid, "claim": None, "rebuttal": None}
+        for rid in brief["synthesis"]["strongest_rebuttals"]
+    ]
+    return sorted(items, key=lambda item: -item["rebuttal"]["strength"] if item["rebuttal"] else 1)
+
+
 def synthesis_entry(synthesis: dict[str, Any] | None, error: UnitFailed | None) -> dict[str, Any]:
     if synthesis is not None:
         return {"status": "ok", "error": None, **synthesis}

@@ -17,9 +17,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from ..pricing import format_cost
 from ..resources import resource_dir
 from ..version import __version__
-from .entries import STATUS_LABELS, checks_summary, status_label
+from .entries import STATUS_LABELS, checks_summary, review_line, status_label, strongest_rebuttals
 
 TEMPLATE = "brief.html.j2"
+FIRST_CHECKS = 5  # leads in the summary's "first things to check"
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n\s*")
 _WEB_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)  # anything else stays text
 _LANG_TAG = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
@@ -151,6 +152,20 @@ def marked(text: str, checks: list[dict[str, str]] | None) -> list[tuple[str, di
     return pieces + ([(text[position:], None)] if position < len(text) else [])
 
 
+def first_checks(strongest: list[dict[str, Any]], claims: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """What to check first: the first lead of each strongest rebuttal, then of the strongest
+    rebuttal of each check-worthy claim (most central first), without repeats, at most FIRST_CHECKS."""
+    picks = [item["rebuttal"] for item in strongest if item["rebuttal"]]
+    worthy = sorted((c for c in claims if c["check_worthy"] and c["rebuttals"]), key=lambda c: -c["centrality"])
+    picks += [claim["rebuttals"][0] for claim in worthy]  # claims' rebuttals are sorted strongest first
+    leads: list[dict[str, str]] = []
+    for rebuttal in picks:
+        lead = next(iter(rebuttal["what_to_check"]), None)
+        if lead and all(lead != seen["lead"] for seen in leads):
+            leads.append({"id": rebuttal["id"], "lead": lead})
+    return leads[:FIRST_CHECKS]
+
+
 def page_context(brief: dict[str, Any], article_text: str) -> dict[str, Any]:
     """What the template needs, prepared so that it only has to lay things out."""
     highlights = _highlights(brief, article_text)
@@ -164,13 +179,10 @@ def page_context(brief: dict[str, Any], article_text: str) -> dict[str, Any]:
         }
         for claim in brief["claims"]
     ]
-    by_id = {r["id"]: (claim["id"], r) for claim in brief["claims"] for r in claim["rebuttals"]}
-    strongest = [
-        {"id": rid, "claim": by_id[rid][0], "rebuttal": by_id[rid][1]}
-        if rid in by_id
-        else {"id": rid, "claim": None, "rebuttal": None}
-        for rid in brief["synthesis"]["strongest_rebuttals"]
-    ]
+    strongest = strongest_rebuttals(brief)
+    strongest_ids = {item["id"] for item in strongest if item["rebuttal"]}
+    for claim in claims:
+        claim["has_strongest"] = any(r["id"] in strongest_ids for r in claim["rebuttals"])
     rhetoric = [
         {**item, "number": n, "highlighted": f"quote-rh{n}" in highlighted}
         for n, item in enumerate(brief["synthesis"]["rhetoric"], start=1)
@@ -186,6 +198,8 @@ def page_context(brief: dict[str, Any], article_text: str) -> dict[str, Any]:
         "paragraphs": article_paragraphs(article_text, highlights),
         "claims": claims,
         "strongest": strongest,
+        "strongest_ids": strongest_ids,
+        "first_checks": first_checks(strongest, claims),
         "rhetoric": rhetoric,
         "counts": {label: sum(1 for c in claims if c["status_label"] == label) for label in STATUS_LABELS},
         "synthesis_label": status_label(brief["synthesis"]),
@@ -194,11 +208,12 @@ def page_context(brief: dict[str, Any], article_text: str) -> dict[str, Any]:
         "verify_summary": checks_summary(brief["run"].get("checks")),
         "marked": marked,
         "version": __version__,
+        "review_line": review_line(brief["review"]) if brief.get("review") else None,
     }
 
 
-@lru_cache(maxsize=1)
-def template() -> Template:
+@lru_cache(maxsize=4)
+def template(name: str = TEMPLATE) -> Template:
     """The compiled page template (~0.1 s to compile, so a run does it while the model works)."""
     environment = Environment(
         loader=FileSystemLoader(resource_dir("templates")),
@@ -207,9 +222,12 @@ def template() -> Template:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return environment.get_template(TEMPLATE)
+    return environment.get_template(name)
 
 
-def render_html(brief: dict[str, Any], article_text: str) -> str:
-    """The brief as one HTML page: inline CSS, no scripts, no external requests."""
-    return template().render(**page_context(brief, article_text))
+def render_html(
+    brief: dict[str, Any], article_text: str, *, name: str = TEMPLATE, extra: dict[str, Any] | None = None
+) -> str:
+    """The brief as one HTML page: inline CSS, no scripts, no external requests. `name` is a template
+    that extends brief.html.j2 (the reviewed export, the review page) and `extra` what it adds."""
+    return template(name).render(**page_context(brief, article_text), **(extra or {}))

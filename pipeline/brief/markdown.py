@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..pricing import format_cost
-from .entries import check_words, checks_summary, status_label
+from .entries import check_words, checks_summary, review_line, status_label, strongest_rebuttals
 
 
 def _md_quote(text: str) -> str:
@@ -26,6 +26,8 @@ def render_markdown(brief: dict[str, Any]) -> str:
     if verify:
         meta.append(f"**Verify before use:** {verify}: specifics the article does not state")
     out += ["  \n".join(meta), ""]
+    if brief.get("review"):
+        out += [f"_{review_line(brief['review'])}_", ""]
     if brief["notes"]:
         out += ["## Notes", ""] + [f"- {note}" for note in brief["notes"]] + [""]
     out += ["## Thesis", "", brief["thesis"] or "_Claim extraction failed; no thesis._", ""]
@@ -53,13 +55,21 @@ def _render_claim_md(claim: dict[str, Any]) -> list[str]:
     if claim["status"] != "ok":
         error = claim["error"] or {"kind": claim["status"], "message": ""}
         return [*out, f"**{status_label(claim).upper()}** ({error['kind']}): {error['message']}", ""]
+    if claim.get("review_note"):
+        out += [f"**Reviewer's note.** {claim['review_note']}", ""]
     out += [f"**Steelman.** {claim['steelman']}", "", "**Rebuttals** (strongest first)", ""]
+    if not claim["rebuttals"] and "review_note" in claim:  # all left out in review
+        out += ["_No rebuttal was kept in review._", ""]
     for rebuttal in sorted(claim["rebuttals"], key=lambda r: -r["strength"]):
         out.append(
             f"- **{rebuttal['id']}** [{rebuttal['type']}, strength {rebuttal['strength']}/5] {rebuttal['argument']}"
         )
         out += [f"  - What to check: {lead}" for lead in rebuttal["what_to_check"]]
         out += _verify_md(rebuttal, "  ")
+        if rebuttal.get("original_argument"):
+            out.append(f"  - Edited by the reviewer; the model wrote: {rebuttal['original_argument']}")
+        if rebuttal.get("review_note"):
+            out.append(f"  - Reviewer's note: {rebuttal['review_note']}")
     out.append("")
     if claim["missing_context"]:
         out += ["**Missing context**", ""]
@@ -81,10 +91,10 @@ def _render_synthesis_md(synthesis: dict[str, Any], claims: list[dict[str, Any]]
         error = synthesis["error"]
         reason = f" ({error['kind']}): {error['message']}" if error else ": no claim could be analysed"
         return [*out, f"**{status_label(synthesis).upper()}**{reason}", ""]
-    by_id = {r["id"]: r for c in claims for r in c["rebuttals"]}
-    if synthesis["strongest_rebuttals"]:
-        out += ["**Strongest rebuttals**", ""]
-        out += [f"1. **{rid}** {by_id[rid]['argument']}" for rid in synthesis["strongest_rebuttals"] if rid in by_id]
+    strongest = [item for item in strongest_rebuttals({"claims": claims, "synthesis": synthesis}) if item["rebuttal"]]
+    if strongest:
+        out += ["**Strongest rebuttals** (strongest first)", ""]
+        out += [f"1. **{item['id']}** {item['rebuttal']['argument']}" for item in strongest]
         out.append("")
     if synthesis["rhetoric"]:
         out += ["**Rhetoric**", ""]

@@ -6,7 +6,8 @@ is saved for --resume). Heavy modules are imported inside commands so
 that `counterpoint --help` and `counterpoint runs` start fast.
 
 One module per command family: common.py (printing, errors, shared option types), run.py,
-records.py (runs, show, validate), doctor.py. Each defines Click commands; this module groups them.
+records.py (runs, show, validate), doctor.py, batch.py, serve.py, export.py, eval.py. Each defines Click commands;
+this module groups them.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from typing import Any
 
 import click
 
+from .batch import batch
 from .common import EXIT_FAILED, EXIT_OK
 from .doctor import doctor
+from .eval import eval_command
+from .export import export
 from .records import list_runs, show, validate
 from .run import run
+from .serve import serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,5 +57,5 @@ def console() -> None:
     os._exit(code or EXIT_OK)
 
 
-for _command in (run, list_runs, show, validate, doctor):
+for _command in (run, batch, list_runs, show, validate, doctor, serve, export, eval_command):
     main.add_command(_command)

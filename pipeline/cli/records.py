@@ -17,9 +17,12 @@ from .common import echo, fail, friendly_errors, runs_dir_option
 @friendly_errors
 def list_runs(runs_dir: Path, as_json: bool) -> None:
     """List runs, newest first."""
+    from ..review.store import listing_progress
     from ..runs import list_runs as collect
 
     rows = collect(runs_dir)
+    for row in rows:
+        row["review"] = listing_progress(Path(row["path"]))
     if as_json:
         echo(json.dumps(rows, indent=2), as_json=True)
         return
@@ -36,7 +39,7 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
     from ..pricing import format_cost
     from ..terminal import clean
 
-    header = ("ID", "STATUS", "CLAIMS", "TOKENS", "COST", "DATE", "MODEL", "TITLE")
+    header = ("ID", "STATUS", "CLAIMS", "TOKENS", "COST", "REVIEWED", "DATE", "MODEL", "TITLE")
     cells = [header] + [
         tuple(
             clean(cell, one_line=True).strip() or "-"
@@ -46,6 +49,7 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
                 "-" if row["claims"] is None else str(row["claims"]),
                 "-" if row["tokens"] is None else f"{row['tokens']:,}",
                 format_cost(row["cost_usd"]) if row["cost_usd"] is not None or row["cost_status"] else "-",
+                f"{row['review']['decided']}/{row['review']['total']}" if row.get("review") else "-",
                 (row["created"] or "-")[:16].replace("T", " "),
                 model_cell(row),
                 clean(row["title"] or "-", one_line=True)[:60],
@@ -54,7 +58,7 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
         for row in rows
     ]
     widths = [max(len(line[column]) for line in cells) for column in range(len(header) - 1)]
-    right = {2, 3, 4}  # numbers line up on the right
+    right = {2, 3, 4, 5}  # numbers line up on the right
     return [
         "  ".join(
             [
@@ -77,19 +81,34 @@ def model_cell(row: dict[str, Any]) -> str:
 @click.command()
 @click.argument("run_ref", metavar="RUN", default="latest")
 @runs_dir_option
-@click.option("--format", "fmt", type=click.Choice(["md", "json", "html", "path"]), default="md", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["md", "json", "html", "path", "review"]), default="md", show_default=True
+)
 @friendly_errors
 def show(run_ref: str, runs_dir: Path, fmt: str) -> None:
-    """Print a run's brief. RUN is an id, a unique prefix, 'latest' or a run directory."""
+    """Print a run's brief (or its review.json with --format review). RUN is an id, a unique prefix,
+    'latest' or a run directory."""
     from ..runs import find_run
 
     run_dir = find_run(runs_dir, run_ref)
     if fmt == "path":
         echo(str(run_dir.path))
         return
+    if fmt == "review":
+        show_review(run_dir.path)
+        return
     name = {"md": "brief.md", "json": "brief.json", "html": "brief.html"}[fmt]
     run_dir.require_finished(name)
     echo(run_dir.read_text(name), nl=False, as_json=fmt == "json")
+
+
+def show_review(run_path: Path) -> None:
+    from ..review.store import REVIEW_NAME, read_review
+
+    review = read_review(run_path)
+    if review is None:
+        fail(f"run {run_path.name} has no {REVIEW_NAME} yet; review it with 'counterpoint serve'")
+    echo(json.dumps(review, indent=2, ensure_ascii=False), as_json=True)
 
 
 @click.command()
@@ -114,7 +133,7 @@ def validate(target: str, runs_dir: Path, as_json: bool) -> None:
     article_path = brief_path.parent / "article.txt"
     brief = read_json(brief_path)
     article_text = read_text_file(article_path) if article_path.is_file() else None
-    problems = check_brief(brief, article_text)
+    problems = check_brief(brief, article_text) + review_problems(brief_path.parent, brief)
     checked = "schema, ids and quotes" if article_text is not None else "schema and ids (no article.txt beside it)"
     old = predates_checks(brief)
     if old:
@@ -142,3 +161,18 @@ def validate(target: str, runs_dir: Path, as_json: bool) -> None:
     if problems:
         fail(f"{len(problems)} problem(s) in {brief_path}")
     echo(f"ok: {brief_path} ({checked})", err=True)
+
+
+def review_problems(folder: Path, brief: Any) -> list[str]:
+    """The problems of the review.json beside a brief (its schema, ids not in the brief), prefixed
+    with the file's name; none when there is no review or the brief itself is unusable."""
+    from ..review.store import REVIEW_NAME, check_review
+    from ..runs import read_json
+
+    path = folder / REVIEW_NAME
+    if not path.is_file() or not isinstance(brief, dict) or not isinstance(brief.get("claims"), list):
+        return []
+    try:
+        return [f"{REVIEW_NAME}: {problem}" for problem in check_review(read_json(path), brief)]
+    except (KeyError, TypeError):  # a brief that breaks its schema: its own problems are listed
+        return []

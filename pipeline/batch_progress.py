@@ -1,0 +1,92 @@
+"""A batch's progress on stderr, and its summary at the end.
+
+On a terminal one status line is redrawn in place (articles done of total, failed, calls in
+flight, tokens, cost, ETA). When stderr is a pipe or a log, the same line is written at most
+every `LOG_EVERY` seconds, so a long batch leaves a readable trail instead of a flood; `quiet`
+silences everything.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+from .pricing import format_cost
+from .terminal import clean
+
+LOG_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
+
+
+class BatchProgress:
+    def __init__(
+        self, total: int, done: int = 0, *, stream: TextIO | None = None, live: bool | None = None, quiet: bool = False
+    ) -> None:
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.live = self.stream.isatty() if live is None else live
+        self.total = total
+        self.already = done  # finished by an earlier process (--resume): not part of the ETA
+        self.done = self.failed = self.tokens = 0
+        self.cost = 0.0
+        self.unpriced = False
+        self.started = time.monotonic()
+        self._last_line = self.started
+        self._drawn = False
+
+    def attempt(self, line: dict[str, Any]) -> None:
+        usage = line.get("usage") or {}
+        self.tokens += usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+
+    def finished(self, line: dict[str, Any]) -> None:
+        self.done += 1
+        self.failed += line["status"] == "failed"
+        if line.get("run"):
+            if line.get("cost_usd") is None:
+                self.unpriced = True
+            else:
+                self.cost += line["cost_usd"]
+
+    def line(self, in_flight: int) -> str:
+        done = self.already + self.done
+        cost = "unpriced" if self.unpriced and not self.cost else format_cost(self.cost)
+        return (
+            f"articles {done}/{self.total} done, {self.failed} failed, {in_flight} calls in flight, "
+            f"{self.tokens:,} tokens, {cost}, ETA {self._eta()}"
+        )
+
+    def _eta(self) -> str:
+        left = self.total - self.already - self.done
+        if left <= 0:
+            return "0:00"
+        if not self.done:
+            return "?"
+        seconds = int((time.monotonic() - self.started) / self.done * left)
+        return f"{seconds // 60}:{seconds % 60:02d}"
+
+    def tick(self, in_flight: int) -> None:
+        if self.quiet:
+            return
+        if self.live:
+            self.stream.write("\r" + clean(self.line(in_flight), one_line=True) + "\x1b[K")
+            self.stream.flush()
+            self._drawn = True
+        elif time.monotonic() - self._last_line >= LOG_EVERY:
+            self._last_line = time.monotonic()
+            self.say(self.line(in_flight))
+
+    def say(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self._drawn:  # end the redrawn status line first
+            self.stream.write("\r\x1b[K")
+            self._drawn = False
+        print(clean(text, one_line=True), file=self.stream, flush=True)
+
+    def summary(self, totals: dict[str, Any], path: str, elapsed: float) -> None:
+        self.say(
+            f"batch: {totals['articles']} articles: {totals['complete']} complete, {totals['partial']} partial, "
+            f"{totals['failed']} failed; {totals['claims_ok']} claims answered, {totals['claims_failed']} not; "
+            f"{totals['tokens']:,} tokens, cost {format_cost(totals['cost_usd'])}, {elapsed:.1f}s"
+        )
+        self.say(f"record: {path} (index.html, summary.csv, batch.jsonl)")

@@ -1,0 +1,75 @@
+"""Running the review app (`counterpoint serve`): bind the socket, make the per-start token, serve
+with uvicorn, and announce the address with its token once the server answers. Imported only by
+the serve command (uvicorn and starlette load here, not at start-up)."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+
+from ..errors import ConfigError
+from .app import create_app
+
+WILDCARDS = {"0.0.0.0", "::", ""}
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (port 0: a free one), before the server starts, so the address
+    printed is the real one."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host or "0.0.0.0").version == 6 else socket.AF_INET
+    except ValueError:
+        raise ConfigError(f"--host {host!r} is not an IP address; give one such as 127.0.0.1") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); pass --port 0 to pick a free port"
+        ) from None
+    return sock
+
+
+def url_host(host: str) -> str:
+    """The host as it goes in the printed address and in the Host header browsers send."""
+    if host in WILDCARDS:
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def serve(runs_dir: Path, *, host: str, port: int, reviewer: str | None, announce: Callable[[str], None]) -> None:
+    """Serve until interrupted; `announce` gets `http://HOST:PORT/?token=TOKEN` once it answers."""
+    host = "127.0.0.1" if host == "localhost" else host  # the address, not a name to resolve
+    sock = bind(host, port)
+    bound = sock.getsockname()[1]
+    token = secrets.token_urlsafe(32)
+    address = f"{url_host(host)}:{bound}"
+    app = create_app(runs_dir, token=token, hosts=[address], reviewer=reviewer)
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", server_header=False, proxy_headers=False
+    )
+    server = AnnouncingServer(config, lambda: announce(f"http://{address}/?token={token}"))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+class AnnouncingServer(uvicorn.Server):
+    """uvicorn's server, calling `started` once it listens (uvicorn has no hook for it)."""
+
+    def __init__(self, config: uvicorn.Config, started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.started_hook = started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            self.started_hook()

@@ -1,0 +1,272 @@
+"""`counterpoint batch`: a folder or feed of articles through the real SDK and the fake HTTP server."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline import schemas
+from pipeline.testing import FakeOpenAIServer, FakeResponse, ReceivedRequest, max_in_flight, scripted_handler
+
+from .conftest import SEED, TEST_KEY, one_error_line, read_brief, run_cli, start_counterpoint
+
+SEED_TEXT = SEED.read_text(encoding="utf-8")
+
+
+def variant(n: int) -> str:
+    """The seed article under its own title line: the seed script's quotes are still in it, and the
+    title says which article a request is for."""
+    return f"Op-ed {n:02d}: {SEED_TEXT}"
+
+
+def article_of(request: ReceivedRequest) -> str | None:
+    """Which variant a request asks about ('Op-ed 07'), from the article in its messages."""
+    text = json.dumps(request.body.get("messages"))
+    start = text.find("Op-ed ")
+    return text[start : start + 8] if start >= 0 else None
+
+
+def make_folder(root: Path, count: int) -> Path:
+    folder = root / "articles"
+    folder.mkdir()
+    for n in range(1, count + 1):
+        (folder / f"oped-{n:02d}.txt").write_text(variant(n), encoding="utf-8")
+    return folder
+
+
+def batch_cli(server: FakeOpenAIServer, runs_dir: Path, *args: str) -> Any:
+    return run_cli("batch", *args, "--runs-dir", str(runs_dir), "--base-url", server.base_url, key=TEST_KEY)
+
+
+def rows_of(batch_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (batch_dir / "batch.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def fleet(seed_script: dict[str, Any]) -> Any:
+    with FakeOpenAIServer(scripted_handler(seed_script), latency=0.01) as fake:
+        yield fake
+
+
+def test_a_folder_with_an_unreadable_file(fleet, runs_dir: Path, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path, 21)
+    (folder / "broken.txt").write_bytes(b"\x00\x01\x02 not text \x00" * 20)
+    (folder / "notes.csv").write_text("not an article type", encoding="utf-8")  # not listed
+    result = batch_cli(fleet, runs_dir, str(folder), "--concurrency", "8")
+    assert result.exit_code == 3, result.stderr
+    batch_dir = Path(result.stdout.strip().splitlines()[-1])
+    assert batch_dir.parent == runs_dir / "batches"
+    rows = rows_of(batch_dir)
+    assert [Path(row["source"]).name for row in rows] == ["broken.txt"] + [f"oped-{n:02d}.txt" for n in range(1, 22)]
+    failed = [row for row in rows if row["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["run"] is None and "broken.txt" in failed[0]["error"]
+    complete = [row for row in rows if row["status"] == "complete"]
+    assert len(complete) == 21 and all(row["claims_ok"] == 8 and row["tokens"] > 0 for row in complete)
+    for row in complete:
+        brief = read_brief(Path(row["run"]))
+        assert schemas.validate("brief", brief) == [] and brief["article"]["title"].startswith("Op-ed")
+        assert Path(row["run"]).parent == runs_dir
+    check = run_cli("validate", complete[0]["run"])
+    assert check.exit_code == 0, check.stdout + check.stderr
+    with open(batch_dir / "summary.csv", encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == 22 and Counter(line["status"] for line in table) == {"complete": 21, "failed": 1}
+    index = (batch_dir / "index.html").read_text(encoding="utf-8")
+    assert index.count('brief.html"') == 21 and "21 complete" in index and "<script" not in index
+    first = complete[0]
+    assert f'href="../../{Path(first["run"]).name}/brief.html"' in index
+    manifest = json.loads((batch_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["status"] == "finished" and manifest["endpoint"] == fleet.base_url
+    assert manifest["totals"]["complete"] == 21 and manifest["settings"]["concurrency"] == 8
+    assert TEST_KEY not in (batch_dir / "manifest.json").read_text(encoding="utf-8")
+    # Every article was asked once per unit: 1 extraction, 8 claims, 1 synthesis.
+    assert Counter(article_of(r) for r in fleet.requests) == {f"Op-ed {n:02d}": 10 for n in range(1, 22)}
+    assert len(result.stderr.splitlines()) == 2  # not a terminal: the summary, no progress flood
+    listed = run_cli("runs", "--runs-dir", str(runs_dir))
+    assert "batches" not in listed.stdout  # the batch record is not a run
+
+
+def test_a_feed_with_metadata_and_a_bad_line(fleet, runs_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "two.txt").write_text(variant(2), encoding="utf-8")
+    lines = [
+        {"id": "a1", "text": variant(1), "title": "Given <i>title</i>", "author": "A. Writer", "date": "2016-03-15"},
+        {"id": "a2", "path": str(tmp_path / "two.txt")},
+        {"text": "x", "url": "https://example.org/"},  # two inputs: a failed row
+        "not json",
+        {"url": f"{fleet.base_url}/no-such-page", "title": "Gone"},  # a 404: its row
+    ]
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n\n", encoding="utf-8")
+    result = batch_cli(fleet, runs_dir, "--from", str(feed), "--json", "--allow-private-hosts")
+    assert result.exit_code == 3, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["totals"]["complete"] == 2 and summary["totals"]["failed"] == 3
+    rows = rows_of(Path(summary["batch"]))
+    assert [row["id"] for row in rows[:2]] == ["a1", "a2"]
+    article = read_brief(Path(rows[0]["run"]))["article"]
+    assert (article["title"], article["author"], article["date"]) == ("Given <i>title</i>", "A. Writer", "2016-03-15")
+    index = (Path(summary["batch"]) / "index.html").read_text(encoding="utf-8")
+    assert "Given &lt;i&gt;title&lt;/i&gt;</a>" in index and "<i>" not in index  # escaped, and linked
+    assert "exactly one of text, html, url or path" in rows[2]["error"]
+    assert "not a JSON object" in rows[3]["error"]
+    assert "404" in rows[4]["error"] and rows[4]["source"].endswith("/no-such-page")
+
+
+def test_a_list_file_skips_blank_lines_and_comments(fleet, runs_dir: Path, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path, 2)
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# the day's op-eds\n\n{folder / 'oped-01.txt'}\n{folder / 'oped-02.txt'}\n", encoding="utf-8")
+    result = batch_cli(fleet, runs_dir, "--from", str(listing), "-q")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    assert [row["status"] for row in rows_of(Path(result.stdout.strip()))] == ["complete", "complete"]
+
+
+def test_max_failures_stops_a_misconfigured_batch(runs_dir: Path, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path, 12)
+    with FakeOpenAIServer(lambda unit, body: FakeResponse(status=400, error_message="bad model")) as broken:
+        result = batch_cli(
+            broken, runs_dir, str(folder), "--max-failures", "3", "--concurrency", "1", "--max-retries", "0"
+        )
+    assert result.exit_code == 1
+    assert "3 articles failed (--max-failures 3)" in result.stderr.splitlines()[-1]
+    assert result.stderr.splitlines()[-1].startswith("error: ") and "--resume" in result.stderr.splitlines()[-1]
+    rows = rows_of(Path(result.stdout.strip().splitlines()[-1]))
+    assert 3 <= len(rows) < 12  # stopped early: the rest were never started
+    assert len({article_of(r) for r in broken.requests}) < 12
+
+
+def test_refused_credentials_stop_the_batch_at_once(runs_dir: Path, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path, 10)
+    with FakeOpenAIServer(lambda unit, body: FakeResponse(status=401)) as refusing:
+        result = batch_cli(refusing, runs_dir, str(folder), "--concurrency", "2")
+        asked = len(refusing.requests)
+    assert result.exit_code == 1
+    line = one_error_line_of_last(result)
+    assert "refused the credentials" in line and "counterpoint batch --resume" in line
+    assert asked <= 4  # the articles open at that moment, not all ten
+    assert TEST_KEY not in result.stderr + result.stdout
+
+
+def one_error_line_of_last(result: Any) -> str:
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ")
+    return str(line)
+
+
+def test_global_concurrency_across_articles(seed_script: dict[str, Any], runs_dir: Path, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path, 6)
+    with FakeOpenAIServer(scripted_handler(seed_script), latency=0.05) as fake:
+        result = batch_cli(fake, runs_dir, str(folder), "--concurrency", "5", "--no-cache")
+        assert result.exit_code == 0, result.stderr
+        assert max_in_flight(fake.requests) == 5  # the limit is reached and never passed
+        assert len({article_of(r) for r in fake.requests}) == 6
+
+
+def test_sigterm_then_resume_asks_finished_articles_nothing(
+    seed_script: dict[str, Any], runs_dir: Path, tmp_path: Path
+) -> None:
+    folder = make_folder(tmp_path, 6)
+    answer = scripted_handler(seed_script)
+    held = {f"Op-ed {n:02d}" for n in (4, 5, 6)}  # their claim C1 hangs until released
+    release = threading.Event()
+
+    def handler(unit: str, body: dict[str, Any]) -> Any:
+        hang = unit == "C1" and any(name in json.dumps(body.get("messages")) for name in held)
+        return FakeResponse(content=answer(unit, body), delay=30 if hang and not release.is_set() else 0.01)
+
+    with FakeOpenAIServer(handler) as fake:
+        args = ["batch", str(folder), "--runs-dir", str(runs_dir), "--base-url", fake.base_url, "--no-cache"]
+        process = start_counterpoint([*args, "--concurrency", "6"], env={"OPENAI_API_KEY": TEST_KEY})
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and (
+                len(list(runs_dir.glob("*/brief.json"))) < 3 or len(list(runs_dir.glob("*/units/C8.json"))) < 6
+            ):
+                time.sleep(0.05)
+            assert len(list(runs_dir.glob("*/brief.json"))) == 3, "articles 1-3 should have finished"
+            process.send_signal(signal.SIGTERM)
+            stdout, stderr = process.communicate(timeout=30)
+        finally:
+            process.kill()
+        assert process.returncode == 130, stderr
+        assert "interrupted" in stderr.splitlines()[-1] and "counterpoint batch --resume" in stderr
+        batch_dir = Path(stdout.strip().splitlines()[-1])
+        assert {row["status"] for row in rows_of(batch_dir) if row["title"][:8] in held} == {"partial"}
+        seen = len(fake.requests)
+
+        release.set()
+        result = run_cli("batch", "--resume", "latest", "--runs-dir", str(runs_dir), key=TEST_KEY)
+        assert result.exit_code == 0, result.stderr
+        assert Path(result.stdout.strip().splitlines()[-1]) == batch_dir
+        again = fake.requests[seen:]
+    assert {article_of(r) for r in again} == held  # finished articles: not asked again
+    # The interrupted articles resumed at unit level: only what had not finished was asked again.
+    assert sorted(r.unit for r in again) == ["C1", "C1", "C1", "synthesize", "synthesize", "synthesize"]
+    rows = rows_of(batch_dir)
+    assert len(rows) == 6 and all(row["status"] == "complete" for row in rows)
+    for row in rows:
+        assert schemas.validate("brief", read_brief(Path(row["run"]))) == []
+    assert len(list(runs_dir.glob("*/brief.json"))) == 6  # resumed in their own runs, none started twice
+
+
+def test_usage_errors(runs_dir: Path, tmp_path: Path) -> None:
+    assert run_cli("batch").exit_code == 2
+    assert run_cli("batch", str(tmp_path), "--resume", "latest").exit_code == 2
+    empty = run_cli("batch", str(tmp_path), "--runs-dir", str(runs_dir), "--base-url", "http://127.0.0.1:9/v1")
+    assert empty.exit_code == 1 and "no articles" in one_error_line(empty)
+    none = run_cli("batch", "--resume", "latest", "--runs-dir", str(runs_dir))
+    assert none.exit_code == 1 and "no batches" in one_error_line(none)
+
+
+def test_one_429_back_off_for_every_article(seed_script: dict[str, Any], runs_dir: Path, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path, 4)
+    answer = scripted_handler(seed_script)
+    first = threading.Lock()
+
+    def handler(unit: str, body: dict[str, Any]) -> Any:
+        if unit.startswith("C") and first.acquire(blocking=False):  # the first rebuttal anywhere
+            return FakeResponse(status=429, headers={"Retry-After": "0.6"})
+        return FakeResponse(content=answer(unit, body), delay=0.05)
+
+    with FakeOpenAIServer(handler) as fake:
+        result = batch_cli(fake, runs_dir, str(folder), "--concurrency", "4", "--no-cache")
+        assert result.exit_code == 0, result.stderr
+        (limited,) = [r for r in fake.requests if r.status == 429]
+        assert limited.answered is not None
+        during = [r for r in fake.requests if limited.answered + 0.05 < r.received < limited.answered + 0.5]
+    assert during == []  # no article sent anything while the endpoint asked for a pause
+
+
+def test_progress_line_on_a_terminal() -> None:
+    import io
+
+    from pipeline.batch_progress import BatchProgress
+
+    stream = io.StringIO()
+    progress = BatchProgress(10, 2, stream=stream, live=True)
+    progress.attempt({"usage": {"prompt_tokens": 1000, "completion_tokens": 234}})
+    progress.finished({"status": "complete", "run": "x", "cost_usd": 0.01})
+    progress.finished({"status": "failed", "run": None, "cost_usd": None})
+    progress.tick(5)
+    line = stream.getvalue()
+    assert line.startswith("\r") and "articles 4/10 done, 1 failed, 5 calls in flight, 1,234 tokens, $0.0100" in line
+    assert "ETA " in line
+    logged = io.StringIO()
+    piped = BatchProgress(10, stream=logged, live=False)
+    piped.tick(1)
+    assert logged.getvalue() == ""  # not a terminal: no line until LOG_EVERY has passed
+    piped._last_line -= 60
+    piped.tick(1)
+    assert logged.getvalue().startswith("articles 0/10 done") and logged.getvalue().count("\n") == 1
+    quiet = io.StringIO()
+    BatchProgress(10, stream=quiet, live=True, quiet=True).tick(3)
+    assert quiet.getvalue() == ""
