@@ -1,7 +1,8 @@
 """counterpoint: answer an opinion piece with a structured debate brief.
 
-The public surface is small: `generate_brief`, `Brief`, and the exceptions. Everything is
-imported lazily so that `counterpoint --help` does not pay for openai or jsonschema.
+The public surface is small: `generate_brief` and `agenerate_brief`, the typed `Brief` and the
+types it holds, and the exceptions. Everything is imported lazily so that `counterpoint --help`
+does not pay for openai or jsonschema.
 """
 
 from __future__ import annotations
@@ -11,23 +12,42 @@ from typing import TYPE_CHECKING, Any
 from .version import __version__
 
 __all__ = [
+    "ArticleInfo",
     "AuthError",
     "Brief",
+    "Check",
+    "Claim",
     "ConfigError",
     "CounterpointError",
+    "Failure",
     "InputError",
+    "MissingContext",
     "ModelError",
     "ModelNotFound",
+    "Rebuttal",
     "ResumeMismatch",
+    "RhetoricalDevice",
     "RunDirError",
+    "RunUsage",
     "UnitFailed",
     "__version__",
+    "agenerate_brief",
     "generate_brief",
 ]
 
 if TYPE_CHECKING:
-    from .api import generate_brief
-    from .brief import Brief
+    from .api import agenerate_brief, generate_brief
+    from .brief import (
+        ArticleInfo,
+        Brief,
+        Check,
+        Claim,
+        Failure,
+        MissingContext,
+        Rebuttal,
+        RhetoricalDevice,
+        RunUsage,
+    )
     from .errors import (
         AuthError,
         ConfigError,
@@ -42,16 +62,16 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "generate_brief":
-        from .api import generate_brief
+    if name in ("generate_brief", "agenerate_brief"):
+        from . import api
 
-        return generate_brief
-    if name == "Brief":
-        from .brief import Brief
-
-        return Brief
+        return getattr(api, name)
     if name in __all__:
         from . import errors
 
-        return getattr(errors, name)
+        if hasattr(errors, name):
+            return getattr(errors, name)
+        from . import brief
+
+        return getattr(brief, name)
     raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

@@ -11,15 +11,17 @@ import os
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import article as article_mod
-from . import defaults, endpoints
+from . import defaults, endpoints, library
 from .brief import Brief
 from .endpoints import check_base_url
 from .engine import BriefRun, EventSink, Settings
 from .errors import ConfigError
+from .fetch import FetchOptions
 from .llm import AttemptLog, ModelClient, OpenAIClient, SamplingSettings, watching
 from .runs import RunDir, RunRecord, check_runs_dir, find_run
 
@@ -398,42 +400,120 @@ async def _resume(
     return await run.execute()
 
 
-def generate_brief(
-    text: str,
+async def agenerate_brief(
+    text: str | None = None,
     *,
+    html: str | bytes | None = None,
+    path: str | Path | None = None,
+    url: str | None = None,
+    title: str | None = None,
+    author: str | None = None,
+    date: str | None = None,
     model: str = defaults.MODEL,
     extract_model: str | None = None,
     rebut_model: str | None = None,
     synthesis_model: str | None = None,
     base_url: str | None = None,
     api_key: str | None = None,
+    max_claims: int = defaults.MAX_CLAIMS,
+    concurrency: int = defaults.CONCURRENCY,
+    reasks: int = defaults.REASKS,
+    language: str | None = None,
+    temperature: float | None = None,
+    response_format: str = defaults.RESPONSE_FORMAT,
+    timeout: float = defaults.TIMEOUT,
+    max_retries: int = defaults.MAX_RETRIES,
+    max_calls: int | None = None,
+    max_chars: int = defaults.MAX_CHARS,
+    truncate: bool = False,
+    encoding: str | None = None,
+    fetch_timeout: float = defaults.FETCH_TIMEOUT,
+    max_bytes: int = defaults.MAX_BYTES,
+    allow_private_hosts: bool = False,
     llm: ModelClient | None = None,
     runs_dir: str | Path | None = None,
-    title: str | None = None,
-    **options: Any,
+    cache_dir: str | Path | None = None,
+    on_event: EventSink | None = None,
 ) -> Brief:
-    """Write a brief for `text`.
-
-    Pass `llm` (e.g. `pipeline.testing.FakeLLM`) to inject a model, or `base_url` (e.g. a
-    `FakeOpenAIServer`'s) to use any OpenAI-compatible endpoint. `extract_model`, `rebut_model` and
-    `synthesis_model` give a stage its own model (default: `model`). With `runs_dir`, the run is
-    recorded there as the CLI does. Other keyword options are `Settings` fields (max_claims,
-    concurrency, reasks, language, temperature, response_format) plus timeout, max_retries,
-    max_calls, max_chars, truncate, cache_dir and use_cache.
-    """
-    article_options = {key: options.pop(key) for key in ("max_chars", "truncate") if key in options}
-    client_options = {
-        key: options.pop(key)
-        for key in ("timeout", "max_retries", "max_calls", "cache_dir", "use_cache")
-        if key in options
-    }
+    """Write a brief; the awaitable form of `generate_brief` (same arguments, see there). Briefs
+    awaited together (`asyncio.gather`) each have their own client, record and run directory."""
+    library.check_bounds(max_claims=max_claims, concurrency=concurrency, reasks=reasks, temperature=temperature)
+    library.check_bounds(timeout=timeout, max_retries=max_retries, max_calls=max_calls, max_chars=max_chars)
+    library.check_bounds(fetch_timeout=fetch_timeout, max_bytes=max_bytes)
+    library.check_response_format(response_format)
     settings = Settings(
         model=model if llm is None else llm.model,
-        extract_model=extract_model,
-        rebut_model=rebut_model,
-        synthesis_model=synthesis_model,
-        **options,
+        max_claims=max_claims,
+        concurrency=concurrency,
+        reasks=reasks,
+        language=language,
+        temperature=temperature,
+        response_format=response_format,
+    ).with_stage_models(extract_model, rebut_model, synthesis_model)
+    # The endpoint is checked before the article is read: a URL is fetched only for a run that can go.
+    client = llm or _endpoint_client(settings, base_url, api_key, timeout, max_retries, max_calls, cache_dir)
+    fetch = FetchOptions(timeout=fetch_timeout, max_bytes=max_bytes, allow_private_hosts=allow_private_hosts)
+    metadata = {"title": title, "author": author, "date": date}
+    reading = partial(library.load_article, text=text, html=html, path=path, url=url, metadata=metadata)
+    article = await asyncio.to_thread(reading, max_chars=max_chars, truncate=truncate, encoding=encoding, fetch=fetch)
+    with _only_here(client):
+        return await run_brief(
+            article, settings, client, runs_dir=Path(runs_dir) if runs_dir else None, on_event=on_event
+        )
+
+
+def _endpoint_client(
+    settings: Settings,
+    base_url: str | None,
+    api_key: str | None,
+    timeout: float,
+    max_retries: int,
+    max_calls: int | None,
+    cache_dir: str | Path | None,
+) -> OpenAIClient:
+    """A library call's client: `base_url`, else $OPENAI_BASE_URL (as the CLI and the openai SDK
+    read it), and a response cache only in a `cache_dir` given."""
+    return make_client(
+        settings=settings,
+        base_url=base_url if base_url is not None else os.environ.get("OPENAI_BASE_URL") or None,
+        api_key=api_key,
+        timeout=timeout,
+        max_retries=max_retries,
+        max_calls=max_calls,
+        cache_dir=Path(cache_dir) if cache_dir is not None else None,
+        use_cache=cache_dir is not None,
     )
-    article = article_mod.from_text(text, "<text>", title=title, **article_options)
-    client = llm or make_client(settings=settings, base_url=base_url, api_key=api_key, **client_options)
-    return asyncio.run(run_brief(article, settings, client, runs_dir=Path(runs_dir) if runs_dir else None))
+
+
+@contextmanager
+def _only_here(client: ModelClient) -> Iterator[None]:
+    """A client logs to one run's record at a time: an injected one shared by briefs running
+    together would mix their calls logs."""
+    if client.running:
+        raise ConfigError("this llm is already writing another brief; give each brief run at once its own client")
+    client.running = True
+    try:
+        yield
+    finally:
+        client.running = False
+
+
+generate_brief = library.blocking(agenerate_brief)
+generate_brief.__doc__ = """Write a brief for one article and return it as a typed `Brief`.
+
+The article is exactly one of `text`, `html` (a page: the article is extracted as the CLI does),
+`path` (a text, Markdown or HTML file) or `url` (fetched). `title`, `author` and `date` (ISO
+YYYY-MM-DD) replace what detection finds. The model is `llm` (an injected client such as
+`pipeline.testing.FakeLLM`) or an OpenAI-compatible endpoint: `base_url` (default
+$OPENAI_BASE_URL, else OpenAI's), `api_key` (default $OPENAI_API_KEY) and `model`;
+`extract_model`, `rebut_model` and `synthesis_model` give a stage its own model (default `model`).
+The other settings are `counterpoint run`'s options, with the same defaults and bounds.
+
+Nothing is written unless asked: the run is recorded in `runs_dir` only when it is given, and
+replies are cached in `cache_dir` only when it is given. `on_event(kind, **fields)` receives the
+progress events. A unit that fails does not raise: it shows in `brief.status` and
+`brief.failures`. Bad arguments raise `ConfigError` or `InputError` before anything is sent.
+
+Called inside a running event loop (a notebook, an async handler), it runs on a worker thread
+and blocks that loop until the brief is done; async code should `await agenerate_brief(...)`.
+"""

@@ -154,7 +154,7 @@ class BatchRunner:
         try:
             brief = await (self._resume(run_dir) if run_dir is not None else self._new(item))
             run_dir = RunDir(brief.run_dir) if brief.run_dir else run_dir
-            error = None if brief.status == FINISHED else (brief.data["notes"] or [None])[-1]
+            error = None if brief.status == FINISHED else (brief.notes or [None])[-1]
             line = row(
                 item.key,
                 item.n,
@@ -162,7 +162,7 @@ class BatchRunner:
                 item.id,
                 status=brief.status,
                 run=_path(run_dir),
-                brief=brief.data,
+                brief=brief.to_dict(),
                 error=error,
             )
         except asyncio.CancelledError:

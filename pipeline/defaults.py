@@ -22,3 +22,21 @@ RUNS_DIR = "runs"
 def max_calls(max_claims: int, reasks: int) -> int:
     """The call budget when none is given: the brief plus every unit's re-asks and a few transport retries."""
     return (max_claims + 2) * (reasks + 2) * 2
+
+
+# The range each setting may take, (lowest, highest) with None for no bound: `counterpoint run`'s
+# options and the library's arguments check the same bounds.
+INT_BOUNDS: dict[str, tuple[int | None, int | None]] = {
+    "max_claims": (1, 12),
+    "concurrency": (1, 64),
+    "reasks": (0, 5),
+    "max_retries": (0, 10),
+    "max_calls": (1, None),
+    "max_chars": (100, None),
+    "max_bytes": (1024, None),
+}
+FLOAT_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "timeout": (0.1, None),
+    "temperature": (0.0, 2.0),
+    "fetch_timeout": (0.1, None),
+}

@@ -13,7 +13,7 @@ import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -23,7 +23,7 @@ from .article import Article
 from .brief import verify
 from .errors import ModelError, ResumeMismatch, RunDirError, UnitFailed
 from .llm import Check, ModelClient
-from .pricing import estimate, estimate_parts
+from .pricing import estimate, estimate_parts, tier_note
 from .runs import RunRecord, resume_command, utc_now
 from .usage import Usage
 
@@ -60,6 +60,10 @@ class Settings:
     extract_model: str | None = None
     rebut_model: str | None = None
     synthesis_model: str | None = None
+
+    def with_stage_models(self, extract: str | None, rebut: str | None, synthesis: str | None) -> Settings:
+        """These settings with each stage's own model (None: `model`)."""
+        return replace(self, extract_model=extract, rebut_model=rebut, synthesis_model=synthesis)
 
     def model_for(self, stage: str) -> str:
         """The model `stage` ('extract', 'rebut', 'synthesize') asks: its own, else `model`."""
@@ -375,6 +379,9 @@ class BriefRun:
                 f"{clamped} call(s); they were counted as such (rounded, negatives as 0), so the usage "
                 "and cost figures are approximate."
             )
+        priced_at = tier_note(self.client.price_tier)
+        if priced_at:
+            notes.append(priced_at)
         failed = [claim["id"] for claim in claims if claim["status"] != "ok"]
         if failed:
             notes.append(f"Not analysed: {', '.join(failed)} (see each claim's status).")
@@ -402,6 +409,7 @@ class BriefRun:
         data = brief_mod.assemble(
             article=self.article.metadata(),
             thesis=extraction["thesis"] if extraction else None,
+            extraction_error=extraction_error,
             claims=claims,
             synthesis=synthesis,
             notes=notes,
@@ -420,7 +428,9 @@ class BriefRun:
                 "checks": verify.count(claims),
             },
         )
-        result = brief_mod.Brief(data, self.run_dir.path if self.run_dir else None, self.article.text)
+        result = brief_mod.Brief.from_dict(
+            data, run_dir=self.run_dir.path if self.run_dir else None, article_text=self.article.text
+        )
         if self.run_dir is not None:
             self.run_dir.write_text("brief.json", result.to_json() + "\n")
             self.run_dir.write_text("brief.md", result.to_markdown())
@@ -436,9 +446,9 @@ class BriefRun:
             parts[stage] = (model, Usage(**{key: counts[key] for key in asdict(Usage())}))
         by_stage = {}
         for stage, (model, tokens) in parts.items():
-            usd, status = estimate(model, tokens)
+            usd, status = estimate(model, tokens, self.client.price_tier)
             by_stage[stage] = {"model": model, "usd": usd, "status": status}
-        return (*estimate_parts(parts.values()), by_stage)
+        return (*estimate_parts(parts.values(), self.client.price_tier), by_stage)
 
     def _write_manifest(
         self,
@@ -458,6 +468,7 @@ class BriefRun:
                 "endpoint_host": client.endpoint_host,
                 **(client.endpoint.record() if client.endpoint else {"endpoint": None, "local": None}),
                 "no_cache": client.cache is None,
+                "price_tier": client.price_tier,
                 "response_format": {"requested": client.requested_format, "used": client.response_format},
                 "settings": {**asdict(self.settings), "max_calls": client.max_calls},
                 "fingerprint": self.fingerprint,

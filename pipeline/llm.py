@@ -113,13 +113,16 @@ def watching(base_url: str, server: ServerWatch) -> Iterator[None]:
 class ModelClient:
     """Shared state of a model client: the attempt log, the call budget and the format in use.
 
-    Subclasses implement `_request` (one HTTP round-trip, or a fake).
+    Subclasses implement `_request` (one attempt: an HTTP round-trip, or a fake); `send` retries
+    the attempts that fail in transport (see `transport_failure`), then fails the unit.
     """
 
     model: str = defaults.MODEL
     endpoint_host: str = "fake"
     endpoint: Endpoint | None = None  # None for an injected fake: nothing leaves the process
     server: ServerWatch | None = None
+    price_tier: str = "standard"  # which of pricing.TIER_FACTORS the provider bills this client's calls at
+    retry_backoff = 0.5  # seconds: the first transport retry waits up to twice this, doubling after
 
     def __init__(
         self,
@@ -131,8 +134,10 @@ class ModelClient:
         sampling: SamplingSettings | None = None,
         constrain_choices: bool = False,
         concurrency: int = defaults.CONCURRENCY,
+        transport_attempts: int = defaults.MAX_RETRIES + 1,
     ) -> None:
         self.requested_format = response_format
+        self.transport_attempts = transport_attempts
         # Send stages' allowed values (article sentences as quotes, known ids) as schema enums:
         # worth it where the server turns the schema into a decoding grammar (llama.cpp).
         self.constrain_choices = constrain_choices
@@ -148,6 +153,7 @@ class ModelClient:
         self._slots = Slots(concurrency)
         # Set when the first request goes out: from then on the process mostly waits for the endpoint.
         self.request_sent = asyncio.Event()
+        self.running = False  # writing a brief (api.agenerate_brief): a client logs to one record at a time
 
     # -- request building -------------------------------------------------------------------
 
@@ -206,7 +212,7 @@ class ModelClient:
                 if cached is not None:
                     return Reply(**{**cached, "usage": Usage(), "cache_key": key, "cache_hit": True})
             try:
-                reply = await self._request(ctx, body)
+                reply = await self._transported(ctx, body)
             except _FormatRejected as exc:
                 self._downgrade(fmt, str(exc))
                 continue
@@ -266,6 +272,42 @@ class ModelClient:
         """The endpoint a reply comes from, for the cache: one endpoint's answers are never another's."""
         return self.endpoint.identity if self.endpoint else self.endpoint_host
 
+    async def _transported(self, ctx: CallContext, body: dict[str, Any]) -> Reply:
+        """`_request` within the transport retries: a timeout, dropped connection, 429 or 5xx is
+        tried again (after the server's Retry-After, else a growing random wait), then fails the unit."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.transport_attempts),
+            wait=self._backoff,
+            retry=retry_if_exception_type(_Retryable),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._attempt(ctx, body)
+        except _Retryable as exc:
+            raise UnitFailed("transport", f"{exc} (gave up after {self.transport_attempts} attempts)") from None
+        raise AssertionError("unreachable: tenacity either returns or reraises")
+
+    async def _attempt(self, ctx: CallContext, body: dict[str, Any]) -> Reply:
+        """One attempt. Whatever a transport raises (an injected client's own, too) is logged and retried."""
+        started = time.perf_counter()
+        try:
+            return await self._request(ctx, body)
+        except Exception as exc:
+            kind = transport_failure(exc)
+            if kind is None:
+                raise
+            self.record(ctx, outcome=kind, latency_s=round(time.perf_counter() - started, 4), error=type(exc).__name__)
+            raise _Retryable(f"{kind.replace('_', ' ')} talking to {self.endpoint_host}") from None
+
+    def _backoff(self, retry_state: Any) -> float:
+        """Honour the server's Retry-After; otherwise exponential back-off with full jitter."""
+        exc = retry_state.outcome.exception()
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return exc.retry_after
+        return random.uniform(0, min(20.0, self.retry_backoff * 2**retry_state.attempt_number))
+
     async def _request(self, ctx: CallContext, body: dict[str, Any]) -> Reply:
         raise NotImplementedError
 
@@ -285,6 +327,31 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+# Network libraries' errors that are not OSErrors, as (top-level module, class) anywhere in an
+# exception's class hierarchy: matched by name, so none of them is imported to check.
+_TRANSPORT_ERRORS = {
+    ("httpx", "TransportError"),
+    ("httpx2", "TransportError"),  # what the openai SDK is built on
+    ("httpcore", "NetworkError"),
+    ("httpcore", "TimeoutException"),
+    ("httpcore", "ProtocolError"),
+    ("h11", "ProtocolError"),
+    ("openai", "APIConnectionError"),
+    ("aiohttp", "ClientConnectionError"),
+}
+
+
+def transport_failure(exc: BaseException) -> str | None:
+    """'timeout' or 'connection_error' when `exc` is what a transport raises: an OSError (such as
+    ConnectionError or TimeoutError), EOFError, or a network library's connection or timeout error.
+    None for anything else, which is a bug to raise, not a failure to retry."""
+    classes = {(cls.__module__.partition(".")[0], cls.__name__) for cls in type(exc).__mro__}
+    if not (isinstance(exc, (OSError, EOFError)) or classes & _TRANSPORT_ERRORS):
+        return None
+    timed_out = isinstance(exc, TimeoutError) or any("Timeout" in name for _, name in classes)
+    return "timeout" if timed_out else "connection_error"
+
+
 class OpenAIClient(ModelClient):
     """Chat completions over HTTP through the openai SDK (any OpenAI-compatible endpoint)."""
 
@@ -295,7 +362,6 @@ class OpenAIClient(ModelClient):
         base_url: str | None,
         api_key: str | None,
         timeout: float = defaults.TIMEOUT,
-        transport_attempts: int = 5,
         local_model: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -305,7 +371,6 @@ class OpenAIClient(ModelClient):
         base_url = (base_url or DEFAULT_BASE_URL).strip()  # as checked by Endpoint.of
         self.endpoint_host = urlsplit(base_url).netloc.rsplit("@", 1)[-1]
         self.server = _WATCHED.get(self.endpoint_host)
-        self.transport_attempts = transport_attempts
         self._secret = api_key or ""
         self.timeout = timeout
         self._sdk_options: dict[str, Any] = {"api_key": api_key or "no-key", "base_url": base_url, "timeout": timeout}
@@ -341,21 +406,6 @@ class OpenAIClient(ModelClient):
             await self._sdk.close()
 
     async def _request(self, ctx: CallContext, body: dict[str, Any]) -> Reply:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.transport_attempts),
-            wait=_wait_retry_after,
-            retry=retry_if_exception_type(_Retryable),
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._request_once(ctx, body)
-        except _Retryable as exc:
-            raise UnitFailed("transport", f"{exc} (gave up after {self.transport_attempts} attempts)") from None
-        raise AssertionError("unreachable: tenacity either returns or reraises")
-
-    async def _request_once(self, ctx: CallContext, body: dict[str, Any]) -> Reply:
         """One HTTP attempt, in a concurrency slot and behind the shared 429 back-off."""
         async with self._slots:
             probe = await self._throttle.acquire()
@@ -407,22 +457,27 @@ class OpenAIClient(ModelClient):
             raise UnitFailed("transport", failure) from None
 
     def _classify(self, exc: Any, model: str) -> Exception:
-        """Map an HTTP error to: retry, step down the format, fail the unit, or stop the run.
+        """Map an HTTP error to: retry, step down the format, fail the unit, or stop the run."""
+        return self.classify_status(exc.status_code, _error_detail(exc), exc.response.headers, model)
 
-        The SDK's message is never shown whole: some servers echo part of the key in it.
-        """
-        status = exc.status_code
+    def classify_status(
+        self, status: int, detail: str, headers: Mapping[str, str], model: str | None = None
+    ) -> Exception:
+        """`_classify` for a status and the error's message however they came (an HTTP answer, or
+        a line of a Batch API output file); `model` is the one the request named (default the
+        client's). The message is never shown whole: some servers echo part of the key in it."""
         if status in (401, 403):
             return AuthError(
                 f"the endpoint at {self.endpoint_host} refused the credentials (HTTP {status}); check OPENAI_API_KEY"
             )
         if status == 404:
             return ModelNotFound(
-                f"model {model!r} was not found at {self.endpoint_host} (HTTP 404); check --model and --base-url"
+                f"model {model or self.model!r} was not found at {self.endpoint_host} (HTTP 404); "
+                "check --model and --base-url"
             )
         if status in (408, 409, 429) or status >= 500:
-            return _Retryable(f"HTTP {status} from {self.endpoint_host}", _retry_after_seconds(exc.response.headers))
-        detail = self._redact(_error_detail(exc))
+            return _Retryable(f"HTTP {status} from {self.endpoint_host}", _retry_after_seconds(headers))
+        detail = self._redact(detail)
         if status == 400 and self.response_format != "prompt" and _UNSUPPORTED_FORMAT.search(detail):
             return _FormatRejected(detail)
         return UnitFailed("bad_request", f"the endpoint rejected the request (HTTP {status}): {detail}")
@@ -445,11 +500,12 @@ def _reply_from_http(raw: Any, latency: float) -> Reply:
         return _malformed(
             f"the endpoint answered HTTP 200 with {clip(content_type, 60)}, not a JSON chat completion", latency
         )
-    return _reply_from(completion, latency)
+    return reply_from(completion, latency)
 
 
-def _reply_from(completion: Any, latency: float) -> Reply:
-    """The SDK builds its objects without validating them, so every field used is checked here."""
+def reply_from(completion: Any, latency: float) -> Reply:
+    """A chat completion (the SDK's object) as a Reply. The SDK builds its objects without
+    validating them, so every field used is checked here."""
     usage_obj = getattr(completion, "usage", None)
     details = getattr(usage_obj, "prompt_tokens_details", None)
     plain = usage_obj is None or isinstance(usage_obj, (str, int, float, list))  # not the SDK's object
@@ -558,14 +614,6 @@ def _until(value: str, now: float | None) -> float | None:
     if when.tzinfo is None:  # '-0000' parses without a zone; HTTP dates are UTC
         when = when.replace(tzinfo=UTC)
     return when.timestamp() - (time.time() if now is None else now)
-
-
-def _wait_retry_after(retry_state: Any) -> float:
-    """Honour the server's Retry-After; otherwise exponential back-off with full jitter."""
-    exc = retry_state.outcome.exception()
-    if isinstance(exc, _Retryable) and exc.retry_after is not None:
-        return exc.retry_after
-    return random.uniform(0, min(20.0, 0.5 * 2**retry_state.attempt_number))
 
 
 # -- the structured-output loop -------------------------------------------------------------

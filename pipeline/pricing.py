@@ -2,6 +2,9 @@
 
 Prices are US dollars per million tokens (input, cached input, output), from OpenAI's public
 price list as of 2025-08. Check them before you rely on a figure.
+
+A tier scales every price: calls sent through OpenAI's Batch API (`--batch-api`) are billed at
+half the standard price (OpenAI's batch pricing, input and output alike).
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ PRICES_PER_MILLION: dict[str, tuple[float, float, float]] = {
 }
 
 
+# Price tier -> the factor applied to every standard price.
+TIER_FACTORS: dict[str, float] = {"standard": 1.0, "batch": 0.5}
+
+
 def price_for(model: str) -> tuple[float, float, float] | None:
     """Exact name, or a dated snapshot of a listed model (gpt-4o-2024-08-06 → gpt-4o)."""
     name = model.rsplit("/", 1)[-1].lower()
@@ -39,8 +46,8 @@ def format_cost(usd: float | None, model: str | None = None) -> str:
     return f"unpriced ({model} is not in the price table)" if model else "unpriced"
 
 
-def estimate(model: str, usage: Usage) -> tuple[float | None, str]:
-    """(cost in USD, 'priced') or (None, 'unpriced')."""
+def estimate(model: str, usage: Usage, tier: str = "standard") -> tuple[float | None, str]:
+    """(cost in USD at the `tier`'s prices, 'priced') or (None, 'unpriced')."""
     prices = price_for(model)
     if prices is None:
         return None, "unpriced"
@@ -49,16 +56,26 @@ def estimate(model: str, usage: Usage) -> tuple[float | None, str]:
     cost = (
         uncached * input_price + usage.cached_tokens * cached_price + usage.completion_tokens * output_price
     ) / 1_000_000
-    return round(cost, 6), "priced"
+    return round(cost * TIER_FACTORS[tier], 6), "priced"
 
 
-def estimate_parts(parts: Iterable[tuple[str, Usage]]) -> tuple[float | None, str]:
+def tier_note(tier: str) -> str | None:
+    """What a brief says about a cost that is not at standard prices."""
+    if tier == "standard":
+        return None
+    return (
+        f"Calls went through the provider's Batch API: the cost is estimated at {tier} prices "
+        f"({TIER_FACTORS[tier]:.0%} of the standard price)."
+    )
+
+
+def estimate_parts(parts: Iterable[tuple[str, Usage]], tier: str = "standard") -> tuple[float | None, str]:
     """The cost of usage split by model (a run whose stages use different models): the sum of each
     part's estimate, 'unpriced' when any part that used tokens is. Parts without tokens do not
     count unless no part has any (then the answer is what `estimate` says for them)."""
     parts = list(parts)
     used = [(model, usage) for model, usage in parts if usage.prompt_tokens or usage.completion_tokens] or parts
-    estimates = [estimate(model, usage) for model, usage in used]
+    estimates = [estimate(model, usage, tier) for model, usage in used]
     if not estimates or any(cost is None for cost, _ in estimates):
         return None, "unpriced"
     return round(sum(cost or 0.0 for cost, _ in estimates), 6), "priced"

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
+from .fake_batch_api import FakeBatchAPI
 from .llm import CallContext, ModelClient, Reply, Usage
 
 _CLAIM_ID = re.compile(r"^Claim (C\d+) \(", re.MULTILINE)
@@ -58,6 +59,8 @@ class FakeLLM(ModelClient):
 
     `history` holds every request: {"unit", "stage", "messages", "body"}.
     """
+
+    retry_backoff = 0.0  # a queued transport error is retried at once: there is no server to wait for
 
     def __init__(
         self,
@@ -160,12 +163,16 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
     def do_GET(self) -> None:
+        if self.server.fake.batch_api.handle(self, "GET"):
+            return
         if self.path.rstrip("/").endswith("/models"):
             self._send(200, {"object": "list", "data": [{"id": self.server.fake.model, "object": "model"}]})
         else:
             self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
     def do_POST(self) -> None:
+        if self.server.fake.batch_api.handle(self, "POST"):
+            return
         length = int(self.headers.get("content-length") or 0)
         try:
             body = json.loads(self.rfile.read(length) or b"{}")
@@ -220,6 +227,9 @@ class FakeOpenAIServer:
     Usage is reported as a provider would, counting 4 characters of the messages as a token.
     With `prefix_cache`, the server also reports as `cached_tokens` the longest prefix of the
     messages it has already answered, like a provider's prompt cache.
+
+    It also serves the Batch API (`/v1/files`, `/v1/batches`; `batch_api`, see fake_batch_api.py):
+    a job's requests are answered as chat-completions requests are.
     """
 
     def __init__(
@@ -240,6 +250,7 @@ class FakeOpenAIServer:
         self._scripts: dict[str, deque[Any]] = {}
         self._lock = threading.Lock()
         self._server: _Server | None = None
+        self.batch_api = FakeBatchAPI(self._answer_line)
         self._thread: threading.Thread | None = None
 
     # -- scripting ------------------------------------------------------------------------
@@ -329,6 +340,26 @@ class FakeOpenAIServer:
                 200, response.body, response.headers, content_type=response.content_type, trickle=response.trickle
             )
             return
+        completion = self._completion(body, response)
+        received.reply_usage = completion["usage"]
+        http._send(200, completion, response.headers, content_type=response.content_type, trickle=response.trickle)
+
+    def _answer_line(self, body: dict[str, Any]) -> tuple[str, int, Any]:
+        """A Batch API job's request, answered as a chat-completions request would be (see
+        fake_batch_api.LineAnswerer): its unit, the status, the body."""
+        unit = unit_of(body.get("messages") or [])
+        response = self._next(unit, body)
+        if response.reset:
+            return unit, 0, None
+        if response.status != 200:
+            message = response.error_message or f"scripted HTTP {response.status}"
+            return unit, response.status, {"error": {"message": message, "type": "fake_error", "code": None}}
+        if response.body is not None:
+            raw = response.body
+            return unit, 200, raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        return unit, 200, self._completion(body, response)
+
+    def _completion(self, body: dict[str, Any], response: FakeResponse) -> dict[str, Any]:
         content = None if response.content is None else _as_content(response.content)
         prompt = json.dumps(body.get("messages") or [])
         usage = response.usage or {
@@ -337,7 +368,6 @@ class FakeOpenAIServer:
             "prompt_tokens_details": {"cached_tokens": self._cached_chars(prompt) // 4},
         }
         usage.setdefault("total_tokens", usage["prompt_tokens"] + usage["completion_tokens"])
-        received.reply_usage = usage
         choices = (
             []
             if response.no_choices
@@ -350,20 +380,14 @@ class FakeOpenAIServer:
                 }
             ]
         )
-        http._send(
-            200,
-            {
-                "id": f"chatcmpl-fake-{id(received)}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model", self.model),
-                "choices": choices,
-                "usage": usage,
-            },
-            response.headers,
-            content_type=response.content_type,
-            trickle=response.trickle,
-        )
+        return {
+            "id": f"chatcmpl-fake-{id(response)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", self.model),
+            "choices": choices,
+            "usage": usage,
+        }
 
     def _cached_chars(self, prompt: str) -> int:
         """With `prefix_cache`: the length of the longest prefix `prompt` shares with an earlier answered one."""

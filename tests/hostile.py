@@ -90,6 +90,6 @@ def write_hostile_run(runs_dir: Path) -> Path:
     article = from_text(ARTICLE, "hostile.txt", url=JS_URL, site=f"Site {IMG}", date=f"2026-01-01 {SCRIPT}")
     llm = FakeLLM(responder=answer)
     brief = asyncio.run(api.run_brief(article, Settings(model=llm.model), llm, runs_dir=runs_dir))
-    assert brief.status == "complete", brief.data["notes"]
+    assert brief.status == "complete", brief.notes
     assert brief.run_dir is not None
     return brief.run_dir

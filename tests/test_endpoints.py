@@ -203,9 +203,7 @@ def test_a_local_run_resumes_locally_on_its_model_file(cli, server, tmp_path: Pa
 
 
 def test_generate_brief_records_its_endpoint_and_locks_nothing_behind(server, runs_dir: Path) -> None:
-    brief = api.generate_brief(
-        SEED.read_text(), base_url=server.base_url, api_key=TEST_KEY, runs_dir=runs_dir, use_cache=False
-    )
+    brief = api.generate_brief(SEED.read_text(), base_url=server.base_url, api_key=TEST_KEY, runs_dir=runs_dir)
     assert brief.status == "complete" and brief.run_dir is not None
     manifest = manifest_of(brief.run_dir)
     assert (manifest["endpoint"], manifest["local"], manifest["no_cache"]) == (server.base_url, None, True)

@@ -228,8 +228,8 @@ def test_to_html_needs_the_article_text(cli) -> None:
     result = cli("run", str(SEED))
     brief = read_brief(result.run_dir)
     with pytest.raises(ValueError, match="article_text"):
-        Brief(brief).to_html()
+        Brief.from_dict(brief).to_html()
     assert re.search(
         r'<mark class="hl-claim st-ok" id="quote-C1">',
-        Brief(brief, article_text=(result.run_dir / "article.txt").read_text()).to_html(),
+        Brief.from_dict(brief, article_text=(result.run_dir / "article.txt").read_text()).to_html(),
     )

@@ -98,7 +98,7 @@ def test_the_python_api_takes_stage_models(server: FakeOpenAIServer, tmp_path: P
         api_key=TEST_KEY,
         cache_dir=tmp_path / "cache",
     )
-    assert brief.data["run"]["models"] == {"extract": "extractor", "rebut": "base", "synthesize": "synth"}
+    assert brief.to_dict()["run"]["models"] == {"extract": "extractor", "rebut": "base", "synthesize": "synth"}
     named = models_by_unit(server)
     assert named["extract"] == {"extractor"} and named["C1"] == {"base"} and named["synthesize"] == {"synth"}
     entries = [json.loads(p.read_text()) for p in (tmp_path / "cache").rglob("*.json")]

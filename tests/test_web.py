@@ -27,7 +27,7 @@ from pipeline.brief import check_brief
 from pipeline.errors import FetchError, InputError
 from pipeline.testing import FakeResponse
 
-from .conftest import ROOT, one_error_line, read_brief, read_manifest
+from .conftest import ROOT, TEST_KEY, one_error_line, read_brief, read_manifest
 
 WEB = ROOT / "tests" / "data" / "web"
 NEWS_PAGE = WEB / "news-article.html"
@@ -322,6 +322,21 @@ def test_local_url_produces_a_complete_brief(cli, server, site: Site) -> None:
     (request,) = site.requests
     assert request["user-agent"].startswith(f"counterpoint/{__version__} (")
     assert request["host"] == f"127.0.0.1:{site.port}"
+
+
+def test_the_library_fetches_a_url_with_the_same_guards(server, site: Site) -> None:
+    from pipeline import generate_brief
+
+    url = site.url("/opinion/putin-assad")
+    with pytest.raises(FetchError, match="pass --allow-private-hosts"):
+        generate_brief(url=url, base_url=server.base_url, api_key=TEST_KEY)
+    assert site.requests == [] and server.requests == []
+    brief = generate_brief(
+        url=url, base_url=server.base_url, api_key=TEST_KEY, allow_private_hosts=True, date="2016-03-14"
+    )
+    assert brief.status == "complete"
+    assert (brief.article.url, brief.article.source, brief.article.date) == (CANONICAL, url, "2016-03-14")
+    assert len(site.requests) == 1 and len(server.requests) == 10
 
 
 def test_a_partial_url_run_resumes_with_its_metadata(cli, server, site: Site) -> None:

@@ -106,7 +106,7 @@ class RunOptions:
     "--max-claims",
     default=defaults.MAX_CLAIMS,
     show_default=True,
-    type=click.IntRange(1, 12),
+    type=click.IntRange(*defaults.INT_BOUNDS["max_claims"]),
     help="Claims to extract.",
 )
 @click.option(
@@ -115,33 +115,33 @@ class RunOptions:
     show_envvar=True,
     default=defaults.CONCURRENCY,
     show_default=True,
-    type=click.IntRange(1, 64),
+    type=click.IntRange(*defaults.INT_BOUNDS["concurrency"]),
     help="Per-claim calls in flight at once.",
 )
 @click.option(
     "--reasks",
     default=defaults.REASKS,
     show_default=True,
-    type=click.IntRange(0, 5),
+    type=click.IntRange(*defaults.INT_BOUNDS["reasks"]),
     help="Re-asks when an output fails validation.",
 )
 @click.option(
     "--timeout",
     default=defaults.TIMEOUT,
     show_default=True,
-    type=FiniteFloatRange(min=0.1),
+    type=FiniteFloatRange(*defaults.FLOAT_BOUNDS["timeout"]),
     help="Seconds to wait for one model call.",
 )
 @click.option(
     "--max-retries",
     default=defaults.MAX_RETRIES,
     show_default=True,
-    type=click.IntRange(0, 10),
+    type=click.IntRange(*defaults.INT_BOUNDS["max_retries"]),
     help="Retries of a call after a timeout, dropped connection, 429 or 5xx.",
 )
 @click.option(
     "--max-calls",
-    type=click.IntRange(min=1),
+    type=click.IntRange(*defaults.INT_BOUNDS["max_calls"]),
     help="Cap on model calls for the run. [default: enough for the brief plus retries]",
 )
 @click.option(
@@ -154,12 +154,16 @@ class RunOptions:
     help="How to ask for JSON.",
 )
 @click.option("--language", help="Language of the brief. [default: the article's]")
-@click.option("--temperature", type=FiniteFloatRange(0, 2), help="Sampling temperature. [default: the server's]")
+@click.option(
+    "--temperature",
+    type=FiniteFloatRange(*defaults.FLOAT_BOUNDS["temperature"]),
+    help="Sampling temperature. [default: the server's]",
+)
 @click.option(
     "--max-chars",
     default=defaults.MAX_CHARS,
     show_default=True,
-    type=click.IntRange(min=100),
+    type=click.IntRange(*defaults.INT_BOUNDS["max_chars"]),
     help="Refuse articles longer than this (see --truncate).",
 )
 @click.option("--truncate", is_flag=True, help="Cut an over-long article at --max-chars instead of refusing it.")
@@ -168,14 +172,14 @@ class RunOptions:
     "--fetch-timeout",
     default=defaults.FETCH_TIMEOUT,
     show_default=True,
-    type=FiniteFloatRange(min=0.1),
+    type=FiniteFloatRange(*defaults.FLOAT_BOUNDS["fetch_timeout"]),
     help="For a URL: seconds for the whole download (connecting, each read, all redirects).",
 )
 @click.option(
     "--max-bytes",
     default=defaults.MAX_BYTES,
     show_default=True,
-    type=click.IntRange(min=1024),
+    type=click.IntRange(*defaults.INT_BOUNDS["max_bytes"]),
     help="For a URL: refuse pages larger than this.",
 )
 @click.option(
@@ -299,12 +303,12 @@ def article_and_record(
 
 def report_run(brief: Any, progress: Any, started: float, as_json: bool) -> NoReturn:
     """The summary on stderr, the run directory (or the brief) as stdout's last line, the exit code."""
-    progress.summary(brief.data, str(brief.run_dir) if brief.run_dir else None, time.perf_counter() - started)
+    progress.summary(brief.to_dict(), str(brief.run_dir) if brief.run_dir else None, time.perf_counter() - started)
     echo(brief.to_json() if as_json else str(brief.run_dir), as_json=as_json)
     if brief.status == "failed":
         from ..runs import RunDir, resume_command
 
-        reason = brief.data["notes"][-1].rstrip(".")
+        reason = brief.notes[-1].rstrip(".")
         retry = f"retry with '{resume_command(RunDir(brief.run_dir))}'" if brief.run_dir else "run it again"
         fail(f"{reason}. The record is in {brief.run_dir}; {retry}")
     sys.exit(EXIT_BY_STATUS[brief.status])
