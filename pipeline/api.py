@@ -334,7 +334,7 @@ def load_recorded_article(run_dir: RunDir) -> article_mod.Article:
     # A damaged field is dropped rather than written into a brief it would make invalid.
     fields = {
         key: value if isinstance(value := metadata.get(key), str) else None
-        for key in ("title", "author", "date", "site", "url", "language")
+        for key in ("title", "author", "date", "date_text", "site", "url", "language")
     }
     html = run_dir.read_text("source.html") if (run_dir.path / "source.html").is_file() else None
     source = metadata.get("source")

@@ -16,6 +16,7 @@ MAX_RETRIES = 4  # transport retries of one call (timeout, dropped connection, 4
 MAX_CHARS = 60_000  # longest article accepted (see --truncate)
 FETCH_TIMEOUT = 20.0  # seconds for a whole URL download
 MAX_BYTES = 5_000_000  # largest page a URL may return
+DOCUMENT_MAX_BYTES = 50_000_000  # largest .docx or PDF file read (images make them large)
 RUNS_DIR = "runs"
 
 

@@ -89,6 +89,21 @@ class BaseURL(click.ParamType):
         return value
 
 
+class ISODate(click.ParamType):
+    """A calendar date as YYYY-MM-DD (--date), checked as the library checks it."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from ..article import iso_date
+        from ..errors import InputError
+
+        try:
+            return iso_date(value)
+        except InputError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 runs_dir_option = click.option(
     "--runs-dir",
     envvar="COUNTERPOINT_RUNS_DIR",

@@ -17,6 +17,7 @@ from .common import (
     EXIT_FAILED,
     BaseURL,
     FiniteFloatRange,
+    ISODate,
     defaulted,
     echo,
     fail,
@@ -64,6 +65,9 @@ class RunOptions:
     fetch_timeout: float
     max_bytes: int
     allow_private_hosts: bool
+    title: str | None
+    author: str | None
+    date: str | None
 
 
 @click.command()
@@ -168,6 +172,9 @@ class RunOptions:
 )
 @click.option("--truncate", is_flag=True, help="Cut an over-long article at --max-chars instead of refusing it.")
 @click.option("--encoding", help="Decode the file with this encoding. [default: detect]")
+@click.option("--title", help="The article's title, in place of the one detected.")
+@click.option("--author", help="The article's author, in place of the one detected.")
+@click.option("--date", type=ISODate(), help="The article's date (YYYY-MM-DD), in place of the one detected.")
 @click.option(
     "--fetch-timeout",
     default=defaults.FETCH_TIMEOUT,
@@ -233,6 +240,8 @@ def run(**given: Any) -> None:
         raise click.UsageError("give an ARTICLE file, URL or - for stdin, or --resume RUN")
     if opts.force and opts.resume_ref is None:
         raise click.UsageError("--force only goes with --resume")
+    if opts.article is None and (opts.title or opts.author or opts.date):
+        raise click.UsageError("--title, --author and --date describe an ARTICLE; give its file, URL or -")
     started = time.perf_counter()
     progress = Progress(quiet=opts.quiet)
     api.check_resources()
@@ -269,6 +278,7 @@ def article_and_record(
     """The article (unless resuming without one), the run to resume, and the settings, base URL and
     model file to use: options left at their defaults take the recorded run's values."""
     from .. import api
+    from ..article import with_metadata
     from ..fetch import FetchOptions
     from ..runs import find_run
     from ..sources import load
@@ -277,7 +287,12 @@ def article_and_record(
         timeout=opts.fetch_timeout, max_bytes=opts.max_bytes, allow_private_hosts=opts.allow_private_hosts
     )
     loaded = (
-        load(opts.article, max_chars=opts.max_chars, truncate=opts.truncate, encoding=opts.encoding, fetch=fetch)
+        with_metadata(
+            load(opts.article, max_chars=opts.max_chars, truncate=opts.truncate, encoding=opts.encoding, fetch=fetch),
+            title=opts.title,
+            author=opts.author,
+            date=opts.date,
+        )
         if opts.article is not None
         else None
     )
