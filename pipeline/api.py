@@ -162,6 +162,10 @@ def local_settings(settings: Settings, model: LocalModel) -> Settings:
     return replace(
         settings,
         model=model.name,
+        # llama.cpp serves one model: every stage asks it (a stage model from the environment is ignored).
+        extract_model=None,
+        rebut_model=None,
+        synthesis_model=None,
         response_format=response_format,
         constrain_choices=True,
         extra_body={**settings.extra_body, "repeat_penalty": REPEAT_PENALTY},
@@ -330,7 +334,7 @@ def load_recorded_article(run_dir: RunDir) -> article_mod.Article:
     # A damaged field is dropped rather than written into a brief it would make invalid.
     fields = {
         key: value if isinstance(value := metadata.get(key), str) else None
-        for key in ("title", "author", "date", "site", "url", "language")
+        for key in ("title", "author", "date", "date_text", "site", "url", "language")
     }
     html = run_dir.read_text("source.html") if (run_dir.path / "source.html").is_file() else None
     source = metadata.get("source")
@@ -406,6 +410,9 @@ async def agenerate_brief(
     author: str | None = None,
     date: str | None = None,
     model: str = defaults.MODEL,
+    extract_model: str | None = None,
+    rebut_model: str | None = None,
+    synthesis_model: str | None = None,
     base_url: str | None = None,
     api_key: str | None = None,
     max_claims: int = defaults.MAX_CLAIMS,
@@ -442,7 +449,7 @@ async def agenerate_brief(
         language=language,
         temperature=temperature,
         response_format=response_format,
-    )
+    ).with_stage_models(extract_model, rebut_model, synthesis_model)
     # The endpoint is checked before the article is read: a URL is fetched only for a run that can go.
     client = llm or _endpoint_client(settings, base_url, api_key, timeout, max_retries, max_calls, cache_dir)
     fetch = FetchOptions(timeout=fetch_timeout, max_bytes=max_bytes, allow_private_hosts=allow_private_hosts)
@@ -501,8 +508,9 @@ The article is exactly one of `text`, `html` (a page: the article is extracted a
 `path` (a text, Markdown or HTML file) or `url` (fetched). `title`, `author` and `date` (ISO
 YYYY-MM-DD) replace what detection finds. The model is `llm` (an injected client such as
 `pipeline.testing.FakeLLM`) or an OpenAI-compatible endpoint: `base_url` (default
-$OPENAI_BASE_URL, else OpenAI's), `api_key` (default $OPENAI_API_KEY) and `model`. The other
-settings are `counterpoint run`'s options, with the same defaults and bounds.
+$OPENAI_BASE_URL, else OpenAI's), `api_key` (default $OPENAI_API_KEY) and `model`;
+`extract_model`, `rebut_model` and `synthesis_model` give a stage its own model (default `model`).
+The other settings are `counterpoint run`'s options, with the same defaults and bounds.
 
 Nothing is written unless asked: the run is recorded in `runs_dir` only when it is given, and
 replies are cached in `cache_dir` only when it is given. `on_event(kind, **fields)` receives the

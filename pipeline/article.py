@@ -26,7 +26,7 @@ _BINARY_SIGNATURES = {
     b"\xff\xd8\xff": "a JPEG image",
     b"GIF8": "a GIF image",
     b"%PDF": "a PDF document",
-    b"PK\x03\x04": "a ZIP archive (or a .docx/.odt document)",
+    b"PK\x03\x04": "a ZIP archive (or an .odt/.xlsx document)",
     b"\x1f\x8b": "a gzip archive",
 }
 _BOMS = [
@@ -42,11 +42,26 @@ _BYLINE = re.compile(
     r"\s*(?:[,|·•].*)?$",
     re.IGNORECASE,
 )
-_BIO = re.compile(r"^(?P<name>(?:[A-Z][\w.'’-]*\s){1,3}[A-Z][\w.'’-]*) (?:is|was|writes|teaches)\b")
+# A closing bio names the author: "Jane Roe is a professor of ...", "Jane Roe writes about ...". A
+# sentence that merely starts with a proper noun ("New York is paying for this") is not one.
+_BIO = re.compile(
+    r"^[*_—–-]*\s*(?P<name>(?:[A-Z][\w.'’-]*\s){1,3}[A-Z][\w.'’-]*),? (?:(?:is|was)\b(?P<role>.*)"
+    r"|(?:writes|teaches|covers)\b)"
+)
+_BIO_ROLES = re.compile(
+    r"\b(?:author|professor|fellow|writer|columnist|editor|director|journalist|lecturer|contributor|reporter"
+    r"|founder|president|chair|economist|researcher|scholar|analyst|correspondent|member|head|dean|historian"
+    r"|scientist|lawyer|attorney|physician|doctor|adviser|advisor|senator|representative|teacher|student"
+    r"|vice|executive|officer|partner|manager|cofounder|co-founder)",
+    re.IGNORECASE,
+)
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_MONTHS_SHORT = "Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
+# The date forms articles print, each with the strptime format that reads it.
 _DATE = re.compile(
-    r"\b(\d{4}-\d{2}-\d{2}|(?:January|February|March|April|May|June|July|August|September|October"
-    r"|November|December) \d{1,2}, \d{4}|\d{1,2} (?:January|February|March|April|May|June|July"
-    r"|August|September|October|November|December) \d{4})\b"
+    rf"(?<!\d)(?P<iso>\d{{4}}-\d{{2}}-\d{{2}})(?!\d)"
+    rf"|\b(?P<mdy>(?:{_MONTHS}|(?:{_MONTHS_SHORT})\.?) \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}})\b"
+    rf"|\b(?P<dmy>\d{{1,2}}(?:st|nd|rd|th)? (?:{_MONTHS}|(?:{_MONTHS_SHORT})\.?),? \d{{4}})\b"
 )
 # Quote matching folds these to one form on both sides (see `locate`).
 _FOLD = {**dict.fromkeys("‘’‛′", "'"), **dict.fromkeys("“”„″", '"'), **dict.fromkeys("‐‑‒–—―", "-"), "…": "..."}
@@ -71,12 +86,13 @@ class Article:
     source: str
     title: str | None = None
     author: str | None = None
-    date: str | None = None
+    date: str | None = None  # ISO YYYY-MM-DD, or None
     site: str | None = None
     url: str | None = None
     language: str | None = None
     truncated: bool = False
     html: str | None = None
+    date_text: str | None = None  # the date as the source wrote it ("January 14, 2015")
 
     @property
     def sha256(self) -> str:
@@ -91,6 +107,7 @@ class Article:
             "title": self.title,
             "author": self.author,
             "date": self.date,
+            "date_text": self.date_text,
             "site": self.site,
             "url": self.url,
             "source": self.source,
@@ -115,6 +132,7 @@ def with_metadata(
             given[name] = value.strip()
     if date is not None:
         given["date"] = iso_date(date)
+        given["date_text"] = date
     return replace(article, **given) if given else article
 
 
@@ -131,7 +149,7 @@ def iso_date(value: str) -> str:
 def refuse_binary(raw: bytes, name: str) -> None:
     for signature, what in _BINARY_SIGNATURES.items():
         if raw.startswith(signature):
-            raise InputError(f"{name} is {what}, not an article; give a text, Markdown or HTML file")
+            raise InputError(f"{name} is {what}, not an article; give a text, Markdown, HTML, .docx or PDF file")
 
 
 def _decode(raw: bytes, codec: str, partial: bool) -> str:
@@ -224,6 +242,9 @@ def from_text(
     found = _find_metadata(text)
     found.update(front)
     found.update({key: value for key, value in metadata.items() if value})
+    # The date as written stays in date_text; `date` is always ISO (or None).
+    found["date_text"] = found.get("date_text") or found.get("date")
+    found["date"] = parse_date(found.get("date"))
     return Article(text=text, source=source, truncated=truncated, **found)
 
 
@@ -266,33 +287,83 @@ def _cut(text: str, max_chars: int) -> str:
 
 
 def _find_metadata(text: str) -> dict[str, str | None]:
-    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    lines = text.split("\n")
+    filled = [index for index, line in enumerate(lines) if line.strip()]
     found: dict[str, str | None] = {"title": None, "author": None, "date": None}
-    first = lines[0].lstrip("#").strip() if lines else ""
-    if _is_title(first):
-        found["title"] = first
-    for line in lines[1:6]:
+    if not filled:
+        return found
+    first = lines[filled[0]].strip()
+    if _is_title(first) or _headline_by_layout(lines, filled):
+        found["title"] = first.lstrip("#").strip()
+    for index in filled[1:6]:
+        line = lines[index].strip()
         byline = _BYLINE.match(line)
         if byline and not found["author"]:
             found["author"] = byline.group("name").strip()
         date = _DATE.search(line)
         if date and not found["date"] and len(line) < 80:
-            found["date"] = date.group(1)
-    if not found["author"] and lines:
-        bio = _BIO.match(lines[-1])
-        if bio and len(lines[-1]) < 300:
-            found["author"] = bio.group("name")
+            found["date"] = date.group(0)
+    if not found["author"]:
+        found["author"] = _bio_author(lines[filled[-1]].strip())
     return found
 
 
 def _is_title(line: str) -> bool:
-    """A first line reads as a title: short, with words in it ("---" is not one), and no sentence end."""
-    return (
-        any(ch.isalnum() for ch in line)
-        and len(line) <= 200
-        and count_words(line) <= 30
-        and not line.endswith((".", ":", ";", "。", "：", "；"))
-    )
+    """A first line reads as a title: a Markdown heading, or short, with words in it ("---" is not
+    one), and no sentence end."""
+    if re.match(r"#{1,6}\s+\w", line):
+        return True
+    return _short_line(line) and not line.endswith((".", ":", ";", "。", "：", "；"))
+
+
+def _short_line(line: str) -> bool:
+    return any(ch.isalnum() for ch in line) and len(line) <= 200 and count_words(line) <= 30
+
+
+def _headline_by_layout(lines: list[str], filled: list[int]) -> bool:
+    """A first line ending in "." is still the headline when the layout says so: it stands alone
+    (a blank line after it) and a byline or a date follows. Headlines end in a full stop often
+    enough ("Markets are not magic."); a first sentence alone is no headline."""
+    first = lines[filled[0]].strip()
+    if len(filled) < 2 or not _short_line(first) or first.endswith((":", ";", "：", "；")):
+        return False
+    if filled[1] != filled[0] + 2:  # no blank line between it and what follows
+        return False
+    following = lines[filled[1]].strip()
+    return bool(_BYLINE.match(following) or (len(following) < 80 and _DATE.search(following)))
+
+
+def _bio_author(line: str) -> str | None:
+    """The author a closing bio names, or None when the last line is no bio."""
+    bio = _BIO.match(line)
+    if bio is None or len(line) >= 300:
+        return None
+    role = bio.group("role")
+    # "is a professor of", "is vice president of", "is the author of": the role comes first.
+    if role is not None and not _BIO_ROLES.search(" ".join(role.split()[:3])):
+        return None
+    return bio.group("name")
+
+
+def parse_date(text: str | None) -> str | None:
+    """The first date in `text` as ISO YYYY-MM-DD ("January 14, 2015", "14 Jan. 2015",
+    "2015-01-14T09:00"), or None when it holds none that exists."""
+    match = _DATE.search(text) if text else None
+    if match is None:
+        return None
+    try:
+        if match.group("iso"):
+            return datetime.date.fromisoformat(match.group("iso")).isoformat()
+        value = re.sub(r"(?<=\d)(?:st|nd|rd|th)\b|[.,]", "", match.group(0)).replace("Sept", "Sep")
+        value = " ".join(value.split())
+        for form in ("%B %d %Y", "%b %d %Y", "%d %B %Y", "%d %b %Y"):
+            try:
+                return datetime.datetime.strptime(value, form).date().isoformat()
+            except ValueError:
+                continue
+    except ValueError:
+        pass
+    return None
 
 
 def locate(text: str, quote: str) -> tuple[int, int] | None:
@@ -320,6 +391,11 @@ def locate(text: str, quote: str) -> tuple[int, int] | None:
 def _folded(text: str) -> tuple[str, tuple[int, ...]]:
     """`_fold` of an article, kept: every quote of a brief is looked up in the same text."""
     return _fold(text)
+
+
+def fold(text: str) -> str:
+    """`text` folded as `locate` compares it (quotes, dashes, spaces, accents); case is kept."""
+    return _fold(text)[0]
 
 
 def _fold(text: str) -> tuple[str, tuple[int, ...]]:

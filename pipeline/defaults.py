@@ -9,6 +9,7 @@ TIMEOUT = 120.0  # seconds for one model call
 LOCAL_TIMEOUT = 600.0  # seconds for one call to a local CPU model (--local), which queues and is slow
 CONCURRENCY = 8  # model requests in flight at once
 BATCH_CONCURRENCY = 16  # model requests in flight at once across all the articles of a batch
+BATCH_API_POLL = 60.0  # seconds: the longest wait between checks of a Batch API job
 LOCAL_CONCURRENCY = 1  # llama.cpp answers one request at a time
 MAX_CLAIMS = 8
 REASKS = 2  # re-asks after an output fails validation
@@ -16,6 +17,7 @@ MAX_RETRIES = 4  # transport retries of one call (timeout, dropped connection, 4
 MAX_CHARS = 60_000  # longest article accepted (see --truncate)
 FETCH_TIMEOUT = 20.0  # seconds for a whole URL download
 MAX_BYTES = 5_000_000  # largest page a URL may return
+DOCUMENT_MAX_BYTES = 50_000_000  # largest .docx or PDF file read (images make them large)
 RUNS_DIR = "runs"
 
 

@@ -72,8 +72,8 @@ def fetch(url: str, options: FetchOptions) -> Page:
             content_type, charset = _content_type(response.headers.get("content-type"))
             if content_type is not None and content_type not in HTML_TYPES:
                 raise FetchError(
-                    f"{current} is {content_type}, not an HTML page; counterpoint reads web "
-                    "pages, text and Markdown: save the article's text to a file and pass that"
+                    f"{current} is {content_type}, not an HTML page; counterpoint fetches web pages: "
+                    "download the file and pass its path (.pdf and .docx are read), or save the article's text"
                 )
             return Page(current, _read_capped(current, response, options, deadline), charset)
     raise FetchError(

@@ -1,8 +1,8 @@
 """Articles from the web: a saved HTML page or an http(s) URL, turned into an Article.
 
-A URL is fetched by fetch.py. The extracted text goes through `article.from_text`, so it is
-normalised exactly like a text file and is the reference for every quote offset; the page's HTML
-is kept beside it. Which sources are HTML or URLs is decided in sources.py.
+A URL is fetched by fetch.py; extract.py finds the article's paragraphs. The extracted text goes
+through `article.from_text`, so it is normalised exactly like a text file and is the reference for
+every quote offset; the page's HTML is kept beside it. Which sources are HTML or URLs is decided in sources.py.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from .article import (
     from_text,
 )
 from .errors import FetchError, InputError
+from .extract import article_paragraphs
 from .fetch import FetchOptions, fetch
 
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]+)", re.IGNORECASE)
@@ -81,27 +82,9 @@ def from_html(
     error: type[InputError] = InputError,
 ) -> Article:
     """The article in a page, without navigation, ads, comments or footer, plus its metadata."""
-    import trafilatura  # imported here: it takes a third of a second and only HTML input needs it
-
-    document = trafilatura.bare_extraction(
-        html,
-        url=url,
-        with_metadata=True,
-        favor_precision=True,
-        include_comments=False,
-        include_tables=False,
-        include_images=False,
-        include_links=False,
-        include_formatting=False,
-        # Only dates the page states in its markup: a date guessed from free text could be an
-        # event's, and the synthesis weighs the article's date against the model's knowledge.
-        date_extraction_params={"original_date": True, "extensive_search": False},
-    )
-    assert not isinstance(document, dict), "trafilatura returns a dict only with as_dict=True"
-    text = document.text if document is not None else ""
-    paragraphs = [line.strip() for line in (text or "").split("\n") if line.strip()]
+    paragraphs, document = article_paragraphs(html, url)
     words = sum(count_words(paragraph) for paragraph in paragraphs)
-    if document is None or words < MIN_WORDS:
+    if words < MIN_WORDS:
         raise error(
             f"{source} holds no article that can be extracted ({words} words of article text, "
             f"at least {MIN_WORDS} needed); if it does show one, save its text to a file and pass that"
@@ -113,11 +96,11 @@ def from_html(
         max_chars=max_chars,
         truncate=truncate,
         truncated=truncated,
-        title=document.title,
-        author=document.author,
-        date=document.date,
-        site=document.sitename,
-        url=document.url or url,
+        title=document.title if document else None,
+        author=document.author if document else None,
+        date=document.date if document else None,
+        site=document.sitename if document else None,
+        url=(document.url if document else None) or url,
         html=html,
     )
 

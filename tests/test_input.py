@@ -72,7 +72,7 @@ def test_empty_or_whitespace(cli, server, tmp_path: Path, content: str) -> None:
     [
         (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "PNG image"),
         (b"hello\x00world\x00" * 50, "NUL bytes"),
-        (b"%PDF-1.7\n" + b"x" * 400, "PDF document"),
+        (b"%PDF-1.7\n" + b"x" * 400, "is not a readable PDF"),  # routed to the PDF reader
     ],
 )
 def test_binary_data(cli, server, tmp_path: Path, data: bytes, what: str) -> None:

@@ -133,7 +133,7 @@ def test_title_author_and_date_are_found() -> None:
     found = article_mod.from_text("# Cut the tax now\n\nBy Ann Other | March 3, 2024\n\n" + "word " * 50)
     assert (found.title, found.author) == ("Cut the tax now", "Ann Other")
     dated = article_mod.from_text("A headline\nPublished March 3, 2024\n\n" + "word " * 50)
-    assert dated.date == "March 3, 2024"
+    assert (dated.date, dated.date_text) == ("2024-03-03", "March 3, 2024")  # ISO, the wording kept
     assert SEED_ARTICLE.author == "James Jay Carafano"
     assert SEED_ARTICLE.title.startswith("Russia may be leaving Syria")
 

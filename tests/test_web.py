@@ -411,8 +411,8 @@ def test_announced_size_over_the_cap_is_refused_before_reading(cli, runs_dir, se
 def test_pdf_content_type_is_refused(cli, runs_dir, server, site: Site) -> None:
     error = fetch_fails(cli, runs_dir, server, site.url("/report.pdf"), "--allow-private-hosts")
     assert error == (
-        f"error: {site.url('/report.pdf')} is application/pdf, not an HTML page; counterpoint reads "
-        "web pages, text and Markdown: save the article's text to a file and pass that"
+        f"error: {site.url('/report.pdf')} is application/pdf, not an HTML page; counterpoint fetches web "
+        "pages: download the file and pass its path (.pdf and .docx are read), or save the article's text"
     )
 
 

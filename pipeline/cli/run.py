@@ -17,6 +17,7 @@ from .common import (
     EXIT_FAILED,
     BaseURL,
     FiniteFloatRange,
+    ISODate,
     defaulted,
     echo,
     fail,
@@ -35,6 +36,9 @@ class RunOptions:
 
     article: str | None
     model: str
+    extract_model: str | None
+    rebut_model: str | None
+    synthesis_model: str | None
     base_url: str | None
     runs_dir: Path
     max_claims: int
@@ -61,6 +65,9 @@ class RunOptions:
     fetch_timeout: float
     max_bytes: int
     allow_private_hosts: bool
+    title: str | None
+    author: str | None
+    date: str | None
 
 
 @click.command()
@@ -72,6 +79,24 @@ class RunOptions:
     default=defaults.MODEL,
     show_default=True,
     help="Model name.",
+)
+@click.option(
+    "--extract-model",
+    envvar="COUNTERPOINT_EXTRACT_MODEL",
+    show_envvar=True,
+    help="Model for claim extraction. [default: --model]",
+)
+@click.option(
+    "--rebut-model",
+    envvar="COUNTERPOINT_REBUT_MODEL",
+    show_envvar=True,
+    help="Model for the per-claim rebuttals. [default: --model]",
+)
+@click.option(
+    "--synthesis-model",
+    envvar="COUNTERPOINT_SYNTHESIS_MODEL",
+    show_envvar=True,
+    help="Model for the synthesis. [default: --model]",
 )
 @click.option(
     "--base-url",
@@ -147,6 +172,9 @@ class RunOptions:
 )
 @click.option("--truncate", is_flag=True, help="Cut an over-long article at --max-chars instead of refusing it.")
 @click.option("--encoding", help="Decode the file with this encoding. [default: detect]")
+@click.option("--title", help="The article's title, in place of the one detected.")
+@click.option("--author", help="The article's author, in place of the one detected.")
+@click.option("--date", type=ISODate(), help="The article's date (YYYY-MM-DD), in place of the one detected.")
 @click.option(
     "--fetch-timeout",
     default=defaults.FETCH_TIMEOUT,
@@ -212,6 +240,8 @@ def run(**given: Any) -> None:
         raise click.UsageError("give an ARTICLE file, URL or - for stdin, or --resume RUN")
     if opts.force and opts.resume_ref is None:
         raise click.UsageError("--force only goes with --resume")
+    if opts.article is None and (opts.title or opts.author or opts.date):
+        raise click.UsageError("--title, --author and --date describe an ARTICLE; give its file, URL or -")
     started = time.perf_counter()
     progress = Progress(quiet=opts.quiet)
     api.check_resources()
@@ -248,6 +278,7 @@ def article_and_record(
     """The article (unless resuming without one), the run to resume, and the settings, base URL and
     model file to use: options left at their defaults take the recorded run's values."""
     from .. import api
+    from ..article import with_metadata
     from ..fetch import FetchOptions
     from ..runs import find_run
     from ..sources import load
@@ -256,12 +287,20 @@ def article_and_record(
         timeout=opts.fetch_timeout, max_bytes=opts.max_bytes, allow_private_hosts=opts.allow_private_hosts
     )
     loaded = (
-        load(opts.article, max_chars=opts.max_chars, truncate=opts.truncate, encoding=opts.encoding, fetch=fetch)
+        with_metadata(
+            load(opts.article, max_chars=opts.max_chars, truncate=opts.truncate, encoding=opts.encoding, fetch=fetch),
+            title=opts.title,
+            author=opts.author,
+            date=opts.date,
+        )
         if opts.article is not None
         else None
     )
     options: dict[str, Any] = {
         "model": opts.model,
+        "extract_model": opts.extract_model,
+        "rebut_model": opts.rebut_model,
+        "synthesis_model": opts.synthesis_model,
         "max_claims": opts.max_claims,
         "reasks": opts.reasks,
         "language": opts.language,
@@ -341,7 +380,8 @@ def check_local_options() -> None:
     from click.core import ParameterSource
 
     context = click.get_current_context()
-    for name, flag in (("model", "--model"), ("base_url", "--base-url")):
+    for name in ("model", "extract_model", "rebut_model", "synthesis_model", "base_url"):
+        flag = "--" + name.replace("_", "-")
         if context.get_parameter_source(name) == ParameterSource.COMMANDLINE:
             raise click.UsageError(
                 f"{flag} does not go with --local; pass --model-file PATH.gguf to choose the local model"
