@@ -17,7 +17,7 @@ from pipeline.review.guard import COOKIE, CSP, HEADER, PAGE_CSP
 
 from .conftest import read_brief, run_subprocess
 from .htmltree import parse
-from .review_helpers import Served, copy_run, make_run, rebuttals
+from .review_helpers import Served, copy_run, make_run, older_brief, rebuttals
 
 TOKEN = "t0ken-for-the-tests-3f9a2c71d5e8"
 HOST = "testserver"  # TestClient's Host header
@@ -435,6 +435,8 @@ def test_a_damaged_review_is_reported_and_never_overwritten(api: TestClient, run
 def test_a_brief_that_breaks_its_schema_is_a_one_line_500_and_nothing_is_written(
     api: TestClient, run_dir: Path
 ) -> None:
+    (run_dir / "brief.json").write_text(json.dumps(older_brief(run_dir)), encoding="utf-8")
+    assert api.get(f"/runs/{run_dir.name}").status_code == 200  # written before verification checks: fine
     (run_dir / "brief.json").write_text('{"status": "complete"}', encoding="utf-8")
     for answer in (
         api.get(f"/runs/{run_dir.name}"),
