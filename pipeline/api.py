@@ -454,12 +454,9 @@ async def agenerate_brief(
     client = llm or _endpoint_client(settings, base_url, api_key, timeout, max_retries, max_calls, cache_dir)
     fetch = FetchOptions(timeout=fetch_timeout, max_bytes=max_bytes, allow_private_hosts=allow_private_hosts)
     metadata = {"title": title, "author": author, "date": date}
-    reading = partial(library.load_article, text=text, html=html, path=path, url=url, metadata=metadata)
-    # Claimed before the article is read: of two briefs gathered on one client, the second is refused.
-    with _only_here(client):
-        article = await asyncio.to_thread(
-            reading, max_chars=max_chars, truncate=truncate, encoding=encoding, fetch=fetch
-        )
+    reading = partial(library.load_article, text=text, html=html, path=path, url=url, metadata=metadata, fetch=fetch)
+    with _only_here(client):  # before the article is read: of two briefs gathered on one client, one is refused
+        article = await asyncio.to_thread(reading, max_chars=max_chars, truncate=truncate, encoding=encoding)
         return await run_brief(
             article, settings, client, runs_dir=Path(runs_dir) if runs_dir else None, on_event=on_event
         )
