@@ -130,6 +130,20 @@ def test_a_list_file_skips_blank_lines_and_comments(fleet, runs_dir: Path, tmp_p
     assert [row["status"] for row in rows_of(Path(result.stdout.strip()))] == ["complete", "complete"]
 
 
+def test_stage_models_apply_to_every_article_and_are_recorded(fleet, runs_dir: Path, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path, 2)
+    result = batch_cli(fleet, runs_dir, str(folder), "--rebut-model", "gpt-4o", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert {r.body["model"] for r in fleet.requests if r.unit.startswith("C")} == {"gpt-4o"}
+    assert {r.body["model"] for r in fleet.requests if not r.unit.startswith("C")} == {"gpt-4.1-mini"}
+    batch_dir = Path(result.stdout.strip())
+    assert json.loads((batch_dir / "manifest.json").read_text(encoding="utf-8"))["settings"]["rebut_model"] == "gpt-4o"
+    for row in rows_of(batch_dir):
+        assert (
+            json.loads((Path(row["run"]) / "manifest.json").read_text(encoding="utf-8"))["models"]["rebut"] == "gpt-4o"
+        )
+
+
 def test_max_failures_stops_a_misconfigured_batch(runs_dir: Path, tmp_path: Path) -> None:
     folder = make_folder(tmp_path, 12)
     with FakeOpenAIServer(lambda unit, body: FakeResponse(status=400, error_message="bad model")) as broken:

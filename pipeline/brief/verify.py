@@ -142,7 +142,9 @@ _COMMON = _words(
     around above below unlike like given consider compare check look see note ask verify confirm find
     search review examine is are was were be been has have had do does did can could will would should
     may might must shall let one two three four five six seven eight nine ten higher lower greater
-    larger smaller bigger better worse longer shorter newer older fewer"""
+    larger smaller bigger better worse longer shorter newer older fewer official government recent new
+    independent public federal national local internal academic published existing available reliable
+    credible historical economic"""
 )
 # Capitalised words that end a name: "I", months and weekdays (dates are rule 2's).
 _BREAKS = _words(
@@ -161,6 +163,8 @@ _NOT_NAMES = _words(
     egyptian lebanese afghan pakistani soviet western westerners asian asians latino latinos hispanic
     black white catholic catholics protestant evangelical evangelicals"""
 )
+# The brief's own ids ("claim C3", "C3-R1"), which a model cites: not names to verify.
+_BRIEF_ID = re.compile(r"C\d+(?:-R\d+)?")
 _ADVERBISH = re.compile(r"(?:ly|ing|ed|est|ous|ive|ful|less)$")
 _SENTENCE_END = ".!?:;…"
 _OPENERS = " \t\"'“‘«([*•-–—"
@@ -279,7 +283,7 @@ def _sentence_start(text: str, start: int) -> bool:
 
 
 def _capitalised(word: str) -> bool:
-    return word[:1].isupper() and word.rstrip(".").lower() not in _BREAKS
+    return word[:1].isupper() and word.rstrip(".").lower() not in _BREAKS and not _BRIEF_ID.fullmatch(word)
 
 
 def _runs(text: str) -> list[list[re.Match[str]]]:

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 # types, defaults and help). `--local` is left out: llama.cpp answers one request at a time.
 RUN_OPTIONS = (
     "model",
+    "extract_model",
+    "rebut_model",
+    "synthesis_model",
     "base_url",
     "runs_dir",
     "max_claims",
@@ -192,6 +195,7 @@ def batch_config(settings: dict[str, Any], base_url: str | None, given: dict[str
     model_settings = Settings(
         **{key: settings[key] for key in ("model", "max_claims", "concurrency", "reasks", "language")},
         **{key: settings[key] for key in ("temperature", "response_format")},
+        **{key: settings[key] for key in ("extract_model", "rebut_model", "synthesis_model")},
     )
     client = api.ClientOptions(
         base_url=base_url,
