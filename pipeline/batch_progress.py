@@ -56,7 +56,8 @@ class BatchProgress:
         known = job["job"] in self.jobs
         self.jobs[job["job"]] = job
         if not known:
-            self.say(f"batch job {job['job']} {job['status']}: {job.get('total') or '?'} requests")
+            total = job.get("total")
+            self.say(f"batch job {job['job']} {job['status']}: {_count(total, 'request') if total else '? requests'}")
         elif job["status"] in JOB_ENDED:
             self.say(
                 f"batch job {job['job']} {job['status']}: {job.get('completed') or 0} answered, "
@@ -67,8 +68,8 @@ class BatchProgress:
         done = self.already + self.done
         cost = "unpriced" if self.unpriced and not self.cost else format_cost(self.cost)
         return (
-            f"articles {done}/{self.total} done, {self.failed} failed, {in_flight} calls in flight, "
-            f"{self.tokens:,} tokens, {cost}, ETA {self._eta()}{self._jobs()}"
+            f"articles {done}/{self.total} done, {self.failed} failed, {_count(in_flight, 'call')} in flight, "
+            f"{_count(self.tokens, 'token')}, {cost}, ETA {self._eta()}{self._jobs()}"
         )
 
     def _jobs(self) -> str:
@@ -109,11 +110,17 @@ class BatchProgress:
 
     def summary(self, totals: dict[str, Any], path: str, elapsed: float) -> None:
         self.say(
-            f"batch: {totals['articles']} articles: {totals['complete']} complete, {totals['partial']} partial, "
-            f"{totals['failed']} failed; {totals['claims_ok']} claims answered, {totals['claims_failed']} not; "
-            f"{totals['tokens']:,} tokens, cost {format_cost(totals['cost_usd'])}{_at(totals)}, {elapsed:.1f}s"
+            f"batch: {_count(totals['articles'], 'article')}: {totals['complete']} complete, {totals['partial']} "
+            f"partial, {totals['failed']} failed; {_count(totals['claims_ok'], 'claim')} answered, "
+            f"{totals['claims_failed']} not; {_count(totals['tokens'], 'token')}, "
+            f"cost {format_cost(totals['cost_usd'])}{_at(totals)}, {elapsed:.1f}s"
         )
         self.say(f"record: {path} (index.html, summary.csv, batch.jsonl)")
+
+
+def _count(number: int, noun: str) -> str:
+    """'1 article', '2 articles', '1,200 tokens'."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def _at(totals: dict[str, Any]) -> str:

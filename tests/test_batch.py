@@ -326,3 +326,22 @@ def test_a_resumed_list_reads_its_relative_paths_where_the_batch_started(
     assert resumed.exit_code == 0, resumed.stderr
     titles = [read_brief(Path(row["run"]))["article"]["title"][:8] for row in rows_of(batch_dir)]
     assert titles == ["Op-ed 01", "Op-ed 02", "Op-ed 03"]
+
+
+def test_progress_and_summary_count_one_thing_in_the_singular() -> None:
+    import io
+
+    from pipeline.batch_progress import BatchProgress
+
+    stream = io.StringIO()
+    progress = BatchProgress(1, stream=stream, live=False)
+    progress.attempt({"usage": {"prompt_tokens": 1, "completion_tokens": 0}})
+    progress.batch_job({"job": "b1", "status": "validating", "total": 1})
+    assert "1 call in flight, 1 token," in progress.line(1)
+    assert "2 calls in flight" in progress.line(2)
+    totals = {"articles": 1, "complete": 1, "partial": 0, "failed": 0, "claims_ok": 1, "claims_failed": 0}
+    progress.summary({**totals, "tokens": 1, "cost_usd": None}, "runs/batches/x", 0.5)
+    said = stream.getvalue()
+    assert "batch b1 validating: 1 request\n" in said.replace("batch job", "batch")
+    assert "batch: 1 article: 1 complete" in said and "1 claim answered" in said and "1 token," in said
+    assert "1 articles" not in said and "1 claims" not in said
