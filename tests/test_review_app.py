@@ -484,3 +484,32 @@ def test_batches_are_listed_from_their_manifests(api: TestClient, run_dir: Path)
         "0",
         "1",
     ]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_serve_refuses_a_wildcard_address_in_one_line_without_a_warning(cli_plain, tmp_path: Path, host: str) -> None:
+    result = cli_plain("serve", "--runs-dir", str(tmp_path), "--host", host, "--port", "0")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: --host ") and result.stderr.count("\n") == 1
+    assert "this machine's own address" in result.stderr and "warning" not in result.stderr
+
+
+def test_serve_reports_a_bad_host_before_any_warning(cli_plain, tmp_path: Path) -> None:
+    result = cli_plain("serve", "--runs-dir", str(tmp_path), "--host", "example.com", "--port", "0")
+    assert result.exit_code == 1
+    assert result.stderr == "error: --host 'example.com' is not an IP address; give one such as 127.0.0.1\n"
+
+
+def test_a_specific_address_is_served_under_that_address(tmp_path: Path) -> None:
+    from pipeline.review.server import check_serve, url_host
+
+    assert check_serve(tmp_path, "192.0.2.7") == ("192.0.2.7", False)  # Host must then be 192.0.2.7:PORT
+    assert url_host("192.0.2.7") == "192.0.2.7"
+    assert check_serve(tmp_path, "localhost") == ("127.0.0.1", True)
+    assert check_serve(tmp_path, "::1") == ("::1", True) and url_host("::1") == "[::1]"
+
+
+def test_an_address_that_cannot_be_bound_is_an_error_without_the_warning(cli_plain, tmp_path: Path) -> None:
+    result = cli_plain("serve", "--runs-dir", str(tmp_path), "--host", "192.0.2.7", "--port", "0")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot listen on 192.0.2.7:0") and "warning" not in result.stderr

@@ -12,7 +12,12 @@ from .common import echo, friendly_errors, runs_dir_option
 
 @click.command()
 @runs_dir_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (keep it on loopback).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on: loopback, or this machine's own address (not 0.0.0.0).",
+)
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
@@ -30,13 +35,14 @@ from .common import echo, friendly_errors, runs_dir_option
 def serve(runs_dir: Path, host: str, port: int, reviewer: str | None) -> None:
     """Review briefs in the browser: accept, reject, edit and annotate rebuttals (saved to each run's
     review.json). The last line printed is the address to open, with this start's token."""
-    from ..review.server import WILDCARDS
+    from ..review.server import check_serve
     from ..review.server import serve as run_server
 
-    if host in WILDCARDS or not host.startswith(("127.", "::1", "localhost")):
-        echo(f"warning: listening on {host}: anyone who can reach it and has the token can read briefs", err=True)
+    host, loopback = check_serve(runs_dir, host)  # errors before any warning
 
     def announce(url: str) -> None:
+        if not loopback:  # once it listens: a failed bind is an error alone
+            echo(f"warning: listening on {host}: anyone who can reach it and has the token can read briefs", err=True)
         echo(url)
         sys.stdout.flush()
 

@@ -18,13 +18,28 @@ from .app import create_app
 WILDCARDS = {"0.0.0.0", "::", ""}
 
 
+def check_serve(runs_dir: Path, host: str) -> tuple[str, bool]:
+    """Before anything is printed or bound: the address to listen on (`localhost` as 127.0.0.1) with
+    whether it is loopback. A wildcard is refused: the Host check needs the one address browsers will use."""
+    host = "127.0.0.1" if host == "localhost" else host  # the address, not a name to resolve
+    if host in WILDCARDS or host == "::0":
+        raise ConfigError(
+            f"--host {host or repr(host)} listens on every address; pass this machine's own address "
+            "(the one browsers will use), or keep the default 127.0.0.1"
+        )
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(f"--host {host!r} is not an IP address; give one such as 127.0.0.1") from None
+    if address.is_unspecified:
+        raise ConfigError(f"--host {host} listens on every address; pass this machine's own address")
+    return host, address.is_loopback
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A socket bound to host:port (port 0: a free one), before the server starts, so the address
     printed is the real one."""
-    try:
-        family = socket.AF_INET6 if ipaddress.ip_address(host or "0.0.0.0").version == 6 else socket.AF_INET
-    except ValueError:
-        raise ConfigError(f"--host {host!r} is not an IP address; give one such as 127.0.0.1") from None
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -39,14 +54,12 @@ def bind(host: str, port: int) -> socket.socket:
 
 def url_host(host: str) -> str:
     """The host as it goes in the printed address and in the Host header browsers send."""
-    if host in WILDCARDS:
-        return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
 
 
 def serve(runs_dir: Path, *, host: str, port: int, reviewer: str | None, announce: Callable[[str], None]) -> None:
     """Serve until interrupted; `announce` gets `http://HOST:PORT/?token=TOKEN` once it answers."""
-    host = "127.0.0.1" if host == "localhost" else host  # the address, not a name to resolve
+    host, _ = check_serve(runs_dir, host)
     sock = bind(host, port)
     bound = sock.getsockname()[1]
     token = secrets.token_urlsafe(32)
