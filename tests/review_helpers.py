@@ -42,6 +42,7 @@ class Served:
     """`counterpoint serve --port 0` in a real process; `url` is its last stdout line."""
 
     def __init__(self, runs_dir: Path, *args: str) -> None:
+        runs_dir.mkdir(parents=True, exist_ok=True)  # serve refuses a runs folder that does not exist
         self.process = start_counterpoint(["serve", "--runs-dir", str(runs_dir), "--port", "0", *args])
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()

@@ -500,6 +500,15 @@ def test_serve_reports_a_bad_host_before_any_warning(cli_plain, tmp_path: Path) 
     assert result.stderr == "error: --host 'example.com' is not an IP address; give one such as 127.0.0.1\n"
 
 
+def test_serve_refuses_a_runs_folder_that_does_not_exist(cli_plain, tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent"
+    result = cli_plain("serve", "--runs-dir", str(missing), "--port", "0")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert (
+        result.stderr.startswith(f"error: the runs folder {missing} does not exist") and result.stderr.count("\n") == 1
+    )
+
+
 def test_a_specific_address_is_served_under_that_address(tmp_path: Path) -> None:
     from pipeline.review.server import check_serve, url_host
 

@@ -19,8 +19,13 @@ WILDCARDS = {"0.0.0.0", "::", ""}
 
 
 def check_serve(runs_dir: Path, host: str) -> tuple[str, bool]:
-    """Before anything is printed or bound: the address to listen on (`localhost` as 127.0.0.1) with
-    whether it is loopback. A wildcard is refused: the Host check needs the one address browsers will use."""
+    """Before anything is printed or bound: the runs folder exists, and the address to listen on
+    (`localhost` as 127.0.0.1) with whether it is loopback. A wildcard is refused: the Host check
+    needs the one address browsers will use."""
+    if not runs_dir.is_dir():
+        raise ConfigError(
+            f"the runs folder {runs_dir} does not exist; pass --runs-dir with the folder your runs are in"
+        )
     host = "127.0.0.1" if host == "localhost" else host  # the address, not a name to resolve
     if host in WILDCARDS or host == "::0":
         raise ConfigError(
