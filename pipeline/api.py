@@ -21,7 +21,6 @@ from .brief import Brief
 from .endpoints import check_base_url
 from .engine import BriefRun, EventSink, Settings
 from .errors import ConfigError
-from .fetch import FetchOptions
 from .llm import AttemptLog, ModelClient, OpenAIClient, SamplingSettings, watching
 from .runs import RunDir, RunRecord, check_runs_dir, find_run
 
@@ -70,16 +69,20 @@ def make_client(
     )
 
 
-def check_client(settings: Settings, base_url: str | None, api_key: str | None, timeout: float) -> str | None:
-    """What `make_client` refuses, checked before anything is created; returns the API key to use."""
+def check_client(
+    settings: Settings, base_url: str | None, api_key: str | None, timeout: float, *, flag: str = "base_url="
+) -> str | None:
+    """What `make_client` refuses, checked before anything is created; returns the API key to use.
+    `flag` is the base URL's name in the errors: `base_url=` for a library caller, the CLI's option."""
     api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
     if base_url is not None:
-        check_base_url(base_url)
+        check_base_url(base_url, flag)
     check_finite(timeout=timeout, temperature=settings.temperature)
     if not api_key and not base_url:
+        local = ", or use --local" if flag.startswith("--") else ""
         raise ConfigError(
-            "no model endpoint configured: set OPENAI_API_KEY, or pass --base-url for an "
-            "OpenAI-compatible server (Ollama, vLLM, llama.cpp), or use --local"
+            f"no model endpoint configured: set OPENAI_API_KEY, or pass {flag} for an "
+            f"OpenAI-compatible server (Ollama, vLLM, llama.cpp){local}"
         )
     return api_key
 
@@ -281,7 +284,7 @@ def prepared_run(
             for note in backend.notes:
                 emit("warning", message=note)
         else:
-            check_client(settings, options.base_url, None, timeout)
+            check_client(settings, options.base_url, None, timeout, flag="--base-url")
         run_dir = resume or new_run_dir(_given(article), runs_dir)
         stack.enter_context(run_dir.lock())
         base_url = options.base_url
@@ -452,7 +455,7 @@ async def agenerate_brief(
     ).with_stage_models(extract_model, rebut_model, synthesis_model)
     # The endpoint is checked before the article is read: a URL is fetched only for a run that can go.
     client = llm or _endpoint_client(settings, base_url, api_key, timeout, max_retries, max_calls, cache_dir)
-    fetch = FetchOptions(timeout=fetch_timeout, max_bytes=max_bytes, allow_private_hosts=allow_private_hosts)
+    fetch = library.fetch_options(fetch_timeout, max_bytes, allow_private_hosts)
     metadata = {"title": title, "author": author, "date": date}
     reading = partial(library.load_article, text=text, html=html, path=path, url=url, metadata=metadata, fetch=fetch)
     with _only_here(client):  # before the article is read: of two briefs gathered on one client, one is refused

@@ -18,33 +18,32 @@ _USERINFO = re.compile(r"(?<=//)[^/?#]*@")
 _SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
-def check_base_url(raw: str) -> str:
-    """The base URL without userinfo, query or fragment; ConfigError when it cannot be an endpoint."""
+def check_base_url(raw: str, name: str = "--base-url") -> str:
+    """The base URL without userinfo, query or fragment; ConfigError when it cannot be an endpoint,
+    naming the setting as the caller knows it (`--base-url` on the command line, `base_url=` in Python)."""
     shown = _USERINFO.sub("***@", raw)  # a password in the URL is never echoed
     shown = shown if len(shown) <= 200 else shown[:200] + "..."
     try:
         parts = urlsplit(raw.strip())
         port = parts.port  # raises ValueError when out of range or not a number
     except ValueError as exc:
-        raise ConfigError(
-            f"--base-url {shown!r} is not a valid URL ({exc}); give e.g. http://127.0.0.1:8080/v1"
-        ) from None
+        raise ConfigError(f"{name} {shown!r} is not a valid URL ({exc}); give e.g. http://127.0.0.1:8080/v1") from None
     if not raw.strip():
         raise ConfigError(
-            f"--base-url {raw!r} is empty; give the server's URL, e.g. http://127.0.0.1:8080/v1, "
+            f"{name} {raw!r} is empty; give the server's URL, e.g. http://127.0.0.1:8080/v1, "
             "or leave it out to use OpenAI"
         )
     if _SPACE_OR_CONTROL.search(raw.strip()):  # urlsplit drops some silently; the SDK would not
         raise ConfigError(
-            f"--base-url {shown.strip()!r} holds a space or control character (a line end from a "
+            f"{name} {shown.strip()!r} holds a space or control character (a line end from a "
             ".env file?); give the URL alone, e.g. http://127.0.0.1:8080/v1"
         )
     if parts.scheme.lower() not in _SCHEMES or not parts.hostname:
         raise ConfigError(
-            f"--base-url {shown!r} is not an http:// or https:// URL with a host; give e.g. http://127.0.0.1:8080/v1"
+            f"{name} {shown!r} is not an http:// or https:// URL with a host; give e.g. http://127.0.0.1:8080/v1"
         )
     if port == 0:
-        raise ConfigError(f"--base-url {shown!r} has port 0; give the port the server listens on")
+        raise ConfigError(f"{name} {shown!r} has port 0; give the port the server listens on")
     host = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit((parts.scheme.lower(), host.lower(), parts.path.rstrip("/"), "", ""))
 

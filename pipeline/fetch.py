@@ -44,6 +44,8 @@ class FetchOptions:
     max_bytes: int = DEFAULT_MAX_BYTES
     allow_private_hosts: bool = False
     max_redirects: int = MAX_REDIRECTS
+    # How a refusal names the switch: the CLI's flag, or `allow_private_hosts=True` for a library caller.
+    allow_private_name: str = "--allow-private-hosts"
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ def _open(url: str, options: FetchOptions, deadline: float) -> Iterator[urllib3.
     from urllib3.exceptions import HTTPError, NewConnectionError
 
     parts, scheme, host, port = _checked_parts(url)
-    addresses = host_addresses(host, port, allow_private=options.allow_private_hosts)
+    addresses = host_addresses(host, port, allow_private=options.allow_private_hosts, switch=options.allow_private_name)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     headers = {
         "Host": parts.netloc.rpartition("@")[2],
@@ -151,7 +153,7 @@ def _checked_parts(url: str) -> tuple[SplitResult, str, str, int]:
     return parts, scheme, parts.hostname, port
 
 
-def host_addresses(host: str, port: int, *, allow_private: bool) -> list[str]:
+def host_addresses(host: str, port: int, *, allow_private: bool, switch: str = "--allow-private-hosts") -> list[str]:
     """The host's addresses from DNS; every one must be public unless `allow_private` (DNS can answer with a mix)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -166,7 +168,7 @@ def host_addresses(host: str, port: int, *, allow_private: bool) -> list[str]:
             if kind:
                 raise FetchError(
                     f"refusing {host}: it resolves to {address}, a {kind} address; pass "
-                    "--allow-private-hosts to fetch from this machine or your own network"
+                    f"{switch} to fetch from this machine or your own network"
                 )
     return addresses
 

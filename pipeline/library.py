@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 from . import defaults
 from .article import Article, from_text, with_metadata
 from .errors import ConfigError, InputError
+from .fetch import FetchOptions
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -44,6 +45,11 @@ def check_bounds(**values: float | None) -> None:
 def check_response_format(response_format: str) -> None:
     if response_format not in RESPONSE_FORMATS:
         raise ConfigError(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}, not {response_format!r}")
+
+
+def fetch_options(timeout: float, max_bytes: int, allow_private_hosts: bool) -> FetchOptions:
+    """A library call's fetch settings: a refused private host names the keyword, not the CLI flag."""
+    return FetchOptions(timeout, max_bytes, allow_private_hosts, allow_private_name="allow_private_hosts=True")
 
 
 def load_article(
@@ -82,6 +88,8 @@ def load_article(
     elif path is not None:
         if sources.is_url(str(path)):
             raise ConfigError(f"path= takes a file, not the URL {str(path)!r}; pass it as url=")
+        if str(path) == "-":  # the CLI's stdin; a library call reads no stream it was not given
+            raise InputError("path='-' would read stdin; read it yourself and pass the text as text=")
         article = sources.load(str(path), max_chars=max_chars, truncate=truncate, encoding=encoding)
     else:
         if not sources.is_url(str(url)):

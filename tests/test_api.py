@@ -113,6 +113,7 @@ def test_a_path_is_read_like_the_cli_reads_it(server: FakeOpenAIServer) -> None:
         ({"text": "x", "html": "<p>x</p>"}, ConfigError, "pass one article, not text= and html="),
         ({"path": "https://example.com/a"}, ConfigError, "path= takes a file, not the URL"),
         ({"url": "op-ed.txt"}, ConfigError, "url= takes an http(s) URL"),
+        ({"path": "-"}, InputError, "path='-' would read stdin; read it yourself and pass the text as text="),
         ({"text": b"bytes"}, InputError, "text= takes a str, not bytes"),
         ({"text": SEED.read_text(), "date": "14/01/2015"}, InputError, "is not a calendar date as YYYY-MM-DD"),
         ({"text": SEED.read_text(), "author": "A\nB"}, InputError, "the author 'A\\nB' is empty or spans lines"),
@@ -393,6 +394,21 @@ def test_every_run_option_is_a_keyword_argument_with_the_same_default() -> None:
         default = option.to_info_dict()["default"]  # None for an option without one
         assert library[option.name].default == (False if option.is_flag else default), option.name
         assert library[option.name].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_endpoint_and_fetch_errors_name_the_keyword_not_the_cli_flag(server: FakeOpenAIServer) -> None:
+    with pytest.raises(ConfigError) as bad_url:
+        generate_brief(text=SEED.read_text(), base_url="ftp://x", api_key=TEST_KEY)
+    assert str(bad_url.value).startswith("base_url= 'ftp://x' is not an http:// or https:// URL")
+    with pytest.raises(ConfigError) as no_endpoint:
+        generate_brief(text=SEED.read_text(), api_key="")
+    assert "pass base_url= for an OpenAI-compatible server" in str(no_endpoint.value)
+    with pytest.raises(Exception) as private:
+        generate_brief(url=f"{server.base_url}/opinion", base_url=server.base_url, api_key=TEST_KEY)
+    assert "pass allow_private_hosts=True to fetch" in str(private.value)
+    for raised in (bad_url, no_endpoint, private):
+        assert "--" not in str(raised.value), raised.value
+    assert server.requests == []
 
 
 def test_a_call_with_no_endpoint_fails_before_the_article_is_fetched() -> None:

@@ -205,7 +205,7 @@ def batch_config(settings: dict[str, Any], base_url: str | None, given: dict[str
         cache_dir=given["cache_dir"],
         use_cache=not settings["no_cache"],
     )
-    api.check_client(model_settings, base_url, None, settings["timeout"])
+    api.check_client(model_settings, base_url, None, settings["timeout"], flag="--base-url")
     fetch = FetchOptions(
         timeout=settings["fetch_timeout"],
         max_bytes=settings["max_bytes"],

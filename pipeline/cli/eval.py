@@ -152,11 +152,16 @@ def run_eval(given: dict[str, Any]) -> None:
     items, sha = load_items(data)
     items = items[: given["limit"]] if given["limit"] else items
     settings = evaluate.EvalSettings(**{name: given[name] for name in RECORDED if name != "limit"})
-    for url, key, temperature in (
-        (settings.base_url, None, settings.temperature),
-        (settings.judge_url, os.environ.get(evaluate.JUDGE_KEY_ENV) or None, settings.judge_temperature),
+    for url, key, temperature, flag in (
+        (settings.base_url, None, settings.temperature, "--base-url"),
+        (
+            settings.judge_url,
+            os.environ.get(evaluate.JUDGE_KEY_ENV) or None,
+            settings.judge_temperature,
+            "--judge-base-url",
+        ),
     ):  # both endpoints usable before the directory is made
-        api.check_client(Settings(temperature=temperature), url, key, given["timeout"])
+        api.check_client(Settings(temperature=temperature), url, key, given["timeout"], flag=flag)
     options = evaluate.EvalOptions(
         timeout=given["timeout"],
         max_retries=given["max_retries"],
