@@ -195,3 +195,29 @@ def test_concurrent_writes_on_one_revision_let_exactly_one_through(run_dir: Path
     review = json.loads((run_dir / "review.json").read_text())
     assert review["revision"] == 9 and {e["decision"] for e in review["decisions"].values()} == {"reject"}
     assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".review.json")], "no temporary file left"
+
+
+def test_reviewed_markdown_escapes_html_in_notes_and_edits_but_not_prose(cli, run_dir: Path) -> None:
+    every = rebuttals(run_dir)
+    note = """<script>alert("x")</script> & the desk's "view" """.strip()
+    update_review(
+        run_dir,
+        read_brief(run_dir),
+        {
+            "decisions": {every[0]["id"]: {"decision": "edit", "text": "Use <b>this</b> & that", "note": note}},
+            "claim_notes": {every[0]["claim"]: "<img src=x onerror=alert(1)>"},
+        },
+        "Ana <i>Editor</i>",
+    )
+    text = export(cli, run_dir, "--reviewed", "--format", "md").stdout
+    assert "<script>" not in text and "<img" not in text and "<b>" not in text and "<i>" not in text
+    assert """&lt;script&gt;alert("x")&lt;/script&gt; &amp; the desk's "view\"""" in text
+    assert "Use &lt;b&gt;this&lt;/b&gt; &amp; that" in text and "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert "Reviewed by Ana &lt;i&gt;Editor&lt;/i&gt;" in text
+
+
+def test_brief_markdown_escapes_model_text() -> None:
+    from pipeline.brief.markdown import _t
+
+    assert _t("a < b && c > d") == "a &lt; b &amp;&amp; c &gt; d"
+    assert _t('the author\'s "claim"') == 'the author\'s "claim"'

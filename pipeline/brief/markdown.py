@@ -2,37 +2,44 @@
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from ..pricing import format_cost
 from .entries import check_words, checks_summary, review_line, status_label, strongest_rebuttals
 
 
+def _t(text: str | None) -> str:
+    """Model, article or reviewer text as Markdown shows it: <, > and & escaped so a `<script>` in a
+    note stays text wherever brief.md is rendered; quotes and apostrophes are left as written."""
+    return escape(text or "", quote=False)
+
+
 def _md_quote(text: str) -> str:
-    return "\n".join(f"> {line}" if line else ">" for line in text.split("\n"))
+    return "\n".join(f"> {line}" if line else ">" for line in _t(text).split("\n"))
 
 
 def render_markdown(brief: dict[str, Any]) -> str:
     """Editor-readable: claim → quote → steelman → rebuttals by strength → missing context."""
     article, run, synthesis = brief["article"], brief["run"], brief["synthesis"]
-    out = [f"# Counterpoint brief: {article['title'] or 'untitled article'}", ""]
+    out = [f"# Counterpoint brief: {_t(article['title']) or 'untitled article'}", ""]
     meta = [f"**Status:** {brief['status']}"]
     for label, key in (("Author", "author"), ("Date", "date"), ("Site", "site"), ("URL", "url")):
         if article[key]:
-            meta.append(f"**{label}:** {article[key]}")
-    meta.append(f"**Model:** {run['model']} ({run['endpoint_host']})")
+            meta.append(f"**{label}:** {_t(article[key])}")
+    meta.append(f"**Model:** {_t(run['model'])} ({_t(run['endpoint_host'])})")
     meta.append(f"**Run:** {run['id'] or 'not saved'}, {run['created']}")
     verify = checks_summary(run.get("checks"))
     if verify:
         meta.append(f"**Verify before use:** {verify}: specifics the article does not state")
     out += ["  \n".join(meta), ""]
     if brief.get("review"):
-        out += [f"_{review_line(brief['review'])}_", ""]
+        out += [f"_{_t(review_line(brief['review']))}_", ""]
     if brief["notes"]:
-        out += ["## Notes", ""] + [f"- {note}" for note in brief["notes"]] + [""]
-    out += ["## Thesis", "", brief["thesis"] or "_Claim extraction failed; no thesis._", ""]
+        out += ["## Notes", ""] + [f"- {_t(note)}" for note in brief["notes"]] + [""]
+    out += ["## Thesis", "", _t(brief["thesis"]) or "_Claim extraction failed; no thesis._", ""]
     if synthesis["counter_thesis"]:
-        out += ["## Counter-thesis", "", synthesis["counter_thesis"], ""]
+        out += ["## Counter-thesis", "", _t(synthesis["counter_thesis"]), ""]
     out += ["## Claims", ""]
     for claim in brief["claims"]:
         out += _render_claim_md(claim)
@@ -51,30 +58,30 @@ def render_markdown(brief: dict[str, Any]) -> str:
 
 def _render_claim_md(claim: dict[str, Any]) -> list[str]:
     flags = f"{claim['type']}, centrality {claim['centrality']}/5" + (", check-worthy" if claim["check_worthy"] else "")
-    out = [f"### {claim['id']}. {claim['text']}", "", f"_{flags}_", "", _md_quote(claim["quote"]), ""]
+    out = [f"### {claim['id']}. {_t(claim['text'])}", "", f"_{flags}_", "", _md_quote(claim["quote"]), ""]
     if claim["status"] != "ok":
         error = claim["error"] or {"kind": claim["status"], "message": ""}
-        return [*out, f"**{status_label(claim).upper()}** ({error['kind']}): {error['message']}", ""]
+        return [*out, f"**{status_label(claim).upper()}** ({error['kind']}): {_t(error['message'])}", ""]
     if claim.get("review_note"):
-        out += [f"**Reviewer's note.** {claim['review_note']}", ""]
-    out += [f"**Steelman.** {claim['steelman']}", "", "**Rebuttals** (strongest first)", ""]
+        out += [f"**Reviewer's note.** {_t(claim['review_note'])}", ""]
+    out += [f"**Steelman.** {_t(claim['steelman'])}", "", "**Rebuttals** (strongest first)", ""]
     if not claim["rebuttals"] and "review_note" in claim:  # all left out in review
         out += ["_No rebuttal was kept in review._", ""]
     for rebuttal in sorted(claim["rebuttals"], key=lambda r: -r["strength"]):
         out.append(
-            f"- **{rebuttal['id']}** [{rebuttal['type']}, strength {rebuttal['strength']}/5] {rebuttal['argument']}"
+            f"- **{rebuttal['id']}** [{rebuttal['type']}, strength {rebuttal['strength']}/5] {_t(rebuttal['argument'])}"
         )
-        out += [f"  - What to check: {lead}" for lead in rebuttal["what_to_check"]]
+        out += [f"  - What to check: {_t(lead)}" for lead in rebuttal["what_to_check"]]
         out += _verify_md(rebuttal, "  ")
         if rebuttal.get("original_argument"):
-            out.append(f"  - Edited by the reviewer; the model wrote: {rebuttal['original_argument']}")
+            out.append(f"  - Edited by the reviewer; the model wrote: {_t(rebuttal['original_argument'])}")
         if rebuttal.get("review_note"):
-            out.append(f"  - Reviewer's note: {rebuttal['review_note']}")
+            out.append(f"  - Reviewer's note: {_t(rebuttal['review_note'])}")
     out.append("")
     if claim["missing_context"]:
         out += ["**Missing context**", ""]
         for item in claim["missing_context"]:
-            out += [f"- {item['point']} _Why it matters:_ {item['why_it_matters']}", *_verify_md(item, "  ")]
+            out += [f"- {_t(item['point'])} _Why it matters:_ {_t(item['why_it_matters'])}", *_verify_md(item, "  ")]
         out.append("")
     return out
 
@@ -82,25 +89,25 @@ def _render_claim_md(claim: dict[str, Any]) -> list[str]:
 def _verify_md(item: dict[str, Any], indent: str) -> list[str]:
     """The "verify before use" line under an item: its specifics the article does not state."""
     words = check_words(item)
-    return [f"{indent}- Verify before use (not in the article): {words}"] if words else []
+    return [f"{indent}- Verify before use (not in the article): {_t(words)}"] if words else []
 
 
 def _render_synthesis_md(synthesis: dict[str, Any], claims: list[dict[str, Any]]) -> list[str]:
     out = ["## Synthesis", ""]
     if synthesis["status"] != "ok":
         error = synthesis["error"]
-        reason = f" ({error['kind']}): {error['message']}" if error else ": no claim could be analysed"
+        reason = f" ({error['kind']}): {_t(error['message'])}" if error else ": no claim could be analysed"
         return [*out, f"**{status_label(synthesis).upper()}**{reason}", ""]
     strongest = [item for item in strongest_rebuttals({"claims": claims, "synthesis": synthesis}) if item["rebuttal"]]
     if strongest:
         out += ["**Strongest rebuttals** (strongest first)", ""]
-        out += [f"1. **{item['id']}** {item['rebuttal']['argument']}" for item in strongest]
+        out += [f"1. **{item['id']}** {_t(item['rebuttal']['argument'])}" for item in strongest]
         out.append("")
     if synthesis["rhetoric"]:
         out += ["**Rhetoric**", ""]
-        out += [f'- _{r["device"]}_: "{r["quote"]}" {r["note"]}' for r in synthesis["rhetoric"]]
+        out += [f'- _{_t(r["device"])}_: "{_t(r["quote"])}" {_t(r["note"])}' for r in synthesis["rhetoric"]]
         out.append("")
     for title, items in (("Open questions", synthesis["open_questions"]), ("Caveats", synthesis["caveats"])):
         if items:
-            out += [f"**{title}**", ""] + [f"- {item}" for item in items] + [""]
+            out += [f"**{title}**", ""] + [f"- {_t(item)}" for item in items] + [""]
     return out
