@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,22 +56,70 @@ class Item:
         return f"{self.n}:{self.source}"
 
 
-def items(sources: Sequence[str], lists: Sequence[str] = (), base: str | None = None) -> Iterator[Item]:
+def items(
+    sources: Sequence[str],
+    lists: Sequence[str] = (),
+    base: str | None = None,
+    on_repeat: Callable[[str, str], None] | None = None,
+) -> Iterator[Item]:
     """Every item of the given sources (files, folders, URLs), then of each `--from` list or feed.
 
     A relative path in a list or feed is taken from `base` (the directory the batch was started
-    in), so a resumed batch reads the same files wherever it is resumed from."""
+    in), so a resumed batch reads the same files wherever it is resumed from. A source given again
+    (the same file by its resolved path, or the same URL) is left out, `on_repeat(source, first)`
+    told; it keeps its position number, so the keys of the items after it do not move. Ids are
+    unique: a name seen before gets a suffix (`a.txt`, then `a.txt-2`)."""
+    seen: dict[str, str] = {}  # a source's identity -> the source as first given
+    taken: set[str] = set()
+    for n, source, entry, problem in _numbered(sources, lists, base):
+        identity = None if problem is not None else _identity(source, entry)
+        if identity is not None and identity in seen:
+            if on_repeat is not None:
+                on_repeat(source, seen[identity])
+            continue
+        if identity is not None:
+            seen[identity] = source
+        given_id = entry.get("id") if entry and isinstance(entry.get("id"), str) else None
+        yield Item(n, source, _unique(given_id or _name_of(source), taken), entry, problem)
+
+
+def _numbered(
+    sources: Sequence[str], lists: Sequence[str], base: str | None
+) -> Iterator[tuple[int, str, dict[str, Any] | None, str | None]]:
+    """Each source with its position number (1-based), entry and problem, repeats included."""
     counter = iter(range(1, 1 << 62))
     for source in sources:
         for path in _expand(source):
-            yield Item(next(counter), path, _name_of(path))
+            yield next(counter), path, None, None
     for listing in lists:
         lines = _feed_lines(listing) if listing.endswith(FEED_SUFFIX) else _list_lines(listing)
         for line, entry, problem in lines:
             local = base is not None and problem is None and (entry is None or "path" in entry)
-            source = _from(base, line) if local and base is not None else line
-            item_id = entry.get("id") if entry and isinstance(entry.get("id"), str) else None
-            yield Item(next(counter), source, item_id or _name_of(source), entry, problem)
+            yield next(counter), _from(base, line) if local and base is not None else line, entry, problem
+
+
+def _identity(source: str, entry: dict[str, Any] | None) -> str | None:
+    """What makes two sources the same article: a URL as given, a file by its resolved path; a
+    feed's inline text or html is never a repeat."""
+    from .sources import is_url
+
+    if entry is not None and ("text" in entry or "html" in entry):
+        return None
+    if is_url(source):
+        return source
+    if source == "-":
+        return source
+    return os.path.realpath(os.path.expanduser(source))
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """`name`, or `name-2`, `name-3`... when an earlier item has it."""
+    unique, number = name, 1
+    while unique in taken:
+        number += 1
+        unique = f"{name}-{number}"
+    taken.add(unique)
+    return unique
 
 
 def _expand(source: str) -> Iterator[str]:

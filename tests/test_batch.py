@@ -345,3 +345,25 @@ def test_progress_and_summary_count_one_thing_in_the_singular() -> None:
     assert "batch b1 validating: 1 request\n" in said.replace("batch job", "batch")
     assert "batch: 1 article: 1 complete" in said and "1 claim answered" in said and "1 token," in said
     assert "1 articles" not in said and "1 claims" not in said
+
+
+def test_a_repeated_source_is_briefed_once_and_ids_are_unique(fleet, runs_dir: Path, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path, 2)
+    (folder / "sub").mkdir()
+    (folder / "sub" / "oped-01.txt").write_text(variant(3), encoding="utf-8")
+    again = tmp_path / "link.txt"  # the same file by another name
+    again.symlink_to(folder / "oped-01.txt")
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{folder / 'oped-02.txt'}\n", encoding="utf-8")
+    result = batch_cli(fleet, runs_dir, str(folder), str(again), str(folder / "sub"), "--from", str(listing), "-q")
+    assert result.exit_code == 0, result.stderr
+    warnings = result.stderr.splitlines()
+    assert warnings == [
+        f"warning: {again} was given before (as {folder / 'oped-01.txt'}); it is briefed once",
+        f"warning: {folder / 'oped-02.txt'} was given before; it is briefed once",
+    ]
+    rows = rows_of(Path(result.stdout.strip()))
+    assert [row["id"] for row in rows] == ["oped-01.txt", "oped-02.txt", "oped-01.txt-2"]
+    assert [row["status"] for row in rows] == ["complete"] * 3
+    extracted = Counter(article_of(request) for request in fleet.requests_for("extract"))
+    assert extracted == {"Op-ed 01": 1, "Op-ed 02": 1, "Op-ed 03": 1}  # each article paid for once

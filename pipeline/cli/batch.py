@@ -125,7 +125,8 @@ def batch(**given: Any) -> None:
     config = batch_config(fields["settings"], base_url, given)
     sources, lists = fields["sources"], fields["lists"]
     base = fields.get("cwd")  # None for a batch recorded before it was kept: the current directory
-    total = sum(1 for _ in items(sources, lists, base))  # the lists are read twice, never held
+    # The lists are read twice, never held; the first pass, before anything starts, warns of repeats.
+    total = sum(1 for _ in items(sources, lists, base, on_repeat=warn_repeat))
     if not total:
         fail("no articles in the sources given (a folder gives its .txt .md .html .htm .docx .pdf files)")
     if config.batch_api:  # every article open at once: each stage of the corpus in one job
@@ -134,6 +135,11 @@ def batch(**given: Any) -> None:
     done = sum(1 for line in batch_dir.rows().values() if line["status"] == FINISHED)
     progress = BatchProgress(total, done, quiet=given["quiet"])
     run_and_report(batch_dir, config, items(sources, lists, base), progress, fields, given["as_json"])
+
+
+def warn_repeat(source: str, first: str) -> None:
+    same = "" if source == first else f" (as {first})"
+    echo(f"warning: {source} was given before{same}; it is briefed once", err=True)
 
 
 batch.params.extend(param for param in run.params if param.name in RUN_OPTIONS)
