@@ -237,7 +237,8 @@ def from_text(
     words = count_words(text)
     if words < MIN_WORDS:
         raise InputError(
-            f"{source} has only {words} words; counterpoint needs an article of at least {MIN_WORDS} words"
+            f"{source} has only {words} word{'' if words == 1 else 's'}; "
+            f"counterpoint needs an article of at least {MIN_WORDS} words"
         )
     found = _find_metadata(text)
     found.update(front)

@@ -38,9 +38,16 @@ def is_html(name: str, raw: bytes) -> bool:
 
 def document_kind(name: str, raw: bytes) -> str | None:
     """The kind, "pdf" or "docx", of a document one of the readers takes (by content, else by extension:
-    a password-protected .docx is no ZIP), else None."""
+    a password-protected .docx is no ZIP), else None. A .pdf that is no PDF is an InputError."""
     if raw.startswith(pdf_reader.PDF_SIGNATURE):
         return "pdf"
+    if name.lower().endswith(".pdf"):  # the format allows a little junk before the signature
+        if pdf_reader.PDF_SIGNATURE in raw[:1024]:
+            return "pdf"
+        raise InputError(
+            f"{name} is named .pdf but is not a PDF (it does not start with %PDF); "
+            "give the real PDF, or rename the file to what it is (.txt, .html)"
+        )
     if docx_reader.is_docx(raw) or (
         name.lower().endswith(".docx") and raw.startswith((b"PK", docx_reader.OLE_SIGNATURE))
     ):

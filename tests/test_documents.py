@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import zipfile
 from collections import Counter
@@ -195,6 +196,7 @@ def _scanned_pdf(path: Path) -> None:
         ("scan.pdf", _scanned_pdf, "has no text layer to read (a scanned PDF?); run OCR on it"),
         ("cut.pdf", lambda path: path.write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog"), "is not a readable PDF"),
         ("cut.docx", lambda path: path.write_bytes(b"PK\x03\x04" + b"\x00" * 200), "is not a readable .docx"),
+        ("notes.pdf", lambda path: path.write_text("Just a note.", encoding="utf-8"), "is named .pdf but is not a PDF"),
         (
             "locked.docx",
             lambda path: path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600),
@@ -220,3 +222,19 @@ def test_other_zip_archives_are_still_refused(tmp_path: Path) -> None:
     path.write_bytes(buffer.getvalue())
     with pytest.raises(InputError, match=r"is a ZIP archive \(or an \.odt/\.xlsx document\), not an article"):
         sources.load(str(path))
+
+
+def test_a_batch_folder_sends_pdfs_to_the_pdf_reader(cli, server, runs_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    expected = make_pdf(folder / "oped.pdf", repeat=1)
+    (folder / "notes.pdf").write_text("Just a note.", encoding="utf-8")
+    result = cli("batch", str(folder), "-q", "--no-cache", "--runs-dir", str(runs_dir), "--base-url", server.base_url)
+    assert result.exit_code == 3, result.stderr  # one article failed
+    rows = {row["id"]: row for row in map(json.loads, (Path(result.stdout.strip()) / "batch.jsonl").open())}
+    assert rows["oped.pdf"]["status"] == "complete"
+    text = (Path(rows["oped.pdf"]["run"]) / "article.txt").read_text("utf-8")
+    assert coverage(expected, text) >= 0.95
+    error = rows["notes.pdf"]["error"]
+    assert rows["notes.pdf"]["status"] == "failed" and "\n" not in error
+    assert "is named .pdf but is not a PDF" in error and "words" not in error

@@ -198,3 +198,8 @@ def test_an_interrupt_before_anything_is_saved_points_at_no_run(tmp_path: Path) 
     assert stderr.strip().splitlines()[-1] == "error: interrupted"
     assert "--resume" not in stderr and stdout == ""
     assert not runs_dir.exists() or not any(runs_dir.iterdir())
+
+
+def test_a_one_word_text_is_refused_in_the_singular() -> None:
+    with pytest.raises(InputError, match="has only 1 word; counterpoint needs"):
+        article_mod.from_text("Hello.")
