@@ -104,9 +104,7 @@ def new_run_dir(article: article_mod.Article, runs_dir: Path) -> RunDir:
     """A fresh run directory holding the article exactly as the run will quote it."""
     check_resources()
     run_dir = RunDir.create(runs_dir, article.title)
-    run_dir.write_text("article.txt", article.text)
-    if article.html is not None:
-        run_dir.write_text("source.html", article.html)
+    run_dir.write_article(article.text, article.html)
     return run_dir
 
 
@@ -322,7 +320,7 @@ def _given(article: article_mod.Article | None) -> article_mod.Article:
 def _serve(
     model: LocalModel, run_dir: RunDir, article: article_mod.Article | None, local: LocalOptions | None, emit: EventSink
 ) -> Iterator[str]:
-    article_chars = len(article.text if article else run_dir.read_text("article.txt"))
+    article_chars = len(article.text if article else run_dir.article_text())
     emit("stage", stage=f"local: starting llama.cpp on {model.path.name}")
     with local_endpoint(
         model, log_dir=run_dir.path, article_chars=article_chars, n_ctx=local.n_ctx if local else None
@@ -333,16 +331,16 @@ def _serve(
 def load_recorded_article(run_dir: RunDir) -> article_mod.Article:
     """The article exactly as the run recorded it (its text is the quote-offset reference)."""
     metadata = run_dir.manifest().get("article", {})
-    text = run_dir.read_text("article.txt")
+    text = run_dir.article_text()
     # A damaged field is dropped rather than written into a brief it would make invalid.
     fields = {
         key: value if isinstance(value := metadata.get(key), str) else None
         for key in ("title", "author", "date", "date_text", "site", "url", "language")
     }
-    html = run_dir.read_text("source.html") if (run_dir.path / "source.html").is_file() else None
+    html = run_dir.source_html()
     source = metadata.get("source")
     if not isinstance(source, str):
-        source = str(run_dir.path / "article.txt")
+        source = str(run_dir.article_path)
     return article_mod.Article(
         text=text, source=source, truncated=metadata.get("truncated") is True, html=html, **fields
     )

@@ -29,7 +29,7 @@ from .batch_sources import Item, ReadOptions, load_item
 from .engine import Settings
 from .errors import CounterpointError, ModelError, NoBatchAPI
 from .llm import OpenAIClient
-from .runs import RunDir, RunDirError, read_json
+from .runs import RunDir, RunDirError
 
 if TYPE_CHECKING:
     from .batch_api import BatchJobs, Polling
@@ -203,7 +203,7 @@ class BatchRunner:
 
     async def _article(self, item: Item, known: dict[str, Any] | None) -> None:
         run_dir = RunDir(Path(known["run"])) if known and known.get("run") else None
-        if run_dir is not None and not (run_dir.path / "manifest.json").is_file():
+        if run_dir is not None and not run_dir.is_run():
             run_dir = None  # never got going: start it afresh
         try:
             brief = await (self._resume(run_dir) if run_dir is not None else self._new(item))
@@ -297,10 +297,10 @@ def _path(run_dir: RunDir | None) -> Path | None:
 
 
 def _stored_brief(run_dir: RunDir | None) -> dict[str, Any] | None:
-    if run_dir is None or not (run_dir.path / "brief.json").is_file():
+    if run_dir is None or not run_dir.has_brief():
         return None
     try:
-        brief = read_json(run_dir.path / "brief.json")
+        brief = run_dir.read_brief()
     except RunDirError:
         return None
     return brief if isinstance(brief, dict) and brief.get("status") in ("complete", "partial", "failed") else None

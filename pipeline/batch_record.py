@@ -34,6 +34,8 @@ from .pricing import format_cost, tier_note
 from .runs import BATCHES_DIR, RunDir, check_runs_dir, new_run_id, parse_json, read_json, utc_now
 from .version import __version__
 
+BATCH_MANIFEST = "manifest.json"  # the batch's own manifest (a run's is runs.MANIFEST)
+
 if TYPE_CHECKING:
     from jinja2 import Template
 
@@ -135,13 +137,17 @@ class BatchDir:
             **fields,
             "totals": totals,
         }
-        path = self.path / "manifest.json"
+        path = self.manifest_path
         with self.writing(path):
             atomic_write(path, json_text(manifest, indent=2) + "\n")
 
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / BATCH_MANIFEST
+
     def manifest(self) -> dict[str, Any]:
         """The manifest; a damaged one is a one-line RunDirError naming it."""
-        path = self.path / "manifest.json"
+        path = self.manifest_path
         manifest = read_json(path)
         if not isinstance(manifest, dict) or not isinstance(manifest.get("settings"), dict):
             raise RunDirError(f"{path} is damaged (no settings); the batch cannot be resumed: start a new one")
@@ -205,9 +211,10 @@ class BatchDir:
         )
 
     def _brief_link(self, run: str | None) -> str | None:
-        if not run or not (Path(run) / "brief.html").is_file():
+        page = RunDir(Path(run)).brief_file("html") if run else None
+        if page is None or not page.is_file():
             return None
-        return Path(os.path.relpath(Path(run) / "brief.html", self.path)).as_posix()
+        return Path(os.path.relpath(page, self.path)).as_posix()
 
 
 def batch_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -261,12 +268,12 @@ def batch_ids(runs_dir: Path) -> list[str]:
 def find_batch(runs_dir: Path, ref: str) -> BatchDir:
     """A batch from its id, a unique id prefix, 'latest', or its directory's path."""
     as_path = Path(ref).expanduser()
-    if (as_path / "manifest.json").is_file() and ("/" in ref or os.sep in ref):
+    if (as_path / BATCH_MANIFEST).is_file() and ("/" in ref or os.sep in ref):
         return BatchDir(as_path)
     if not _SAFE_ID.match(ref) or ".." in ref:
         raise RunDirError(f"{ref!r} is not a batch id; give an id, 'latest', or a batch directory")
     ids = [
-        batch_id for batch_id in batch_ids(runs_dir) if (runs_dir / BATCHES_DIR / batch_id / "manifest.json").is_file()
+        batch_id for batch_id in batch_ids(runs_dir) if (runs_dir / BATCHES_DIR / batch_id / BATCH_MANIFEST).is_file()
     ]
     if not ids:
         raise RunDirError(f"there are no batches in {runs_dir / BATCHES_DIR}; start one with 'counterpoint batch'")

@@ -432,9 +432,9 @@ class BriefRun:
             data, run_dir=self.run_dir.path if self.run_dir else None, article_text=self.article.text
         )
         if self.run_dir is not None:
-            self.run_dir.write_text("brief.json", result.to_json() + "\n")
-            self.run_dir.write_text("brief.md", result.to_markdown())
-            self.run_dir.write_text("brief.html", result.to_html())
+            self.run_dir.write_briefs(
+                {"json": result.to_json() + "\n", "md": result.to_markdown(), "html": result.to_html()}
+            )
             self._write_manifest(data["status"], brief=data, cost=(cost, cost_status), cost_by_stage=by_stage)
         return result
 

@@ -38,6 +38,17 @@ from .usage import Usage, clamp_usage
 from .version import __version__
 
 LOCK_NAME = ".lock"
+# The run directory's files (ARCHITECTURE.md, "The run directory"): only this module spells them;
+# everyone else goes through these names or RunDir's helpers.
+ARTICLE = "article.txt"
+SOURCE_HTML = "source.html"
+MANIFEST = "manifest.json"
+CALLS = "calls.jsonl"
+UNITS = "units"
+BRIEF_JSON = "brief.json"
+BRIEF_MD = "brief.md"
+BRIEF_HTML = "brief.html"
+BRIEF_FILES = {"json": BRIEF_JSON, "md": BRIEF_MD, "html": BRIEF_HTML}  # the brief in each format
 BATCHES_DIR = "batches"  # runs/batches/<id>/ holds batch records (batch_record.py), not a run
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 # What resume reads from a manifest, and the JSON type each must have.
@@ -115,8 +126,8 @@ class RunDir:
     def create(cls, runs_dir: Path, title: str | None) -> RunDir:
         check_runs_dir(runs_dir)
         run = cls(runs_dir / new_run_id(title))
-        with run.writing(run.path / "units"):
-            (run.path / "units").mkdir(parents=True)
+        with run.writing(run.path / UNITS):
+            (run.path / UNITS).mkdir(parents=True)
         return run
 
     @contextmanager
@@ -195,7 +206,7 @@ class RunDir:
         except OSError as exc:
             why = exc.strerror or str(exc)
             fix = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "fix that"
-            if not (self.path / "manifest.json").is_file():
+            if not (self.path / MANIFEST).is_file():
                 shutil.rmtree(self.path, ignore_errors=True)
                 raise RunDirError(
                     f"cannot write {path} ({why}); nothing was saved: {fix} (or pass --runs-dir), then run again"
@@ -205,6 +216,55 @@ class RunDir:
                 f"then continue with '{resume_command(self)}'"
             ) from None
 
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST
+
+    @property
+    def article_path(self) -> Path:
+        return self.path / ARTICLE
+
+    @property
+    def brief_path(self) -> Path:
+        """brief.json; `brief_file(fmt)` for the brief in another format."""
+        return self.path / BRIEF_JSON
+
+    def brief_file(self, fmt: str) -> Path:
+        """The brief in `fmt` (json, md or html)."""
+        return self.path / BRIEF_FILES[fmt]
+
+    def is_run(self) -> bool:
+        """Whether the folder holds a run (its manifest is written as the run starts)."""
+        return self.manifest_path.is_file()
+
+    def has_brief(self) -> bool:
+        return self.brief_path.is_file()
+
+    def read_brief(self) -> Any:
+        """brief.json as stored (a RunDirError when the run has not finished it, or it is not JSON);
+        its shape is the reader's to check."""
+        self.require_finished(BRIEF_JSON)
+        return read_json(self.brief_path)
+
+    def article_text(self) -> str:
+        """article.txt: the text every offset in the brief refers to."""
+        return self.read_text(ARTICLE)
+
+    def write_article(self, text: str, page: str | None = None) -> None:
+        """article.txt, and source.html for a page."""
+        self.write_text(ARTICLE, text)
+        if page is not None:
+            self.write_text(SOURCE_HTML, page)
+
+    def source_html(self) -> str | None:
+        """source.html, for a run read from a page; None otherwise."""
+        return self.read_text(SOURCE_HTML) if (self.path / SOURCE_HTML).is_file() else None
+
+    def write_briefs(self, by_format: dict[str, str]) -> None:
+        """The brief in each of its formats (json, md, html), each written atomically."""
+        for fmt, text in by_format.items():
+            self.write_text(BRIEF_FILES[fmt], text)
+
     def write_text(self, name: str, text: str) -> None:
         with self.writing(self.path / name):
             atomic_write(self.path / name, text)
@@ -213,12 +273,12 @@ class RunDir:
         return read_text_file(self.path / name)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        with self.writing(self.path / "manifest.json"):
-            write_json(self.path / "manifest.json", manifest)
+        with self.writing(self.path / MANIFEST):
+            write_json(self.path / MANIFEST, manifest)
 
     def manifest(self) -> dict[str, Any]:
         """The manifest, checked to hold what resume reads; a damaged one is a one-line RunDirError."""
-        path = self.path / "manifest.json"
+        path = self.path / MANIFEST
         try:
             manifest = read_json(path)
         except RunDirError as exc:
@@ -231,19 +291,19 @@ class RunDir:
         if wrong:
             raise RunDirError(
                 f"{path} is damaged ({wrong[0]}); the run cannot be resumed: start a new run "
-                f"with '{shlex.join(['counterpoint', 'run', str(self.path / 'article.txt')])}'"
+                f"with '{shlex.join(['counterpoint', 'run', str(self.article_path)])}'"
             )
         return manifest
 
     def append_call(self, record: dict[str, Any]) -> None:
         """One line per attempt, flushed at once so a killed run keeps its log."""
-        path = self.path / "calls.jsonl"
+        path = self.path / CALLS
         with self.writing(path), open(path, "a", encoding="utf-8") as handle:
             handle.write(json_text(record) + "\n")
 
     def calls(self) -> list[dict[str, Any]]:
         """The calls log; a line cut short by a kill, damaged or of the wrong shape is skipped."""
-        path = self.path / "calls.jsonl"
+        path = self.path / CALLS
         if not path.exists():
             return []
         records = []
@@ -259,11 +319,11 @@ class RunDir:
     def check_resumable(self) -> None:
         """Before a resume makes any call: the article can be read, units/ is a folder, and the calls
         log ends with a whole line (a run stopped mid-write must not glue the next line onto it)."""
-        self.read_text("article.txt")
-        units = self.path / "units"
+        self.read_text(ARTICLE)
+        units = self.path / UNITS
         if units.exists() and not units.is_dir():
             raise RunDirError(f"{units} is not a folder; move it aside, then resume again")
-        calls = self.path / "calls.jsonl"
+        calls = self.path / CALLS
         if calls.is_file() and calls.stat().st_size:
             with self.writing(calls), open(calls, "rb+") as handle:
                 handle.seek(-1, os.SEEK_END)
@@ -273,7 +333,7 @@ class RunDir:
     # -- finished units (for resume) -------------------------------------------------------
 
     def save_unit(self, name: str, unit: dict[str, Any]) -> None:
-        path = self.path / "units" / f"{name}.json"
+        path = self.path / UNITS / f"{name}.json"
         with self.writing(path):
             path.parent.mkdir(exist_ok=True)
             write_json(path, unit)
@@ -281,9 +341,9 @@ class RunDir:
     def load_unit(self, name: str) -> dict[str, Any] | None:
         """A finished unit (under its former name in an older run); None when there is none. A
         damaged one is a RunDirError naming it."""
-        path = self.path / "units" / f"{name}.json"
+        path = self.path / UNITS / f"{name}.json"
         if not path.is_file():
-            path = self.path / "units" / f"{_FORMER_UNIT_PREFIX}{name}.json"
+            path = self.path / UNITS / f"{_FORMER_UNIT_PREFIX}{name}.json"
         if not path.is_file():
             return None
         unit = read_json(path)
@@ -482,7 +542,7 @@ def _summary(
 def find_run(runs_dir: Path, ref: str) -> RunDir:
     """A run from an id, a unique id prefix, 'latest', or a run directory's path."""
     as_path = Path(ref).expanduser()
-    if ("/" in ref or os.sep in ref) and (as_path / "manifest.json").is_file():
+    if ("/" in ref or os.sep in ref) and (as_path / MANIFEST).is_file():
         return RunDir(as_path)
     if ".." in ref or "/" in ref or os.sep in ref or not _SAFE_ID.match(ref):
         raise RunDirError(f"{ref!r} is not a run id; give an id from 'counterpoint runs', 'latest', or a run directory")
@@ -504,7 +564,7 @@ def latest(runs_dir: Path) -> RunDir:
     failed before it started) is not a run to show or resume; ids order runs only to the second."""
     stamps = []
     for run_id in run_ids(runs_dir):
-        created = _created(runs_dir / run_id / "manifest.json")
+        created = _created(runs_dir / run_id / MANIFEST)
         if created is not None:
             stamps.append((created, run_id))
     if not stamps:
@@ -549,7 +609,7 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for run_id in run_ids(runs_dir):
         try:
-            manifest = read_json(runs_dir / run_id / "manifest.json")
+            manifest = read_json(runs_dir / run_id / MANIFEST)
         except RunDirError:
             manifest = None
         if not isinstance(manifest, dict):

@@ -1,6 +1,7 @@
 """The module map's rules that code can check (ARCHITECTURE.md): no import cycle anywhere in the
 package, counting imports inside functions and under TYPE_CHECKING; article.py imports no other
-input module; the brief's renderers import only its entries; no function is over 60 lines."""
+input module; the brief's renderers import only its entries; no function is over 60 lines; only
+runs.py spells the run directory's file names."""
 
 from __future__ import annotations
 
@@ -108,3 +109,35 @@ def test_no_function_in_the_package_is_over_60_lines() -> None:
         and (node.end_lineno or node.lineno) - node.lineno + 1 > 60
     ]
     assert long == []
+
+
+# The run directory's files: runs.py alone spells them (others use its names and RunDir's helpers);
+# batch_record.py spells the batch record's own manifest.json.
+RUN_FILES = {"article.txt", "source.html", "manifest.json", "calls.jsonl", "brief.json", "brief.md", "brief.html"}
+MAY_SPELL = {"runs.py": RUN_FILES, "batch_record.py": {"manifest.json"}}
+
+
+def layout_literals(source: str, allowed: set[str] = frozenset()) -> list[tuple[int, str]]:  # type: ignore[assignment]
+    """String literals (f-string parts included) that are exactly a run-directory file name: the
+    code building a path into a run by hand. Prose that mentions a file is not such a literal."""
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and node.value in RUN_FILES - allowed
+    ]
+
+
+def test_only_runs_py_spells_the_run_directory_layout() -> None:
+    found = [
+        f"{path.relative_to(PACKAGE)}:{line} {name!r}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for line, name in layout_literals(
+            path.read_text(encoding="utf-8"), MAY_SPELL.get(path.relative_to(PACKAGE).as_posix(), set())
+        )
+    ]
+    assert found == [], "use runs.py's names and RunDir helpers (brief_path, read_brief, article_text...)"
+
+
+def test_the_layout_check_sees_a_path_built_by_hand() -> None:
+    code = 'def f(run):\n    return run.path / "brief.json", f"{run.path / \'article.txt\'}", "see brief.json"\n'
+    assert layout_literals(code) == [(2, "brief.json"), (2, "article.txt")]

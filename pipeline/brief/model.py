@@ -157,18 +157,17 @@ class Brief:
     def load(cls, run_dir: str | Path) -> Brief:
         """The brief of a finished run directory; a missing or damaged one is a one-line RunDirError."""
         from ..errors import RunDirError
-        from ..runs import RunDir, read_json
+        from ..runs import MANIFEST, RunDir
         from .check import check_brief
 
         run = RunDir(Path(run_dir).expanduser())
-        if not (run.path / "manifest.json").is_file():
-            raise RunDirError(f"{run.path} is not a counterpoint run (it has no manifest.json); give a run directory")
-        run.require_finished("brief.json")
-        data = read_json(run.path / "brief.json")
-        article_text = run.read_text("article.txt")
+        if not run.is_run():
+            raise RunDirError(f"{run.path} is not a counterpoint run (it has no {MANIFEST}); give a run directory")
+        data = run.read_brief()
+        article_text = run.article_text()
         problems = check_brief(data, article_text)
         if problems:
-            where = run.path / "brief.json"
+            where = run.brief_path
             raise RunDirError(f"{where} is damaged ({problems[0]}); see 'counterpoint validate {run.path}'")
         return cls.from_dict(data, run_dir=run.path, article_text=article_text)
 

@@ -179,10 +179,10 @@ def resumed(batch_dir: BatchDir, given: dict[str, Any]) -> tuple[dict[str, Any],
     base_url, _ = api.recorded_endpoint(manifest, given["base_url"], False, None)
     sources, lists = manifest.get("sources"), manifest.get("lists")
     if not _strings(sources) or not _strings(lists):
-        raise RunDirError(f"{batch_dir.path / 'manifest.json'} is damaged (sources); start a new batch")
+        raise RunDirError(f"{batch_dir.manifest_path} is damaged (sources); start a new batch")
     fields: dict[str, Any] = {key: manifest[key] for key in ("created", "cwd", "endpoint", "local") if key in manifest}
     if not isinstance(fields.get("cwd", ""), str):
-        raise RunDirError(f"{batch_dir.path / 'manifest.json'} is damaged (cwd); start a new batch")
+        raise RunDirError(f"{batch_dir.manifest_path} is damaged (cwd); start a new batch")
     return {**fields, "sources": sources, "lists": lists, "settings": settings}, base_url
 
 

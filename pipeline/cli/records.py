@@ -88,7 +88,7 @@ def model_cell(row: dict[str, Any]) -> str:
 def show(run_ref: str, runs_dir: Path, fmt: str) -> None:
     """Print a run's brief (or its review.json with --format review). RUN is an id, a unique prefix,
     'latest' or a run directory."""
-    from ..runs import find_run
+    from ..runs import BRIEF_FILES, find_run
 
     run_dir = find_run(runs_dir, run_ref)
     if fmt == "path":
@@ -97,7 +97,7 @@ def show(run_ref: str, runs_dir: Path, fmt: str) -> None:
     if fmt == "review":
         show_review(run_dir.path)
         return
-    name = {"md": "brief.md", "json": "brief.json", "html": "brief.html"}[fmt]
+    name = BRIEF_FILES[fmt]
     run_dir.require_finished(name)
     echo(run_dir.read_text(name), nl=False, as_json=fmt == "json")
 
@@ -122,16 +122,16 @@ def validate(target: str, runs_dir: Path, as_json: bool) -> None:
     from ..brief import check_brief
     from ..brief.check import predates_checks
     from ..review.store import REVIEW_NAME
-    from ..runs import RunDir, find_run, read_json, read_text_file
+    from ..runs import BRIEF_JSON, RunDir, find_run, read_json, read_text_file
     from ..terminal import clean
 
     path = Path(target).expanduser()
     if not path.is_file():
         run_dir = RunDir(path) if path.is_dir() else find_run(runs_dir, target)
-        run_dir.refuse_while_running("brief.json")
-        path = run_dir.path / "brief.json"
+        run_dir.refuse_while_running(BRIEF_JSON)
+        path = run_dir.brief_path
     brief_path = path
-    article_path = brief_path.parent / "article.txt"
+    article_path = RunDir(brief_path.parent).article_path  # a brief.json file is checked against the article beside it
     brief = read_json(brief_path)
     article_text = read_text_file(article_path) if article_path.is_file() else None
     in_brief, in_review = check_brief(brief, article_text), review_problems(brief_path.parent, brief)

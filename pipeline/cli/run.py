@@ -364,8 +364,10 @@ def await_run(work: Any, run_dir: RunDir, progress: Any, started: float, as_json
 def report_stopped(progress: Any, path: Path, started: float, as_json: bool, code: int, message: str) -> NoReturn:
     """A run stopped early (interrupt, refused credentials) still ends like a run: the summary of what
     finished, the run directory (or the brief) as stdout's last line, then the one-line error."""
+    from ..runs import RunDir
+
     try:
-        text = (path / "brief.json").read_text(encoding="utf-8")
+        text = RunDir(path).brief_path.read_text(encoding="utf-8")
         brief = json.loads(text)
     except (OSError, ValueError):  # stopped before the brief was written
         text, brief = "", None
@@ -418,7 +420,7 @@ def recorded_defaults(run_dir: RunDir, manifest: dict[str, Any], options: dict[s
             taken[name] = param.type_cast_value(context, value)
         except (click.BadParameter, TypeError, ValueError, OverflowError):  # Click casts with int(), float()
             raise RunDirError(
-                f"{run_dir.path / 'manifest.json'} is damaged (settings.{name} is {value!r}); pass "
+                f"{run_dir.manifest_path} is damaged (settings.{name} is {value!r}); pass "
                 f"--{name.replace('_', '-')} to resume anyway, or start a new run"
             ) from None
     return taken

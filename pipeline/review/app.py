@@ -22,13 +22,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..batch_record import batch_ids
+from ..batch_record import BatchDir, batch_ids
 from ..brief import check_brief
 from ..brief.html import render_html, template
 from ..errors import CounterpointError, RunDirError
 from ..pricing import format_cost
 from ..resources import resource_dir
-from ..runs import BATCHES_DIR, RunDir, list_runs, parse_json, read_json, read_text_file, run_ids
+from ..runs import BATCHES_DIR, RunDir, list_runs, parse_json, read_json, run_ids
 from .guard import HEADER, PAGE_CSP, Guard
 from .store import InvalidReview, StaleRevision, listing_progress, load_review, progress, update_review
 
@@ -94,14 +94,13 @@ def _run(request: Request) -> tuple[RunDir, dict[str, Any]]:
         raise HTTPException(404, f"no run {run_id!r} in the runs directory")
     run_dir = RunDir(runs_dir / run_id)
     try:
-        run_dir.require_finished("brief.json")
-        brief = read_json(run_dir.path / "brief.json")
+        brief = run_dir.read_brief()
     except RunDirError as exc:
         raise HTTPException(404, str(exc)) from None
     problems = check_brief(brief, None)  # as Brief.load checks it: older briefs pass
     if problems:  # every page and write below relies on the brief's shape
         raise RunDirError(
-            f"{run_dir.path / 'brief.json'} is damaged ({problems[0]}); check it with 'counterpoint validate {run_id}'"
+            f"{run_dir.brief_path} is damaged ({problems[0]}); check it with 'counterpoint validate {run_id}'"
         )
     return run_dir, brief
 
@@ -131,7 +130,7 @@ def _batches(runs_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for batch_id in batch_ids(runs_dir):
         try:
-            read = read_json(runs_dir / BATCHES_DIR / batch_id / "manifest.json")
+            read = read_json(BatchDir(runs_dir / BATCHES_DIR / batch_id).manifest_path)
         except RunDirError:
             read = None
         manifest: dict[str, Any] = read if isinstance(read, dict) else {}
@@ -160,7 +159,7 @@ def index(request: Request) -> Response:
 def review_page(request: Request) -> Response:
     run_dir, brief = _run(request)
     settings = _settings(request)
-    article = read_text_file(run_dir.path / "article.txt")
+    article = run_dir.article_text()
     extra = {
         "review": load_review(run_dir.path, brief),
         "run_id": run_dir.id,

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..brief import check_brief
 from ..errors import RunDirError
-from ..runs import RunDir, read_json, read_text_file
+from ..runs import RunDir
 from .store import progress, read_review
 
 FORMATS = ("md", "html", "docx", "json")
@@ -53,12 +53,11 @@ def reviewed_brief(brief: dict[str, Any], review: dict[str, Any]) -> dict[str, A
 
 def export(run_dir: RunDir, fmt: str, *, reviewed: bool) -> str | bytes:
     """The brief of `run_dir` in `fmt`; text for md, html and json, bytes for docx."""
-    run_dir.require_finished("brief.json")
-    brief = read_json(run_dir.path / "brief.json")
+    brief = run_dir.read_brief()
     problems = check_brief(brief, None)  # as Brief.load checks it: older briefs pass
     if problems:  # every renderer relies on the brief's shape
         raise RunDirError(
-            f"{run_dir.path / 'brief.json'} is damaged ({problems[0]}); see 'counterpoint validate {run_dir.path}'"
+            f"{run_dir.brief_path} is damaged ({problems[0]}); see 'counterpoint validate {run_dir.path}'"
         )
     if reviewed:
         review = read_review(run_dir.path)
@@ -80,5 +79,5 @@ def export(run_dir: RunDir, fmt: str, *, reviewed: bool) -> str | bytes:
         return render_docx(brief)
     from ..brief.html import render_html
 
-    article = read_text_file(run_dir.path / "article.txt")
+    article = run_dir.article_text()
     return render_html(brief, article, name="reviewed.html.j2" if reviewed else "brief.html.j2")
