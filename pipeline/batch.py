@@ -1,12 +1,16 @@
 """Brief a corpus in one process: every article an ordinary run, all under one concurrency limit.
 
-Each article gets its own client (its own calls log, call budget and run record), and every
+Each article gets its own client (its own calls log, call budget and run record). Over HTTP every
 client sends through one shared transport: the same concurrency slots, 429 back-off and HTTP
 connections (llm.OpenAIClient.share_transport), so `--concurrency` bounds the requests in flight
 across the whole batch with `run`'s per-request semantics. At most `window` articles are open at
 once and sources are read lazily, so memory stays flat however long the corpus. A failure stays
 the article's row; an endpoint that refuses the credentials or the model stops the batch at once,
 and `max_failures` failed articles stop it too.
+
+With `batch_api` every request goes to one `batch_api.BatchJobs` queue instead (kept in the batch's
+folder, so a resume reuses the jobs already submitted), and every article is open at once, so each
+stage of the whole corpus goes in one job.
 """
 
 from __future__ import annotations
@@ -14,17 +18,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import api, defaults
 from .batch_record import FINISHED, BatchDir, row
 from .batch_sources import Item, ReadOptions, load_item
 from .engine import Settings
-from .errors import CounterpointError, ModelError
+from .errors import CounterpointError, ModelError, NoBatchAPI
 from .llm import OpenAIClient
 from .runs import RunDir, RunDirError, read_json
+
+if TYPE_CHECKING:
+    from .batch_api import BatchJobs, Polling
+    from .cache import ResponseCache
 
 PROGRESS_EVERY = 0.5  # seconds between progress updates
 
@@ -40,10 +49,16 @@ class BatchConfig:
     max_failures: int | None = None
     window: int | None = None  # articles open at once; default: twice the concurrency
     force: bool = False  # resume runs whose record differs (as `run --resume --force`)
+    batch_api: bool = False  # every model call through the provider's Batch API
+    polling: Polling | None = None  # how the Batch API jobs are checked (None: batch_api.Polling())
 
     @property
     def open_articles(self) -> int:
         return self.window or 2 * self.settings.concurrency + 2
+
+    @property
+    def price_tier(self) -> str:
+        return "batch" if self.batch_api else "standard"
 
 
 class Reporter(Protocol):
@@ -52,6 +67,7 @@ class Reporter(Protocol):
     def attempt(self, line: dict[str, Any]) -> None: ...
     def finished(self, line: dict[str, Any]) -> None: ...
     def tick(self, in_flight: int) -> None: ...
+    def batch_job(self, job: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -60,11 +76,17 @@ class Outcome:
 
     rows: dict[str, dict[str, Any]]
     stopped: str | None = None
+    resume_flags: tuple[str, ...] = ()  # what a resume needs to get past why it stopped
 
 
 class BatchRunner:
     def __init__(
-        self, batch: BatchDir, config: BatchConfig, rows: dict[str, dict[str, Any]], reporter: Reporter
+        self,
+        batch: BatchDir,
+        config: BatchConfig,
+        rows: dict[str, dict[str, Any]],
+        reporter: Reporter,
+        jobs: BatchJobs | None = None,
     ) -> None:
         self.batch = batch
         self.config = config
@@ -72,10 +94,13 @@ class BatchRunner:
         self.reporter = reporter
         self.failures = 0
         self.stopped: str | None = None
+        self.resume_flags: tuple[str, ...] = ()
         self._tasks: set[asyncio.Task[None]] = set()
         self._bug: BaseException | None = None  # an unexpected error in an article: raised, never swallowed
-        # Never sends itself: it holds the slots, back-off and connections every article's client shares.
-        self.transport = self._make_client()
+        self.jobs = jobs  # the Batch API queue every article's requests go to (None: over HTTP)
+        # Never sends itself: it holds the slots, back-off and connections every article's client
+        # shares. The Batch API path sends no request over HTTP: nothing to share.
+        self.transport = self._make_client() if jobs is None else None
 
     def _make_client(self) -> OpenAIClient:
         options = self.config.client
@@ -90,12 +115,33 @@ class BatchRunner:
         )
 
     def article_client(self, run_dir: RunDir) -> OpenAIClient:
-        """The client the article in `run_dir` talks through: the one place its class is chosen (a
-        provider Batch API client, whose request ids derive from the run's id, plugs in here)."""
-        del run_dir  # an HTTP client needs only the shared transport
+        """The client the article in `run_dir` talks through: the one place its class is chosen. A
+        Batch API client's request ids derive from the run's id (so a resume asks the same ones)."""
+        if self.jobs is not None:
+            from .batch_api import batch_api_client
+
+            options = self.config.client
+            return batch_api_client(
+                self.jobs,
+                settings=self.config.settings,
+                run_id=run_dir.id,
+                max_calls=options.max_calls,
+                max_retries=options.max_retries,
+                cache=self._cache(),
+            )
+        assert self.transport is not None  # made whenever there is no queue
         client = self._make_client()
         client.share_transport(self.transport)
         return client
+
+    def _cache(self) -> ResponseCache | None:
+        """The response cache an article's client uses, as `api.make_client` opens it."""
+        options = self.config.client
+        if not options.use_cache:
+            return None
+        from .cache import ResponseCache, default_cache_dir
+
+        return ResponseCache(options.cache_dir or default_cache_dir())
 
     async def run(self, items: Iterator[Item]) -> Outcome:
         """Brief every item not finished before; an interrupt still records every open article."""
@@ -116,10 +162,11 @@ class BatchRunner:
         finally:
             await self._cancel_open()
             ticker.cancel()
-            await self.transport.aclose()
+            if self.transport is not None:
+                await self.transport.aclose()
         if self._bug is not None:
             raise self._bug
-        return Outcome(self.rows, self.stopped)
+        return Outcome(self.rows, self.stopped, self.resume_flags)
 
     def _done(self, task: asyncio.Task[None], window: asyncio.Semaphore) -> None:
         self._tasks.discard(task)
@@ -135,8 +182,15 @@ class BatchRunner:
 
     async def _tick(self) -> None:
         while True:
-            self.reporter.tick(self.transport.calls_in_flight)
+            self.reporter.tick(self.calls_in_flight)
             await asyncio.sleep(PROGRESS_EVERY)
+
+    @property
+    def calls_in_flight(self) -> int:
+        """A Batch API client holds no concurrency slot: its calls in flight are the queue's."""
+        if self.jobs is not None:
+            return self.jobs.in_flight
+        return self.transport.calls_in_flight if self.transport is not None else 0
 
     def _stop(self, why: str) -> None:
         """Start no new article, and stop the open ones (each records what it finished)."""
@@ -173,6 +227,8 @@ class BatchRunner:
             raise
         except ModelError as exc:  # the endpoint refuses the credentials or the model: no article can succeed
             self._finish(self._recorded_row(item, self._run_of(item, run_dir), str(exc)))
+            if isinstance(exc, NoBatchAPI):  # --batch-api is recorded: the resume must turn it off
+                self.resume_flags = ("--no-batch-api",)
             self._stop(f"{exc}; the batch stopped")
             return
         except CounterpointError as exc:  # this article's input or record: its row, the batch goes on
@@ -259,13 +315,48 @@ async def run_batch(
     with batch.lock():
         rows = batch.rows()
         batch.write_manifest("running", manifest, None)
-        runner = BatchRunner(batch, config, rows, reporter)
+        jobs = job_queue(batch, config, reporter) if config.batch_api else None
+        runner = BatchRunner(batch, config, rows, reporter, jobs)
         status = "interrupted"
         try:
-            outcome = await runner.run(items)
+            # An exception (an interrupt) closes the queue unfinished: the answers handed out are
+            # kept for the resume, which replays them instead of paying for them again.
+            async with jobs or nullcontext():
+                outcome = await runner.run(items)
             status = "stopped" if outcome.stopped else "finished"
         finally:
-            totals = batch.finish(runner.rows)
+            totals = batch.finish(runner.rows, config.price_tier)
             totals["wall_s"] = round(time.perf_counter() - started, 3)
             batch.write_manifest(status, {**manifest, "stopped": runner.stopped}, totals)
     return outcome
+
+
+def polling_every(seconds: float) -> Polling:
+    """Checks of a job at most `seconds` apart (the first after at most 5 s). A short interval
+    (a fast local batch endpoint, the tests) also shortens the pause that gathers a stage's
+    requests into one job, which needs no more than the gaps between articles' requests."""
+    from .batch_api import Polling
+
+    default = Polling()
+    return Polling(settle=min(default.settle, seconds), first=min(default.first, seconds), longest=seconds)
+
+
+def job_queue(batch: BatchDir, config: BatchConfig, reporter: Reporter) -> BatchJobs:
+    """The Batch API queue of `batch`: its record of submitted jobs lives in the batch's folder, so
+    a resumed batch follows the jobs already submitted. The key is OPENAI_API_KEY, as for a run."""
+    from .batch_api import BatchJobs
+
+    def on_event(kind: str, **data: Any) -> None:
+        if kind == "batch_job":
+            reporter.batch_job(data)
+
+    options = config.client
+    return BatchJobs(
+        base_url=options.base_url,
+        api_key=None,
+        state_dir=batch.path / "batch_api",
+        polling=config.polling,
+        timeout=defaults.TIMEOUT if options.timeout is None else options.timeout,
+        attempts=options.max_retries + 1,
+        on_event=on_event,
+    )

@@ -34,7 +34,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from . import defaults
 from .batch_state import JobRecord
 from .endpoints import DEFAULT_BASE_URL, Endpoint
-from .errors import AuthError, CounterpointError, ModelError, UnitFailed
+from .errors import AuthError, CounterpointError, ModelError, NoBatchAPI, UnitFailed
 from .files import json_text
 from .llm import CallContext, OpenAIClient, Reply, SamplingSettings, clip, reply_from
 from .runs import utc_now
@@ -392,7 +392,7 @@ class BatchJobs:
                 f"the endpoint at {self.host} refused the credentials (HTTP {status}); check OPENAI_API_KEY"
             )
         if status == 404 and first_call:
-            return ModelError(
+            return NoBatchAPI(
                 f"{what} at {self.host} failed (HTTP 404): the endpoint has no Batch API (/v1/files and "
                 "/v1/batches); run without --batch-api"
             )

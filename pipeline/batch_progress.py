@@ -1,9 +1,9 @@
 """A batch's progress on stderr, and its summary at the end.
 
 On a terminal one status line is redrawn in place (articles done of total, failed, calls in
-flight, tokens, cost, ETA). When stderr is a pipe or a log, the same line is written at most
-every `LOG_EVERY` seconds, so a long batch leaves a readable trail instead of a flood; `quiet`
-silences everything.
+flight, tokens, cost, ETA; with --batch-api, the status of the jobs not yet ended). When stderr
+is a pipe or a log, the same line is written at most every `LOG_EVERY` seconds, so a long batch
+leaves a readable trail instead of a flood; `quiet` silences everything.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from .pricing import format_cost
 from .terminal import clean
 
 LOG_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
+JOB_ENDED = frozenset({"completed", "failed", "expired", "cancelled"})  # as batch_api.FINAL_STATUSES
 
 
 class BatchProgress:
@@ -33,6 +34,7 @@ class BatchProgress:
         self.started = time.monotonic()
         self._last_line = self.started
         self._drawn = False
+        self.jobs: dict[str, dict[str, Any]] = {}  # Batch API jobs by id: their last reported progress
 
     def attempt(self, line: dict[str, Any]) -> None:
         usage = line.get("usage") or {}
@@ -47,13 +49,35 @@ class BatchProgress:
             else:
                 self.cost += line["cost_usd"]
 
+    def batch_job(self, job: dict[str, Any]) -> None:
+        """A Batch API job's progress: a line when it is first seen (submitted, or followed again on
+        resume) and when it ends (rare events a log should keep), its status in the progress line
+        meanwhile."""
+        known = job["job"] in self.jobs
+        self.jobs[job["job"]] = job
+        if not known:
+            self.say(f"batch job {job['job']} {job['status']}: {job.get('total') or '?'} requests")
+        elif job["status"] in JOB_ENDED:
+            self.say(
+                f"batch job {job['job']} {job['status']}: {job.get('completed') or 0} answered, "
+                f"{job.get('failed') or 0} failed"
+            )
+
     def line(self, in_flight: int) -> str:
         done = self.already + self.done
         cost = "unpriced" if self.unpriced and not self.cost else format_cost(self.cost)
         return (
             f"articles {done}/{self.total} done, {self.failed} failed, {in_flight} calls in flight, "
-            f"{self.tokens:,} tokens, {cost}, ETA {self._eta()}"
+            f"{self.tokens:,} tokens, {cost}, ETA {self._eta()}{self._jobs()}"
         )
+
+    def _jobs(self) -> str:
+        running = [job for job in self.jobs.values() if job["status"] not in JOB_ENDED]
+        shown = ", ".join(
+            f"{job['job']} {job['status']} {job.get('completed') or 0}/{job.get('total') or '?'}" for job in running[:2]
+        )
+        more = f" and {len(running) - 2} more" if len(running) > 2 else ""
+        return f"; batch jobs: {shown}{more}" if running else ""
 
     def _eta(self) -> str:
         left = self.total - self.already - self.done
@@ -87,6 +111,11 @@ class BatchProgress:
         self.say(
             f"batch: {totals['articles']} articles: {totals['complete']} complete, {totals['partial']} partial, "
             f"{totals['failed']} failed; {totals['claims_ok']} claims answered, {totals['claims_failed']} not; "
-            f"{totals['tokens']:,} tokens, cost {format_cost(totals['cost_usd'])}, {elapsed:.1f}s"
+            f"{totals['tokens']:,} tokens, cost {format_cost(totals['cost_usd'])}{_at(totals)}, {elapsed:.1f}s"
         )
         self.say(f"record: {path} (index.html, summary.csv, batch.jsonl)")
+
+
+def _at(totals: dict[str, Any]) -> str:
+    tier = totals.get("price_tier", "standard")
+    return "" if tier == "standard" or totals["cost_usd"] is None else f" at {tier} prices"

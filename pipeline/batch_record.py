@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from . import defaults
 from .errors import RunDirError
 from .files import atomic_write, json_text
-from .pricing import format_cost
+from .pricing import format_cost, tier_note
 from .runs import BATCHES_DIR, RunDir, check_runs_dir, new_run_id, parse_json, read_json, utc_now
 from .version import __version__
 
@@ -171,11 +171,11 @@ class BatchDir:
                     found[data["key"]] = data
         return found
 
-    def finish(self, rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def finish(self, rows: dict[str, dict[str, Any]], price_tier: str = "standard") -> dict[str, Any]:
         """Rewrite batch.jsonl with one line per source (in source order), write summary.csv and
-        index.html, and return the totals."""
+        index.html, and return the totals. `price_tier`: the prices the articles' costs are at."""
         ordered = sorted(rows.values(), key=lambda line: line["n"])
-        totals = batch_totals(ordered)
+        totals = {**batch_totals(ordered), "price_tier": price_tier}
         jsonl = "".join(json_text(line) + "\n" for line in ordered)
         for name, text in (
             ("batch.jsonl", jsonl),
@@ -197,7 +197,11 @@ class BatchDir:
             for line in rows
         ]
         return template().render(
-            batch_id=self.id, articles=articles, totals=totals, total_cost=format_cost(totals["cost_usd"])
+            batch_id=self.id,
+            articles=articles,
+            totals=totals,
+            total_cost=format_cost(totals["cost_usd"]),
+            tier_note=tier_note(totals.get("price_tier", "standard")),
         )
 
     def _brief_link(self, run: str | None) -> str | None:

@@ -9,6 +9,7 @@ TIMEOUT = 120.0  # seconds for one model call
 LOCAL_TIMEOUT = 600.0  # seconds for one call to a local CPU model (--local), which queues and is slow
 CONCURRENCY = 8  # model requests in flight at once
 BATCH_CONCURRENCY = 16  # model requests in flight at once across all the articles of a batch
+BATCH_API_POLL = 60.0  # seconds: the longest wait between checks of a Batch API job
 LOCAL_CONCURRENCY = 1  # llama.cpp answers one request at a time
 MAX_CLAIMS = 8
 REASKS = 2  # re-asks after an output fails validation

@@ -1,4 +1,5 @@
-"""`counterpoint doctor`: which model backends this machine can use, and what to do about the rest."""
+"""`counterpoint doctor`: which model backends this machine can use, and what to do about the rest; the
+settings in force and where each comes from; a warning when the endpoint does not list the model."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
-from . import local
+from . import config, local
 from .endpoints import check_base_url
 from .errors import ConfigError
 
@@ -28,11 +30,12 @@ def api_key(key: str | None) -> Check:
     return Check("OpenAI API key", False, "OPENAI_API_KEY is not set; export it to use OpenAI")
 
 
-def endpoint(base_url: str | None, key: str | None) -> Check:
-    """GET <base_url>/models, the cheapest request every OpenAI-compatible server answers."""
+def endpoint(base_url: str | None, key: str | None) -> tuple[Check, list[str] | None]:
+    """GET <base_url>/models, the cheapest request every OpenAI-compatible server answers; the
+    check, and the model names listed (None when the endpoint gave no list)."""
     name = "OpenAI-compatible endpoint"
     if not base_url:
-        return Check(name, False, "no --base-url or OPENAI_BASE_URL given")
+        return Check(name, False, "no --base-url, OPENAI_BASE_URL or base_url in counterpoint.toml given"), None
     # Shown and probed without user name, password, query or fragment: none belongs on a screen.
     base_url = check_base_url(base_url)
     request = urllib.request.Request(f"{base_url}/models")
@@ -40,15 +43,37 @@ def endpoint(base_url: str | None, key: str | None) -> Check:
         request.add_header("Authorization", f"Bearer {key}")
     try:
         with urllib.request.urlopen(request, timeout=PROBE_TIMEOUT_S) as response:
-            models = [m.get("id", "?") for m in json.loads(response.read()).get("data", [])]
+            models = [str(m.get("id", "?")) for m in json.loads(response.read()).get("data", [])]
     except urllib.error.HTTPError as exc:
         hint = "check OPENAI_API_KEY" if exc.code in (401, 403) else "check the URL (it usually ends in /v1)"
-        return Check(name, False, f"{base_url} answered HTTP {exc.code}; {hint}")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return Check(name, False, f"{base_url} answered HTTP {exc.code}; {hint}"), None
+    except (urllib.error.URLError, OSError, ValueError, AttributeError) as exc:
         reason = getattr(exc, "reason", exc)
-        return Check(name, False, f"{base_url} is not reachable ({reason}); is the server running?")
+        return Check(name, False, f"{base_url} is not reachable ({reason}); is the server running?"), None
     listed = ", ".join(models[:5]) + (" …" if len(models) > 5 else "")
-    return Check(name, True, f"{base_url} answers; models: {listed or 'none listed'}")
+    return Check(name, True, f"{base_url} answers; models: {listed or 'none listed'}"), models
+
+
+def model_warning(model: str, models: list[str] | None, source: str) -> str | None:
+    """A warning when the endpoint lists its models and `model`, the one `run` would send, is not among them."""
+    if models is None or model in models:
+        return None
+    listed = ", ".join(models[:5]) + (" …" if len(models) > 5 else "") if models else "none"
+    return (
+        f"the endpoint does not list model {model!r} ({source}); it lists: {listed}. A run would likely "
+        "fail with HTTP 404: pass --model, or change where the model is set"
+    )
+
+
+def shown_settings(settings: list[config.Setting]) -> list[config.Setting]:
+    """The settings as doctor prints them: a base URL without credentials, paths as text."""
+    shown = []
+    for setting in settings:
+        value = setting.value
+        if setting.name == "base_url" and setting.source != "default":
+            value = check_base_url(str(value))
+        shown.append(config.Setting(setting.name, str(value) if isinstance(value, Path) else value, setting.source))
+    return shown
 
 
 def local_runtime() -> Check:
@@ -69,8 +94,18 @@ def demo_model() -> Check:
     return Check(name, True, f"{path} ({path.stat().st_size / 1e6:.0f} MB)")
 
 
-def diagnose(base_url: str | None, key: str | None) -> list[Check]:
-    return [api_key(key), endpoint(base_url, key), local_runtime(), demo_model()]
+@dataclass(frozen=True)
+class Diagnosis:
+    checks: list[Check]
+    warnings: list[str]
+
+
+def diagnose(base_url: str | None, key: str | None, model: config.Setting | None = None) -> Diagnosis:
+    """The backends' checks, and a warning when the endpoint does not list `model`."""
+    endpoint_check, models = endpoint(base_url, key)
+    checks = [api_key(key), endpoint_check, local_runtime(), demo_model()]
+    warning = model_warning(str(model.value), models, model.source) if model is not None else None
+    return Diagnosis(checks, [warning] if warning else [])
 
 
 def usable_backends(checks: list[Check]) -> list[str]:

@@ -31,6 +31,10 @@ class AuthError(ModelError):
     """401/403 from the endpoint."""
 
 
+class NoBatchAPI(ModelError):
+    """404 to a Batch API upload: the endpoint has no /v1/files and /v1/batches."""
+
+
 class ModelNotFound(ModelError):
     """404 from the endpoint: the model name or base URL is wrong."""
 

@@ -6,6 +6,12 @@
   openai SDK is exercised end to end. Replies are scripted per request: content, status codes,
   headers, delays, refusals, truncation, empty choices, dropped connections, raw bodies of any
   content type, odd token counts, and bodies trickled out a byte at a time.
+- `CounterpointFake`: what the pytest fixture `counterpoint_fake` gives a test (pipeline.pytest_plugin).
+
+Both fakes answer a unit nothing is scripted for with a valid default answer read off the request
+(pipeline.fake_answers), take per-unit failures (`fail(unit, kind, times)`, kinds in FAULT_KINDS)
+and per-unit fields over the default answer (`answer(unit, **fields)`), and record every request
+with its unit in `requests`.
 """
 
 from __future__ import annotations
@@ -13,38 +19,36 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from pathlib import Path
+from typing import Any, NoReturn, Self
 
+from .errors import AuthError, ModelError
+from .fake_answers import FAULT_KINDS, TRANSPORT_KINDS, Fault, ScriptedUnits, unit_of
 from .fake_batch_api import FakeBatchAPI
-from .llm import CallContext, ModelClient, Reply, Usage
+from .llm import CallContext, ModelClient, Reply, Usage, _Retryable
 
-_CLAIM_ID = re.compile(r"^Claim (C\d+) \(", re.MULTILINE)
-
-
-def unit_of(messages: list[dict[str, Any]]) -> str:
-    """Which unit a request is for: 'extract', a claim id such as 'C3', 'synthesize', or 'judge'
-    (counterpoint eval's judge)."""
-    for message in messages:
-        if message.get("role") != "user":
-            continue
-        content = message.get("content") or ""
-        if content.startswith("Task: extract"):
-            return "extract"
-        if content.startswith("Task: write the counter-case"):
-            return "synthesize"
-        if content.startswith("Task: judge"):
-            return "judge"
-        claim = _CLAIM_ID.search(content)
-        if content.startswith("Task: answer one claim") and claim:
-            return claim.group(1)
-    return "unknown"
+__all__ = [
+    "FAULT_KINDS",
+    "CounterpointFake",
+    "FakeLLM",
+    "FakeOpenAIServer",
+    "FakeResponse",
+    "ReceivedRequest",
+    "Reply",
+    "Usage",
+    "max_in_flight",
+    "scripted_handler",
+    "unit_of",
+]
+HANG_LIMIT_S = 600.0  # a `timeout` fault holds its request at most this long (the client gives up first)
 
 
 def _as_content(item: Any) -> str:
@@ -55,9 +59,14 @@ def _as_content(item: Any) -> str:
 
 
 class FakeLLM(ModelClient):
-    """Replies from a queue (str, JSON-able dict, Reply, or an exception to raise), or a responder.
+    """Replies from a queue (str, JSON-able dict, Reply, or an exception to raise), or a responder,
+    else the unit's default answer (see the module's docstring).
 
-    `history` holds every request: {"unit", "stage", "messages", "body"}.
+    A failure scripted with `fail` comes first, each kind as the real client meets it: `timeout`
+    raises TimeoutError, `http_429` and `http_500` are logged and raised as OpenAIClient's attempt
+    raises them, so `ModelClient` retries each (then fails the unit with kind `transport`), and
+    `http_401` stops the run (AuthError). `history` holds every request: {"unit", "stage",
+    "messages", "body"}; `requests` the same as the fake server's `ReceivedRequest`s.
     """
 
     retry_backoff = 0.0  # a queued transport error is retried at once: there is no server to wait for
@@ -75,26 +84,75 @@ class FakeLLM(ModelClient):
         self.queue: deque[Any] = deque(replies)
         self.responder = responder
         self.history: list[dict[str, Any]] = []
+        self.requests: list[ReceivedRequest] = []
+        self._units = ScriptedUnits()
+        self._fatal: ModelError | None = None
 
     def enqueue(self, *replies: Any) -> FakeLLM:
         self.queue.extend(replies)
         return self
 
+    def fail(self, unit: str, kind: str, times: int = 1) -> FakeLLM:
+        """The next `times` requests for `unit` fail as `kind` (one of FAULT_KINDS)."""
+        self._units.fail(unit, kind, times)
+        return self
+
+    def answer(self, unit: str, **fields: Any) -> FakeLLM:
+        """Give these top-level fields in `unit`'s default answer."""
+        self._units.answer(unit, fields)
+        return self
+
     async def _request(self, ctx: CallContext, body: dict[str, Any]) -> Reply:
+        """One attempt; ModelClient retries the transport failures."""
+        if self._fatal is not None:  # as the real client: after a 401 no new call starts
+            raise self._fatal
         self.charge_call()
         self.history.append({"unit": ctx.unit, "stage": ctx.stage, "messages": body["messages"], "body": body})
+        fault = self._units.take_fault(ctx.unit, body)
+        received = ReceivedRequest("/chat/completions", {}, body, ctx.unit, time.monotonic())
+        received.status = None if fault is not None and fault.hang else (fault.status if fault else 200)
+        self.requests.append(received)
+        if fault is not None and fault.kind in TRANSPORT_KINDS:
+            self._transport_failure(ctx, fault)
+        return self._reply(ctx, body, fault)
+
+    def _transport_failure(self, ctx: CallContext, fault: Fault) -> NoReturn:
+        """Raise what the real client raises for this attempt, logged as it logs it."""
+        if fault.kind == "timeout":
+            raise TimeoutError(f"timeout talking to {self.endpoint_host}")  # ModelClient logs it
+        if fault.kind == "http_401":
+            self._fatal = AuthError(
+                f"the endpoint at {self.endpoint_host} refused the credentials (HTTP 401); check OPENAI_API_KEY"
+            )
+            self.record(ctx, outcome="http_401", error=str(self._fatal))
+            raise self._fatal
+        message = f"HTTP {fault.status} from {self.endpoint_host}"
+        self.record(ctx, outcome=fault.kind, error=message)
+        raise _Retryable(message, retry_after=0.0)
+
+    def _reply(self, ctx: CallContext, body: dict[str, Any], fault: Fault | None) -> Reply:
+        prompt_tokens = len(json.dumps(body["messages"])) // 4
+        if fault is not None:
+            return Reply(
+                content=fault.content,
+                finish_reason=None if fault.no_choices else fault.finish_reason,
+                refusal=fault.refusal,
+                no_choices=fault.no_choices,
+                usage=Usage(prompt_tokens, len(fault.content or "") // 4),
+            )
         if self.queue:
             item = self.queue.popleft()
-        elif self.responder is not None:
-            item = self.responder(unit_of(body["messages"]), body)
         else:
+            item = self.responder(unit_of(body["messages"]), body) if self.responder is not None else None
+            item = item if item is not None else self._units.answer_for(ctx.unit, body)
+        if item is None:
             raise AssertionError(f"FakeLLM has no reply queued for {ctx.unit}")
         if isinstance(item, BaseException):
             raise item
         if isinstance(item, Reply):
             return item
         content = _as_content(item)
-        return Reply(content=content, usage=Usage(len(json.dumps(body["messages"])) // 4, len(content) // 4))
+        return Reply(content=content, usage=Usage(prompt_tokens, len(content) // 4))
 
 
 # -- FakeOpenAIServer ------------------------------------------------------------------------
@@ -106,7 +164,8 @@ class FakeResponse:
 
     `body` replaces the whole chat completion: bytes or str are sent as they are, anything else as
     JSON; `content_type` is the header sent with it. `usage` may hold any values (negative,
-    fractional). `trickle` sends the body one byte every `trickle` seconds.
+    fractional). `trickle` sends the body one byte every `trickle` seconds. `hang` holds the
+    request without a word until the client gives up (a timeout).
     """
 
     content: Any = None
@@ -122,6 +181,7 @@ class FakeResponse:
     body: Any = None
     content_type: str = "application/json"
     trickle: float | None = None
+    hang: bool = False
 
 
 @dataclass
@@ -166,7 +226,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.fake.batch_api.handle(self, "GET"):
             return
         if self.path.rstrip("/").endswith("/models"):
-            self._send(200, {"object": "list", "data": [{"id": self.server.fake.model, "object": "model"}]})
+            models = [{"id": name, "object": "model", "owned_by": "fake"} for name in self.server.fake.models]
+            self._send(200, {"object": "list", "data": models})
         else:
             self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
@@ -220,9 +281,11 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeOpenAIServer:
     """A chat-completions server on 127.0.0.1 for tests and benchmarks.
 
-    Answers come, in order of precedence, from the unit's script (`script("C2", ...)`), the
-    shared queue (`enqueue(...)`), or `handler(unit, body)`; with none, a 500 says so.
-    `latency` delays every successful answer. `requests` records everything received.
+    Answers come, in order of precedence, from a failure scripted for the unit (`fail("C2",
+    "http_500")`), the unit's script (`script("C2", ...)`), the shared queue (`enqueue(...)`),
+    `handler(unit, body)`, and, when none of these gives one, the unit's default answer (with the
+    fields given by `answer("C2", ...)`). `latency` delays every successful answer. `requests`
+    records everything received. GET /models lists `models` (by default the one `model`).
 
     Usage is reported as a provider would, counting 4 characters of the messages as a token.
     With `prefix_cache`, the server also reports as `cached_tokens` the longest prefix of the
@@ -239,8 +302,10 @@ class FakeOpenAIServer:
         latency: float = 0.0,
         model: str = "fake-model",
         prefix_cache: bool = False,
+        models: Sequence[str] | None = None,
     ) -> None:
         self.handler = handler
+        self.models = list(models) if models is not None else [model]
         self.latency = latency
         self.model = model
         self.prefix_cache = prefix_cache
@@ -248,6 +313,7 @@ class FakeOpenAIServer:
         self._answered_prompts: list[str] = []
         self._queue: deque[Any] = deque()
         self._scripts: dict[str, deque[Any]] = {}
+        self._units = ScriptedUnits()
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self.batch_api = FakeBatchAPI(self._answer_line)
@@ -265,16 +331,35 @@ class FakeOpenAIServer:
             self._scripts.setdefault(unit, deque()).extend(responses)
         return self
 
+    def fail(self, unit: str, kind: str, times: int = 1) -> FakeOpenAIServer:
+        """The next `times` requests for `unit` fail as `kind` (one of FAULT_KINDS): `refusal`,
+        `timeout` (held unanswered until the client gives up), `http_429`, `http_500` (both with
+        Retry-After: 0, so the retry is not held up), `http_401`, `invalid` (fails the schema),
+        `malformed` (not JSON), `length` (cut off at max_tokens), `ungrounded` (a quote the article
+        does not hold; for a claim, a lead citing a URL), `empty` (no choices)."""
+        self._units.fail(unit, kind, times)
+        return self
+
+    def answer(self, unit: str, **fields: Any) -> FakeOpenAIServer:
+        """Give these top-level fields in `unit`'s default answer."""
+        self._units.answer(unit, fields)
+        return self
+
     def requests_for(self, unit: str) -> list[ReceivedRequest]:
         with self._lock:
             return [request for request in self.requests if request.unit == unit]
 
     def _next(self, unit: str, body: dict[str, Any]) -> FakeResponse:
+        fault = self._units.take_fault(unit, body)
+        if fault is not None:
+            return _response_for(fault)
         with self._lock:
             script = self._scripts.get(unit)
             item = script.popleft() if script else (self._queue.popleft() if self._queue else None)
         if item is None and self.handler is not None:
             item = self.handler(unit, body)
+        if item is None:
+            item = self._units.answer_for(unit, body)
         if item is None:
             return FakeResponse(status=500, error_message=f"fake server: nothing scripted for unit {unit}")
         return item if isinstance(item, FakeResponse) else FakeResponse(content=item)
@@ -323,6 +408,10 @@ class FakeOpenAIServer:
             received.answered = time.monotonic()
 
     def _reply(self, http: Any, body: dict[str, Any], received: ReceivedRequest, response: FakeResponse) -> None:
+        if response.hang:
+            received.status = None
+            self._hold(http)
+            return
         if response.reset:
             # Close without a word: the client sees a dropped connection.
             http.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -349,7 +438,7 @@ class FakeOpenAIServer:
         fake_batch_api.LineAnswerer): its unit, the status, the body."""
         unit = unit_of(body.get("messages") or [])
         response = self._next(unit, body)
-        if response.reset:
+        if response.reset or response.hang:  # a line the job never answers
             return unit, 0, None
         if response.status != 200:
             message = response.error_message or f"scripted HTTP {response.status}"
@@ -389,6 +478,20 @@ class FakeOpenAIServer:
             "usage": usage,
         }
 
+    def _hold(self, http: Any) -> None:
+        """Answer nothing until the client closes the connection (its timeout), the server stops,
+        or HANG_LIMIT_S pass."""
+        deadline = time.monotonic() + HANG_LIMIT_S
+        connection = http.connection
+        while self._server is not None and time.monotonic() < deadline:
+            readable, _, _ = select.select([connection], [], [], 0.05)
+            try:
+                if readable and not connection.recv(1, socket.MSG_PEEK):
+                    break  # the client hung up
+            except OSError:
+                break
+        http.close_connection = True
+
     def _cached_chars(self, prompt: str) -> int:
         """With `prefix_cache`: the length of the longest prefix `prompt` shares with an earlier answered one."""
         if not self.prefix_cache:
@@ -397,6 +500,21 @@ class FakeOpenAIServer:
             seen = list(self._answered_prompts)
             self._answered_prompts.append(prompt)
         return max((len(os.path.commonprefix([prompt, earlier])) for earlier in seen), default=0)
+
+
+def _response_for(fault: Fault) -> FakeResponse:
+    """A scripted failure as the server sends it."""
+    if fault.status != 200:
+        # Retry-After: 0 as a rate-limiting provider may send it, so a test's retry is immediate.
+        headers = {"retry-after": "0"} if fault.status in (429, 500) else {}
+        return FakeResponse(status=fault.status, headers=headers, error_message=f"fake {fault.kind}")
+    return FakeResponse(
+        content=fault.content,
+        finish_reason=fault.finish_reason,
+        refusal=fault.refusal,
+        no_choices=fault.no_choices,
+        hang=fault.hang,
+    )
 
 
 def _encode_body(payload: Any) -> bytes:
@@ -435,3 +553,42 @@ def scripted_handler(script: dict[str, Any]) -> Handler:
         return script["rebuttals"].get(unit)
 
     return handler
+
+
+@dataclass
+class CounterpointFake:
+    """What the pytest fixture `counterpoint_fake` gives a test: a running `FakeOpenAIServer`
+    (`base_url`, `requests`, `fail`, `answer`, and its scripting methods) and the runs and cache
+    folders that are the test's own."""
+
+    server: FakeOpenAIServer
+    runs_dir: Path
+    cache_dir: Path
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        return self.server.requests
+
+    def fail(self, unit: str, kind: str, times: int = 1) -> CounterpointFake:
+        self.server.fail(unit, kind, times)
+        return self
+
+    def answer(self, unit: str, **fields: Any) -> CounterpointFake:
+        self.server.answer(unit, **fields)
+        return self
+
+    def script(self, unit: str, *responses: Any) -> CounterpointFake:
+        self.server.script(unit, *responses)
+        return self
+
+    def requests_for(self, unit: str) -> list[ReceivedRequest]:
+        return self.server.requests_for(unit)
+
+    @property
+    def units(self) -> list[str]:
+        """The unit of every chat request received, in order."""
+        return [request.unit for request in self.requests]

@@ -28,7 +28,7 @@ SEED_ARTICLE = sources.load(str(SEED))
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test touches the user's cache, runs dir, key or endpoint; a bug raises instead of hiding.
+    """No test touches the user's cache, runs dir, config, key or endpoint; a bug raises instead of hiding.
 
     The runs and cache dirs are the test's own (`runs_dir` is the same folder). COUNTERPOINT_DEBUG
     makes the CLI re-raise an unexpected exception (a bug) instead of printing "internal error"
@@ -47,6 +47,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COUNTERPOINT_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("COUNTERPOINT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("COUNTERPOINT_DEBUG", "1")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no user counterpoint.toml
 
 
 @pytest.fixture(scope="session")

@@ -257,21 +257,28 @@ def test_gathered_briefs_share_nothing(tmp_path: Path) -> None:
 
 
 def test_one_injected_client_cannot_write_two_briefs_at_once(seed_script: dict[str, Any]) -> None:
-    llm = FakeLLM(responder=scripted_handler(seed_script))
+    gate = asyncio.Event()
 
-    async def both() -> list[Any]:
-        return list(
-            await asyncio.gather(
-                agenerate_brief(SEED.read_text(), llm=llm),
-                agenerate_brief(SEED.read_text(), llm=llm),
-                return_exceptions=True,
-            )
-        )
+    class HeldLLM(FakeLLM):
+        """Holds every request until the gate opens, so the first brief is surely still running."""
 
-    results = asyncio.run(both())
-    assert sum(isinstance(result, Brief) and result.status == "complete" for result in results) == 1
-    (error,) = [result for result in results if isinstance(result, ConfigError)]
-    assert "already writing another brief" in str(error)
+        async def _request(self, ctx: Any, body: dict[str, Any]) -> Any:
+            await gate.wait()
+            return await super()._request(ctx, body)
+
+    llm = HeldLLM(responder=scripted_handler(seed_script))
+
+    async def both() -> tuple[Any, Any]:
+        first = asyncio.create_task(agenerate_brief(SEED.read_text(), llm=llm))
+        while not llm.running:
+            await asyncio.sleep(0.01)
+        second = await asyncio.gather(agenerate_brief(SEED.read_text(), llm=llm), return_exceptions=True)
+        gate.set()
+        return await first, second[0]
+
+    first, second = asyncio.run(asyncio.wait_for(both(), 60))
+    assert isinstance(first, Brief) and first.status == "complete"
+    assert isinstance(second, ConfigError) and "already writing another brief" in str(second)
     assert generate_brief(SEED.read_text(), llm=llm).status == "complete", "free again afterwards"
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from .batch import batch
-from .common import EXIT_FAILED, EXIT_OK
+from .common import EXIT_FAILED, EXIT_OK, apply_config
 from .doctor import doctor
 from .eval import eval_command
 from .export import export
@@ -30,8 +30,14 @@ from .serve import serve
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="counterpoint")
-def main() -> None:
-    """Answer an opinion piece: extract its claims, steelman and rebut each, write a debate brief."""
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Answer an opinion piece: extract its claims, steelman and rebut each, write a debate brief.
+
+    Defaults for model, base URL, concurrency, runs dir and more can be set in counterpoint.toml
+    (working directory, then the user config dir); options and environment variables override it.
+    """
+    apply_config(ctx)
 
 
 def console() -> None:

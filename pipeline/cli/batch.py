@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shlex
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from .. import defaults
-from .common import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, echo, fail, friendly_errors
+from .common import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, defaulted, echo, fail, friendly_errors
 from .run import recorded_defaults, run, stop_on_sigterm
 
 if TYPE_CHECKING:
@@ -44,7 +46,7 @@ RUN_OPTIONS = (
 )
 # What the batch manifest records and `--resume` takes back for options left at their defaults.
 RECORDED = tuple(name for name in RUN_OPTIONS if name not in ("base_url", "runs_dir", "cache_dir", "force", "quiet"))
-RECORDED += ("concurrency", "max_failures")
+RECORDED += ("concurrency", "max_failures", "batch_api", "poll_interval")
 
 
 @click.command()
@@ -62,8 +64,24 @@ RECORDED += ("concurrency", "max_failures")
     default=defaults.BATCH_CONCURRENCY,
     show_default=True,
     type=click.IntRange(1, 1024),
-    help="Model requests in flight at once, across all articles.",
+    help="Model requests in flight at once, across all articles (not with --batch-api, which sends every "
+    "request of a stage in one job).",
 )
+@click.option(
+    "--batch-api/--no-batch-api",
+    default=False,
+    help="Send every model call through the provider's Batch API (/v1/files, /v1/batches): half the price, "
+    "answers within 24 h. All articles are open at once, so each stage is one job.",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(0, min_open=True),
+    default=defaults.BATCH_API_POLL,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --batch-api: the longest wait between checks of a job (the first comes after at most 5 s).",
+)
+@click.option("--local", is_flag=True, hidden=True)  # only to say what to do instead
 @click.option("--max-failures", type=click.IntRange(min=1), help="Stop the batch once this many articles have failed.")
 @click.option("--resume", "resume_ref", metavar="BATCH", help="Continue a batch (id, prefix, 'latest' or directory).")
 @click.option("--json", "as_json", is_flag=True, help="Print the batch summary as JSON on stdout instead of the path.")
@@ -87,6 +105,11 @@ def batch(**given: Any) -> None:
         raise click.UsageError("give SOURCES (files, folders, URLs) or --from LIST, or --resume BATCH")
     if given["force"] and not given["resume_ref"]:
         raise click.UsageError("--force only goes with --resume")
+    if given["local"]:
+        raise click.UsageError(
+            "batch has no --local (llama.cpp answers one request at a time and has no Batch API); serve the "
+            "model behind an OpenAI-compatible URL (vLLM, llama-server) and pass it with --base-url"
+        )
     api.check_resources()
     runs_dir: Path = given["runs_dir"]
     if given["resume_ref"]:
@@ -94,11 +117,15 @@ def batch(**given: Any) -> None:
         fields, base_url = resumed(batch_dir, given)
     else:
         batch_dir, fields, base_url = None, new_fields(given), given["base_url"]
+    if not fields["settings"]["batch_api"] and not defaulted("poll_interval"):
+        raise click.UsageError("--poll-interval only goes with --batch-api")
     config = batch_config(fields["settings"], base_url, given)
     sources, lists = fields["sources"], fields["lists"]
     total = sum(1 for _ in items(sources, lists))  # the lists are read twice, never held
     if not total:
         fail("no articles in the sources given (a folder gives its .txt .md .html .htm .docx .pdf files)")
+    if config.batch_api:  # every article open at once: each stage of the corpus in one job
+        config = dataclasses.replace(config, window=total)
     batch_dir = batch_dir or BatchDir.create(runs_dir)
     done = sum(1 for line in batch_dir.rows().values() if line["status"] == FINISHED)
     progress = BatchProgress(total, done, quiet=given["quiet"])
@@ -152,7 +179,7 @@ def _strings(value: Any) -> bool:
 def batch_config(settings: dict[str, Any], base_url: str | None, given: dict[str, Any]) -> Any:
     """What every article runs with; a ConfigError (no key, no endpoint) before anything is created."""
     from .. import api
-    from ..batch import BatchConfig
+    from ..batch import BatchConfig, polling_every
     from ..batch_sources import ReadOptions
     from ..engine import Settings
     from ..fetch import FetchOptions
@@ -179,7 +206,14 @@ def batch_config(settings: dict[str, Any], base_url: str | None, given: dict[str
         max_chars=settings["max_chars"], truncate=settings["truncate"], encoding=settings["encoding"], fetch=fetch
     )
     return BatchConfig(
-        model_settings, client, read, given["runs_dir"], max_failures=settings["max_failures"], force=given["force"]
+        model_settings,
+        client,
+        read,
+        given["runs_dir"],
+        max_failures=settings["max_failures"],
+        force=given["force"],
+        batch_api=settings["batch_api"],
+        polling=polling_every(settings["poll_interval"]),
     )
 
 
@@ -195,8 +229,10 @@ def run_and_report(
 
     started = time.perf_counter()
     stopped, interrupted = None, False
+    flags: tuple[str, ...] = ()
     try:
-        stopped = asyncio.run(stop_on_sigterm(run_batch(batch_dir, config, todo, progress, fields))).stopped
+        outcome = asyncio.run(stop_on_sigterm(run_batch(batch_dir, config, todo, progress, fields)))
+        stopped, flags = outcome.stopped, outcome.resume_flags
     except (KeyboardInterrupt, asyncio.CancelledError):  # the record of what finished is written
         interrupted = True
     manifest = batch_dir.manifest()
@@ -213,7 +249,7 @@ def run_and_report(
     if stopped:
         fail(
             f"{stopped}. The record is in {batch_dir.path}; once that is fixed, "
-            f"continue with '{resume_command(batch_dir)}'",
+            f"continue with '{shlex.join([*shlex.split(resume_command(batch_dir)), *flags])}'",
             code,
         )
     raise SystemExit(EXIT_OK if totals["complete"] == totals["articles"] == progress.total else code)

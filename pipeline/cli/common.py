@@ -116,7 +116,37 @@ runs_dir_option = click.option(
 
 
 def defaulted(name: str) -> bool:
-    """Whether the current command's option `name` was left at its default."""
+    """Whether the current command's option `name` was left at its default; a value from
+    counterpoint.toml is a default too (on --resume the run's recorded value wins over it)."""
     from click.core import ParameterSource
 
-    return click.get_current_context().get_parameter_source(name) == ParameterSource.DEFAULT
+    source = click.get_current_context().get_parameter_source(name)
+    return source in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+
+def apply_config(ctx: click.Context) -> None:
+    """counterpoint.toml's values become the invoked command's defaults (Click's `default_map`:
+    its options and their environment variables still win), each checked as its option checks
+    a value; a bad one is a one-line error naming the file and the key."""
+    from .. import config
+    from ..errors import ConfigError
+
+    try:
+        loaded = config.load()
+    except ConfigError as exc:
+        fail(str(exc))
+    ctx.meta["counterpoint.config"] = loaded
+    name = ctx.invoked_subcommand
+    command = ctx.command.commands.get(name) if name and isinstance(ctx.command, click.Group) else None
+    if name is None or command is None or not loaded:
+        return
+    taken = {}
+    for param in command.params:
+        if param.name in loaded:
+            value = loaded[param.name]
+            try:
+                param.type_cast_value(ctx, value.value)
+            except click.BadParameter as exc:
+                fail(f"{value.path}: {param.name} = {value.value!r} cannot be used: {exc.message}")
+            taken[param.name] = value.value
+    ctx.default_map = {name: taken}
