@@ -162,6 +162,10 @@ def local_settings(settings: Settings, model: LocalModel) -> Settings:
     return replace(
         settings,
         model=model.name,
+        # llama.cpp serves one model: every stage asks it (a stage model from the environment is ignored).
+        extract_model=None,
+        rebut_model=None,
+        synthesis_model=None,
         response_format=response_format,
         constrain_choices=True,
         extra_body={**settings.extra_body, "repeat_penalty": REPEAT_PENALTY},
@@ -406,6 +410,9 @@ async def agenerate_brief(
     author: str | None = None,
     date: str | None = None,
     model: str = defaults.MODEL,
+    extract_model: str | None = None,
+    rebut_model: str | None = None,
+    synthesis_model: str | None = None,
     base_url: str | None = None,
     api_key: str | None = None,
     max_claims: int = defaults.MAX_CLAIMS,
@@ -442,14 +449,14 @@ async def agenerate_brief(
         language=language,
         temperature=temperature,
         response_format=response_format,
-    )
+    ).with_stage_models(extract_model, rebut_model, synthesis_model)
     # The endpoint is checked before the article is read: a URL is fetched only for a run that can go.
     client = llm or _endpoint_client(settings, base_url, api_key, timeout, max_retries, max_calls, cache_dir)
     fetch = FetchOptions(timeout=fetch_timeout, max_bytes=max_bytes, allow_private_hosts=allow_private_hosts)
     metadata = {"title": title, "author": author, "date": date}
-    reading = partial(library.load_article, text=text, html=html, path=path, url=url, metadata=metadata)
-    article = await asyncio.to_thread(reading, max_chars=max_chars, truncate=truncate, encoding=encoding, fetch=fetch)
-    with _only_here(client):
+    reading = partial(library.load_article, text=text, html=html, path=path, url=url, metadata=metadata, fetch=fetch)
+    with _only_here(client):  # before the article is read: of two briefs gathered on one client, one is refused
+        article = await asyncio.to_thread(reading, max_chars=max_chars, truncate=truncate, encoding=encoding)
         return await run_brief(
             article, settings, client, runs_dir=Path(runs_dir) if runs_dir else None, on_event=on_event
         )
@@ -498,8 +505,9 @@ The article is exactly one of `text`, `html` (a page: the article is extracted a
 `path` (a text, Markdown or HTML file) or `url` (fetched). `title`, `author` and `date` (ISO
 YYYY-MM-DD) replace what detection finds. The model is `llm` (an injected client such as
 `pipeline.testing.FakeLLM`) or an OpenAI-compatible endpoint: `base_url` (default
-$OPENAI_BASE_URL, else OpenAI's), `api_key` (default $OPENAI_API_KEY) and `model`. The other
-settings are `counterpoint run`'s options, with the same defaults and bounds.
+$OPENAI_BASE_URL, else OpenAI's), `api_key` (default $OPENAI_API_KEY) and `model`;
+`extract_model`, `rebut_model` and `synthesis_model` give a stage its own model (default `model`).
+The other settings are `counterpoint run`'s options, with the same defaults and bounds.
 
 Nothing is written unless asked: the run is recorded in `runs_dir` only when it is given, and
 replies are cached in `cache_dir` only when it is given. `on_event(kind, **fields)` receives the

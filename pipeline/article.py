@@ -393,6 +393,11 @@ def _folded(text: str) -> tuple[str, tuple[int, ...]]:
     return _fold(text)
 
 
+def fold(text: str) -> str:
+    """`text` folded as `locate` compares it (quotes, dashes, spaces, accents); case is kept."""
+    return _fold(text)[0]
+
+
 def _fold(text: str) -> tuple[str, tuple[int, ...]]:
     """`text` in matching form, and for each of its characters the index in `text` it comes from."""
     chars: list[str] = []

@@ -9,6 +9,7 @@ item's failure, never the batch's.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,15 +56,20 @@ class Item:
         return f"{self.n}:{self.source}"
 
 
-def items(sources: Sequence[str], lists: Sequence[str] = ()) -> Iterator[Item]:
-    """Every item of the given sources (files, folders, URLs), then of each `--from` list or feed."""
+def items(sources: Sequence[str], lists: Sequence[str] = (), base: str | None = None) -> Iterator[Item]:
+    """Every item of the given sources (files, folders, URLs), then of each `--from` list or feed.
+
+    A relative path in a list or feed is taken from `base` (the directory the batch was started
+    in), so a resumed batch reads the same files wherever it is resumed from."""
     counter = iter(range(1, 1 << 62))
     for source in sources:
         for path in _expand(source):
             yield Item(next(counter), path, _name_of(path))
     for listing in lists:
         lines = _feed_lines(listing) if listing.endswith(FEED_SUFFIX) else _list_lines(listing)
-        for source, entry, problem in lines:
+        for line, entry, problem in lines:
+            local = base is not None and problem is None and (entry is None or "path" in entry)
+            source = _from(base, line) if local and base is not None else line
             item_id = entry.get("id") if entry and isinstance(entry.get("id"), str) else None
             yield Item(next(counter), source, item_id or _name_of(source), entry, problem)
 
@@ -77,39 +83,64 @@ def _expand(source: str) -> Iterator[str]:
         yield source  # a file, a URL, or a missing path (which fails as that item)
 
 
+def _from(base: str, source: str) -> str:
+    from .sources import is_url
+
+    return source if is_url(source) else os.path.join(base, os.path.expanduser(source))
+
+
 def _name_of(source: str) -> str:
     return source.rstrip("/").rsplit("/", 1)[-1] or source
 
 
 def _open_listing(listing: str) -> Any:
     try:
-        return open(Path(listing).expanduser(), encoding="utf-8-sig")
+        return open(Path(listing).expanduser(), "rb")
     except OSError as exc:
         raise InputError(f"cannot read the list {listing} ({exc.strerror}); check the --from path") from None
 
 
+def _listing_lines(listing: str) -> Iterator[tuple[int, str | None]]:
+    """The list's lines by number, each decoded on its own: a line that is not UTF-8 is None (that
+    line's item fails) instead of an error that would end the batch."""
+    with _open_listing(listing) as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                yield number, None
+
+
+def _not_utf8(source: str) -> str:
+    return f"{source} is not UTF-8 text; save the list as UTF-8"
+
+
 def _list_lines(listing: str) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
     """A list: one path or URL a line; blank lines and # comments are skipped."""
-    with _open_listing(listing) as handle:
-        for line in handle:
-            text = line.strip()
-            if text and not text.startswith("#"):
-                yield text, None, None
+    for number, line in _listing_lines(listing):
+        if line is None:
+            yield f"{listing}:{number}", None, _not_utf8(f"{listing}:{number}")
+            continue
+        text = line.strip()
+        if text and not text.startswith("#"):
+            yield text, None, None
 
 
 def _feed_lines(feed: str) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
     """A feed: one JSON object a line; a line that is not a usable object is an item that fails."""
-    with _open_listing(feed) as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            source = f"{feed}:{number}"
-            entry, problem = _feed_entry(line, source)
-            if entry is not None and problem is None:
-                given = next(key for key in FEED_INPUTS if key in entry)
-                if given in ("url", "path"):
-                    source = entry[given]
-            yield source, entry, problem
+    for number, line in _listing_lines(feed):
+        source = f"{feed}:{number}"
+        if line is None:
+            yield source, None, _not_utf8(source)
+            continue
+        if not line.strip():
+            continue
+        entry, problem = _feed_entry(line, source)
+        if entry is not None and problem is None:
+            given = next(key for key in FEED_INPUTS if key in entry)
+            if given in ("url", "path"):
+                source = entry[given]
+        yield source, entry, problem
 
 
 def _feed_entry(line: str, source: str) -> tuple[dict[str, Any] | None, str | None]:

@@ -61,10 +61,11 @@ class ResponseCache:
             "refusal": reply.get("refusal"),
         }
 
-    def put(self, key: str, reply: dict[str, Any], *, endpoint: str) -> None:
-        """Store atomically; a cache that cannot be written is skipped, never fatal."""
+    def put(self, key: str, reply: dict[str, Any], *, endpoint: str, model: str | None = None) -> None:
+        """Store atomically; a cache that cannot be written is skipped, never fatal. `model` (the
+        model the request named, also part of the key) is kept for people reading the entry."""
         path = self._path(key)
-        entry = json_text({"key": key, "endpoint": endpoint, "reply": reply})
+        entry = json_text({"key": key, "endpoint": endpoint, "model": model, "reply": reply})
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(path, entry, mode=0o600)  # the user's own answers: not for other accounts

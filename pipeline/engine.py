@@ -13,16 +13,17 @@ import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from typing import Any
 
 from . import brief as brief_mod
 from . import defaults, endpoints, prompts, schemas, stages
 from .article import Article
+from .brief import verify
 from .errors import ModelError, ResumeMismatch, RunDirError, UnitFailed
 from .llm import Check, ModelClient
-from .pricing import estimate, tier_note
+from .pricing import estimate, estimate_parts, tier_note
 from .runs import RunRecord, resume_command, utc_now
 from .usage import Usage
 
@@ -37,6 +38,8 @@ PROMPT_NAMES = (
     "schema_in_prompt",
 )
 SCHEMA_NAMES = ("claims", "rebuttal", "synthesis", "brief")
+# Each stage's own model setting (None: `model`), by the stage names of the calls log.
+STAGE_MODELS = {"extract": "extract_model", "rebut": "rebut_model", "synthesize": "synthesis_model"}
 
 EventSink = Callable[..., None]
 
@@ -54,15 +57,39 @@ class Settings:
     response_format: str = defaults.RESPONSE_FORMAT
     extra_body: dict[str, Any] = field(default_factory=dict)
     constrain_choices: bool = False
+    extract_model: str | None = None
+    rebut_model: str | None = None
+    synthesis_model: str | None = None
+
+    def with_stage_models(self, extract: str | None, rebut: str | None, synthesis: str | None) -> Settings:
+        """These settings with each stage's own model (None: `model`)."""
+        return replace(self, extract_model=extract, rebut_model=rebut, synthesis_model=synthesis)
+
+    def model_for(self, stage: str) -> str:
+        """The model `stage` ('extract', 'rebut', 'synthesize') asks: its own, else `model`."""
+        return getattr(self, STAGE_MODELS[stage]) or self.model
+
+    def stage_models(self) -> dict[str, str]:
+        return {stage: self.model_for(stage) for stage in STAGE_MODELS}
 
     def fingerprint(self) -> dict[str, Any]:
-        """What must match for a stored unit to be reused (concurrency does not change answers)."""
-        settings = {key: value for key, value in asdict(self).items() if key != "concurrency"}
+        """What must match for a stored unit to be reused (concurrency does not change answers).
+        A stage model left unset is left out, so runs recorded before stage models resume as they were."""
+        unset = {name for name in STAGE_MODELS.values() if getattr(self, name) is None}
+        settings = {key: value for key, value in asdict(self).items() if key != "concurrency" and key not in unset}
         return {
             "settings": settings,
             "prompts": {name: prompts.digest(name) for name in PROMPT_NAMES},
             "schemas": {name: schemas.digest(name) for name in SCHEMA_NAMES},
         }
+
+    def stage_fingerprint(self, stage: str) -> dict[str, Any]:
+        """What a unit of `stage` is keyed on: the fingerprint with the stage's own model as `model`,
+        so a changed --rebut-model recomputes the claims (and, through them, the synthesis) but
+        reuses the extraction."""
+        whole = self.fingerprint()
+        settings = {key: value for key, value in whole["settings"].items() if key not in STAGE_MODELS.values()}
+        return {**whole, "settings": {**settings, "model": self.model_for(stage)}}
 
 
 def digest(data: Any) -> str:
@@ -229,7 +256,7 @@ class BriefRun:
 
     async def _extract(self) -> dict[str, Any]:
         self.emit("stage", stage="extract")
-        inputs = {"fingerprint": self.fingerprint, "article": self.article.sha256}
+        inputs = {"fingerprint": self.settings.stage_fingerprint("extract"), "article": self.article.sha256}
         check = partial(stages.check_claims, article=self.article, max_claims=self.settings.max_claims)
         base = stages.base_messages(self.article, self.nonce, self.settings.language)
         output = await self._unit(
@@ -244,6 +271,7 @@ class BriefRun:
                 self.nonce,
                 max_claims=self.settings.max_claims,
                 reasks=self.settings.reasks,
+                model=self.settings.model_for("extract"),
             ),
         )
         # The unit keeps every claim the model gave, so a resumed run writes the same note.
@@ -260,11 +288,12 @@ class BriefRun:
         claims = extraction["claims"]
         self.emit("stage", stage="rebut", total=len(claims))
         base = stages.base_messages(self.article, self.nonce, self.settings.language)
+        fingerprint, model = self.settings.stage_fingerprint("rebut"), self.settings.model_for("rebut")
         done = 0
 
         async def one(claim: dict[str, Any]) -> None:
             nonlocal done
-            inputs = {"fingerprint": self.fingerprint, "article": self.article.sha256, "claim": claim}
+            inputs = {"fingerprint": fingerprint, "article": self.article.sha256, "claim": claim}
             output, error = None, None
             try:  # the unit takes the claim's id, as in the calls log
                 output = await self._unit(
@@ -272,7 +301,9 @@ class BriefRun:
                     inputs,
                     "rebuttal",
                     stages.check_rebuttal,
-                    lambda: stages.rebut_claim(self.client, base, claim, self.nonce, reasks=self.settings.reasks),
+                    lambda: stages.rebut_claim(
+                        self.client, base, claim, self.nonce, reasks=self.settings.reasks, model=model
+                    ),
                 )
             except UnitFailed as failed:
                 error = failed
@@ -298,7 +329,7 @@ class BriefRun:
             return brief_mod.synthesis_entry(None, UnitFailed("skipped", "no claim could be analysed"))
         self.emit("stage", stage="synthesize")
         inputs = {
-            "fingerprint": self.fingerprint,
+            "fingerprint": self.settings.stage_fingerprint("synthesize"),
             "article": self.article.sha256,
             "digest": stages.claims_outline(claims),
             "failed": [c["id"] for c in claims if c["status"] != "ok"],
@@ -320,6 +351,7 @@ class BriefRun:
                     thesis=extraction["thesis"],
                     claims=claims,
                     reasks=self.settings.reasks,
+                    model=self.settings.model_for("synthesize"),
                 ),
             )
         except UnitFailed as error:
@@ -364,8 +396,8 @@ class BriefRun:
         stopped: BaseException | None,
     ) -> brief_mod.Brief:
         usage = self.record.usage()
-        tokens = Usage(**{k: usage[k] for k in asdict(Usage())})
-        cost, cost_status = estimate(self.settings.model, tokens, self.client.price_tier)
+        cost, cost_status, by_stage = self._cost()
+        claims = verify.with_checks(claims, self.article.text)
         notes = self._notes(claims)
         if extraction_error is not None:
             notes.append(f"Claim extraction failed ({extraction_error.kind}): {extraction_error}")
@@ -392,6 +424,8 @@ class BriefRun:
                 "usage": usage,
                 "cost_usd": cost,
                 "cost_status": cost_status,
+                "models": self.settings.stage_models(),
+                "checks": verify.count(claims),
             },
         )
         result = brief_mod.Brief.from_dict(
@@ -401,11 +435,28 @@ class BriefRun:
             self.run_dir.write_text("brief.json", result.to_json() + "\n")
             self.run_dir.write_text("brief.md", result.to_markdown())
             self.run_dir.write_text("brief.html", result.to_html())
-            self._write_manifest(data["status"], brief=data, cost=(cost, cost_status))
+            self._write_manifest(data["status"], brief=data, cost=(cost, cost_status), cost_by_stage=by_stage)
         return result
 
+    def _cost(self) -> tuple[float | None, str, dict[str, Any]]:
+        """The estimate over the stages, each priced at its own model's rates, and each stage's part."""
+        parts = {}
+        for stage, model in self.settings.stage_models().items():
+            counts = self.record.usage(stage)
+            parts[stage] = (model, Usage(**{key: counts[key] for key in asdict(Usage())}))
+        by_stage = {}
+        for stage, (model, tokens) in parts.items():
+            usd, status = estimate(model, tokens, self.client.price_tier)
+            by_stage[stage] = {"model": model, "usd": usd, "status": status}
+        return (*estimate_parts(parts.values(), self.client.price_tier), by_stage)
+
     def _write_manifest(
-        self, status: str, *, brief: dict[str, Any] | None = None, cost: tuple[float | None, str] | None = None
+        self,
+        status: str,
+        *,
+        brief: dict[str, Any] | None = None,
+        cost: tuple[float | None, str] | None = None,
+        cost_by_stage: dict[str, Any] | None = None,
     ) -> None:
         client = self.client
         self.record.write_manifest(
@@ -413,6 +464,7 @@ class BriefRun:
             {
                 "article": self.article.metadata(),
                 "model": self.settings.model,
+                "models": self.settings.stage_models(),
                 "endpoint_host": client.endpoint_host,
                 **(client.endpoint.record() if client.endpoint else {"endpoint": None, "local": None}),
                 "no_cache": client.cache is None,
@@ -424,4 +476,5 @@ class BriefRun:
             },
             brief=brief,
             cost=cost,
+            cost_by_stage=cost_by_stage,
         )

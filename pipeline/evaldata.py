@@ -132,8 +132,11 @@ class EvalDir:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the directory for the block: two evals never write the same items at once."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunDirError(f"cannot write to {self.path} ({exc.strerror}); give a writable --out") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -202,7 +205,10 @@ def read_report(ref: Path) -> dict[str, Any]:
     path = ref / "report.json" if ref.is_dir() else ref
     if not path.is_file():
         raise InputError(f"{ref} holds no report.json; give an eval directory written by counterpoint eval")
-    report = EvalDir._read(path)
+    try:
+        report = EvalDir._read(path)
+    except RunDirError:  # not ours to delete: whatever it is, it is not a report
+        raise InputError(f"{path} is not an eval report (not JSON); give a counterpoint eval directory") from None
     if not isinstance(report.get("per_item"), list):
         raise InputError(f"{path} is not an eval report (no per_item list); give a counterpoint eval directory")
     return report

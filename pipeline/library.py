@@ -69,6 +69,9 @@ def load_article(
         raise InputError("no article given; pass its text=, html=, path= or url=")
     if len(given) > 1:
         raise ConfigError(f"pass one article, not {' and '.join(f'{name}=' for name in given)}")
+    for name, value in metadata.items():
+        if value is not None and not isinstance(value, str):
+            raise InputError(f"{name}= takes a str, not {type(value).__name__}")
     if text is not None:
         if not isinstance(text, str):
             raise InputError(f"text= takes a str, not {type(text).__name__}; pass a page's bytes as html=")

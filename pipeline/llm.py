@@ -73,6 +73,10 @@ class CallContext:
     stage: str
     unit: str
     nonce: str = ""
+    model: str | None = None  # the stage's model (--rebut-model...); None: the client's
+
+    def model_of(self, client: ModelClient) -> str:
+        return self.model or client.model
 
 
 @dataclass(frozen=True)
@@ -160,8 +164,9 @@ class ModelClient:
         max_tokens: int,
         response_format: str,
         choices: Choices | None = None,
+        model: str | None = None,
     ) -> dict[str, Any]:
-        """The exact chat-completions request body for a response-format mode."""
+        """The exact chat-completions request body for a response-format mode (`model`: the client's if None)."""
         schema = schemas.load(schema_name)
         if choices and self.constrain_choices:
             narrowed = schemas.narrowed(schema_name, choices)
@@ -169,7 +174,7 @@ class ModelClient:
             # still checked here, and it would crash on the request.
             if self.server is None or self.server.accepts(narrowed):
                 schema = narrowed
-        body: dict[str, Any] = {"model": self.model, "messages": list(messages), "max_tokens": max_tokens}
+        body: dict[str, Any] = {"model": model or self.model, "messages": list(messages), "max_tokens": max_tokens}
         if response_format == "json_schema":
             body["response_format"] = {
                 "type": "json_schema",
@@ -200,7 +205,7 @@ class ModelClient:
         """One request, negotiated down the response formats when the server rejects one."""
         while True:
             fmt = self.response_format
-            body = self.build_request(messages, schema_name, max_tokens, fmt, choices)
+            body = self.build_request(messages, schema_name, max_tokens, fmt, choices, ctx.model)
             key = self.cache.key(body, mask=ctx.nonce, endpoint=self.answered_by) if self.cache else None
             if self.cache and key:
                 cached = self.cache.get(key, endpoint=self.answered_by)
@@ -235,6 +240,7 @@ class ModelClient:
                 stage=ctx.stage,
                 unit=ctx.unit,
                 attempt=attempt,
+                model=ctx.model_of(self),
                 outcome=outcome,
                 response_format=extra.pop("response_format", self.response_format),
                 latency_s=round(reply.latency_s, 4) if reply else extra.pop("latency_s", 0.0),
@@ -247,7 +253,7 @@ class ModelClient:
             )
         )
 
-    def remember(self, reply: Reply) -> None:
+    def remember(self, reply: Reply, model: str | None = None) -> None:
         """Cache a reply once it has passed validation, so reruns reuse only good answers."""
         if self.cache and reply.cache_key and not reply.cache_hit:
             self.cache.put(
@@ -258,6 +264,7 @@ class ModelClient:
                     "refusal": reply.refusal,
                 },
                 endpoint=self.answered_by,
+                model=model or self.model,
             )
 
     @property
@@ -423,7 +430,7 @@ class OpenAIClient(ModelClient):
                 raw = await sdk.chat.completions.with_raw_response.create(**body)
         except openai.APIStatusError as exc:
             latency = time.perf_counter() - started
-            failure = self._classify(exc)
+            failure = self._classify(exc, body["model"])
             if exc.status_code == 429:
                 retry_after = failure.retry_after if isinstance(failure, _Retryable) else None
                 self._throttle.rate_limited(retry_after if retry_after is not None else 1.0)
@@ -449,21 +456,24 @@ class OpenAIClient(ModelClient):
         if failure:
             raise UnitFailed("transport", failure) from None
 
-    def _classify(self, exc: Any) -> Exception:
+    def _classify(self, exc: Any, model: str) -> Exception:
         """Map an HTTP error to: retry, step down the format, fail the unit, or stop the run."""
-        return self.classify_status(exc.status_code, _error_detail(exc), exc.response.headers)
+        return self.classify_status(exc.status_code, _error_detail(exc), exc.response.headers, model)
 
-    def classify_status(self, status: int, detail: str, headers: Mapping[str, str]) -> Exception:
+    def classify_status(
+        self, status: int, detail: str, headers: Mapping[str, str], model: str | None = None
+    ) -> Exception:
         """`_classify` for a status and the error's message however they came (an HTTP answer, or
-        a line of a Batch API output file). The message is never shown whole: some servers echo
-        part of the key in it."""
+        a line of a Batch API output file); `model` is the one the request named (default the
+        client's). The message is never shown whole: some servers echo part of the key in it."""
         if status in (401, 403):
             return AuthError(
                 f"the endpoint at {self.endpoint_host} refused the credentials (HTTP {status}); check OPENAI_API_KEY"
             )
         if status == 404:
             return ModelNotFound(
-                f"model {self.model!r} was not found at {self.endpoint_host} (HTTP 404); check --model and --base-url"
+                f"model {model or self.model!r} was not found at {self.endpoint_host} (HTTP 404); "
+                "check --model and --base-url"
             )
         if status in (408, 409, 429) or status >= 500:
             return _Retryable(f"HTTP {status} from {self.endpoint_host}", _retry_after_seconds(headers))
@@ -660,7 +670,7 @@ async def structured(
             ]
             raise _Invalid("invalid", errors)
         client.record(ctx, outcome="ok", reply=reply)
-        client.remember(reply)
+        client.remember(reply, ctx.model_of(client))
         return data
 
     retrying = AsyncRetrying(stop=stop_after_attempt(reasks + 1), retry=retry_if_exception_type(_Invalid), reraise=True)

@@ -9,6 +9,8 @@ half the standard price (OpenAI's batch pricing, input and output alike).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .usage import Usage
 
 PRICES_PER_MILLION: dict[str, tuple[float, float, float]] = {
@@ -65,3 +67,15 @@ def tier_note(tier: str) -> str | None:
         f"Calls went through the provider's Batch API: the cost is estimated at {tier} prices "
         f"({TIER_FACTORS[tier]:.0%} of the standard price)."
     )
+
+
+def estimate_parts(parts: Iterable[tuple[str, Usage]], tier: str = "standard") -> tuple[float | None, str]:
+    """The cost of usage split by model (a run whose stages use different models): the sum of each
+    part's estimate, 'unpriced' when any part that used tokens is. Parts without tokens do not
+    count unless no part has any (then the answer is what `estimate` says for them)."""
+    parts = list(parts)
+    used = [(model, usage) for model, usage in parts if usage.prompt_tokens or usage.completion_tokens] or parts
+    estimates = [estimate(model, usage, tier) for model, usage in used]
+    if not estimates or any(cost is None for cost, _ in estimates):
+        return None, "unpriced"
+    return round(sum(cost or 0.0 for cost, _ in estimates), 6), "priced"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from .brief.entries import STATUS_LABELS, status_label
+from .brief.entries import STATUS_LABELS, checks_summary, status_label
 from .pricing import format_cost
 from .terminal import clean
 
@@ -80,11 +80,13 @@ class Progress:
         run = brief["run"]
         usage = run["usage"]
         counts = {label: sum(1 for claim in claims if status_label(claim) == label) for label in STATUS_LABELS}
+        verify = checks_summary(run.get("checks"))  # specifics the article does not state
         breakdown = ", ".join(f"{count} {label}" for label, count in counts.items() if count)
         self.say(
             f"{brief['status']}: {len(claims)} claims"
             + (f" ({breakdown})" if breakdown else "")
             + f", synthesis {status_label(brief['synthesis'])}"
+            + (f", {verify} before use" if verify else "")
         )
         retries = f"{self.retries} retr{'y' if self.retries == 1 else 'ies'}"
         self.say(

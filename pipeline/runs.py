@@ -301,6 +301,7 @@ class Attempt:
     attempt: int
     outcome: str
     response_format: str
+    model: str | None = None  # the model the request named (stages may use different ones)
     latency_s: float = 0.0
     usage: Usage = field(default_factory=Usage)
     cache_hit: bool = False
@@ -317,6 +318,7 @@ class Attempt:
             "unit": self.unit,
             "attempt": self.attempt,
             "outcome": self.outcome,
+            "model": self.model,
             "response_format": self.response_format,
             "latency_s": self.latency_s,
             "usage": asdict(self.usage),
@@ -372,8 +374,14 @@ class RunRecord:
             self.run_dir.append_call(line)
         self.on_call(line)
 
-    def usage(self, stage: str | None = None) -> dict[str, int]:
-        calls = [c for c in self.calls if stage is None or c["stage"] == stage]
+    def usage(self, stage: str | None = None, *, model: str | None = None, default_model: str = "") -> dict[str, int]:
+        """Totals of the calls log, of one stage's calls, or of the calls that named `model` (a
+        line written before calls named their model counts as `default_model`'s)."""
+        calls = [
+            c
+            for c in self.calls
+            if (stage is None or c["stage"] == stage) and (model is None or (c.get("model") or default_model) == model)
+        ]
         # Clamped again here: a calls log written before clamping existed may hold negative counts.
         total = sum((clamp_usage(c["usage"])[0] for c in calls), Usage())
         return {
@@ -381,6 +389,10 @@ class RunRecord:
             "cache_hits": sum(1 for c in calls if c["cache_hit"]),
             **asdict(total),
         }
+
+    def _usage_by_model(self, default_model: str) -> dict[str, dict[str, int]]:
+        models = sorted({str(c.get("model") or default_model) for c in self.calls})
+        return {name: self.usage(model=name, default_model=default_model) for name in models}
 
     def clamped_calls(self) -> int:
         """Calls whose token counts were not non-negative whole numbers (figures then approximate)."""
@@ -411,6 +423,7 @@ class RunRecord:
         *,
         brief: dict[str, Any] | None = None,
         cost: tuple[float | None, str] | None = None,
+        cost_by_stage: dict[str, Any] | None = None,
     ) -> None:
         """manifest.json: `run` (what the engine ran: article, model, endpoint, settings, fingerprint,
         nonce…) plus what the record knows: status, times, usage, cache hits, reused units, cost, summary."""
@@ -428,13 +441,21 @@ class RunRecord:
                 "resumed": self.resumed,
                 **run,
                 "timings_s": {**self.timings, "total": round(sum(self.timings.values()), 4)},
-                "usage": {"total": total, "by_stage": {stage: self.usage(stage) for stage in STAGES}},
+                "usage": {
+                    "total": total,
+                    "by_stage": {stage: self.usage(stage) for stage in STAGES},
+                    "by_model": self._usage_by_model(str(run.get("model") or "")),
+                },
                 "cache": {
                     "hits": total["cache_hits"],
                     "hit_units": sorted({c["unit"] for c in self.calls if c["cache_hit"]}),
                 },
                 "reused_units": self.reused,
-                "cost": {"usd": cost[0], "status": cost[1], "prices": "pipeline/pricing.py"} if cost else None,
+                "cost": (
+                    {"usd": cost[0], "status": cost[1], "by_stage": cost_by_stage, "prices": "pipeline/pricing.py"}
+                    if cost
+                    else None
+                ),
                 "summary": _summary(brief, total, cost),
             }
         )
@@ -454,6 +475,7 @@ def _summary(
         "tokens": total["prompt_tokens"] + total["completion_tokens"],
         "cost_usd": cost[0] if cost else None,
         "cost_status": cost[1] if cost else None,
+        "checks": brief["run"]["checks"]["total"] if brief else None,
     }
 
 
@@ -539,6 +561,7 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
                 "id": run_id,
                 "title": _typed(article.get("title"), str),
                 "model": _typed(manifest.get("model"), str),
+                "models": _stage_models(manifest.get("models")),
                 "status": _typed(manifest.get("status"), str) or "unknown",
                 "claims": _typed(summary.get("claims"), int),
                 "tokens": _typed(summary.get("tokens"), int),
@@ -549,6 +572,13 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _stage_models(value: Any) -> dict[str, str] | None:
+    """A manifest's model per stage (runs before stage models have none)."""
+    if not isinstance(value, dict):
+        return None
+    return {stage: model for stage, model in value.items() if isinstance(stage, str) and isinstance(model, str)}
 
 
 def _typed(value: Any, kind: type | tuple[type, ...]) -> Any:

@@ -102,13 +102,20 @@ def _selected(claims: list[dict[str, Any]], max_claims: int) -> list[int]:
 
 
 async def extract_claims(
-    client: ModelClient, base: list[Message], article: Article, nonce: str, *, max_claims: int, reasks: int
+    client: ModelClient,
+    base: list[Message],
+    article: Article,
+    nonce: str,
+    *,
+    max_claims: int,
+    reasks: int,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """Thesis and claims, validated; `ground_claims` then attaches the article's spans."""
     task = prompts.render("extract_claims", max_claims=max_claims)
     return await structured(
         client,
-        CallContext("extract", "extract", nonce),
+        CallContext("extract", "extract", nonce, model),
         [*base, {"role": "user", "content": task}],
         "claims",
         partial(check_claims, article=article, max_claims=max_claims),
@@ -147,7 +154,13 @@ def check_rebuttal(data: dict[str, Any]) -> list[str]:
 
 
 async def rebut_claim(
-    client: ModelClient, base: list[Message], claim: dict[str, Any], nonce: str, *, reasks: int
+    client: ModelClient,
+    base: list[Message],
+    claim: dict[str, Any],
+    nonce: str,
+    *,
+    reasks: int,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """Steelman, rebuttals and missing context for one claim; `number_rebuttals` gives ids.
 
@@ -164,7 +177,7 @@ async def rebut_claim(
     )
     return await structured(
         client,
-        CallContext("rebut", claim["id"], nonce),
+        CallContext("rebut", claim["id"], nonce, model),
         [*base, {"role": "user", "content": task}],
         "rebuttal",
         check_rebuttal,
@@ -224,6 +237,7 @@ async def synthesize(
     claims: list[dict[str, Any]],
     reasks: int,
     today: date | None = None,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """The counter-case over every analysed claim; `ground_rhetoric` attaches quote spans."""
     failed = [c["id"] for c in claims if c["status"] != "ok"]
@@ -238,7 +252,7 @@ async def synthesize(
     rebuttal_ids = {r["id"] for c in claims if c["status"] == "ok" for r in c["rebuttals"]}
     return await structured(
         client,
-        CallContext("synthesize", "synthesize", nonce),
+        CallContext("synthesize", "synthesize", nonce, model),
         [*base, {"role": "user", "content": task}],
         "synthesis",
         partial(check_synthesis, article=article, rebuttal_ids=rebuttal_ids),

@@ -68,3 +68,14 @@ class Served:
         while not self.lines.empty():
             rest.append(self.lines.get())
         return "".join(rest)
+
+
+def older_brief(run_dir: Path) -> dict[str, Any]:
+    """The run's brief as counterpoint wrote it before verification checks and per-stage models."""
+    brief: dict[str, Any] = json.loads((run_dir / "brief.json").read_text(encoding="utf-8"))
+    for claim in brief["claims"]:
+        for item in claim["rebuttals"] + claim["missing_context"]:
+            item.pop("checks", None)
+    brief["run"].pop("checks", None)
+    brief["run"].pop("models", None)
+    return brief

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import json
 import re
 from pathlib import Path
@@ -115,6 +116,8 @@ def test_a_path_is_read_like_the_cli_reads_it(server: FakeOpenAIServer) -> None:
         ({"text": b"bytes"}, InputError, "text= takes a str, not bytes"),
         ({"text": SEED.read_text(), "date": "14/01/2015"}, InputError, "is not a calendar date as YYYY-MM-DD"),
         ({"text": SEED.read_text(), "author": "A\nB"}, InputError, "the author 'A\\nB' is empty or spans lines"),
+        ({"text": SEED.read_text(), "title": 5}, InputError, "title= takes a str, not int"),
+        ({"text": SEED.read_text(), "date": datetime.date(2016, 3, 15)}, InputError, "date= takes a str, not date"),
         ({"text": SEED.read_text(), "concurrency": 0}, ConfigError, "concurrency must be from 1 to 64, not 0"),
         ({"text": SEED.read_text(), "max_claims": 13}, ConfigError, "max_claims must be from 1 to 12"),
         ({"text": SEED.read_text(), "reasks": 1.5}, ConfigError, "reasks must be a whole number, not 1.5"),

@@ -130,6 +130,20 @@ def test_a_list_file_skips_blank_lines_and_comments(fleet, runs_dir: Path, tmp_p
     assert [row["status"] for row in rows_of(Path(result.stdout.strip()))] == ["complete", "complete"]
 
 
+def test_stage_models_apply_to_every_article_and_are_recorded(fleet, runs_dir: Path, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path, 2)
+    result = batch_cli(fleet, runs_dir, str(folder), "--rebut-model", "gpt-4o", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert {r.body["model"] for r in fleet.requests if r.unit.startswith("C")} == {"gpt-4o"}
+    assert {r.body["model"] for r in fleet.requests if not r.unit.startswith("C")} == {"gpt-4.1-mini"}
+    batch_dir = Path(result.stdout.strip())
+    assert json.loads((batch_dir / "manifest.json").read_text(encoding="utf-8"))["settings"]["rebut_model"] == "gpt-4o"
+    for row in rows_of(batch_dir):
+        assert (
+            json.loads((Path(row["run"]) / "manifest.json").read_text(encoding="utf-8"))["models"]["rebut"] == "gpt-4o"
+        )
+
+
 def test_max_failures_stops_a_misconfigured_batch(runs_dir: Path, tmp_path: Path) -> None:
     folder = make_folder(tmp_path, 12)
     with FakeOpenAIServer(lambda unit, body: FakeResponse(status=400, error_message="bad model")) as broken:
@@ -270,3 +284,45 @@ def test_progress_line_on_a_terminal() -> None:
     quiet = io.StringIO()
     BatchProgress(10, stream=quiet, live=True, quiet=True).tick(3)
     assert quiet.getvalue() == ""
+
+
+def test_a_line_of_a_list_or_feed_that_is_not_utf8_is_its_row(fleet, runs_dir: Path, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path, 2)
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(
+        f"{folder / 'oped-01.txt'}\n".encode() + b"caf\xe9.txt\n" + f"{folder / 'oped-02.txt'}\n".encode()
+    )
+    feed = tmp_path / "feed.jsonl"
+    feed.write_bytes(b'{"text": "caf\xe9"}\n')
+    result = batch_cli(fleet, runs_dir, "--from", str(listing), "--from", str(feed), "-q")
+    assert result.exit_code == 3, result.stderr
+    rows = rows_of(Path(result.stdout.strip()))
+    assert [row["status"] for row in rows] == ["complete", "failed", "complete", "failed"]
+    assert rows[1]["error"] == f"{listing}:2 is not UTF-8 text; save the list as UTF-8"
+    assert rows[3]["error"] == f"{feed}:1 is not UTF-8 text; save the list as UTF-8"
+
+
+def test_a_resumed_list_reads_its_relative_paths_where_the_batch_started(
+    fleet, runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_folder(tmp_path, 1)
+    (tmp_path / "list.txt").write_text("articles/oped-01.txt\narticles/oped-02.txt\n", encoding="utf-8")
+    (tmp_path / "feed.jsonl").write_text('{"path": "articles/oped-03.txt"}\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    first = batch_cli(fleet, runs_dir, "--from", "list.txt", "--from", "feed.jsonl", "-q")
+    assert first.exit_code == 3, first.stderr  # 02 and 03 do not exist yet
+    batch_dir = Path(first.stdout.strip())
+    assert [row["source"] for row in rows_of(batch_dir)] == [
+        str(tmp_path / "articles" / f"oped-{n:02d}.txt") for n in (1, 2, 3)
+    ]
+    for n in (2, 3):
+        (tmp_path / "articles" / f"oped-{n:02d}.txt").write_text(variant(n), encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "articles").mkdir(parents=True)
+    for n in (2, 3):  # decoys at the same relative paths: a resume from here must not read them
+        (elsewhere / "articles" / f"oped-{n:02d}.txt").write_text(variant(90 + n), encoding="utf-8")
+    monkeypatch.chdir(elsewhere)
+    resumed = batch_cli(fleet, runs_dir, "--resume", str(batch_dir), "-q")
+    assert resumed.exit_code == 0, resumed.stderr
+    titles = [read_brief(Path(row["run"]))["article"]["title"][:8] for row in rows_of(batch_dir)]
+    assert titles == ["Op-ed 01", "Op-ed 02", "Op-ed 03"]

@@ -65,7 +65,7 @@ def error_line(stderr: str) -> str:
 
 # Free space for the run, and the write it runs out at. The seed run writes article.txt (1 page),
 # .lock (1, its holder's pid, skipped when it does not fit), manifest.json (1, and 1 more while it is replaced), calls.jsonl (4 by the end), units/ (10),
-# brief.json (4), brief.md (3), brief.html (9), each at least one 4 KiB page: probed at every 4 KiB
+# brief.json (5, with its verification checks), brief.md (3), brief.html (9), each at least one 4 KiB page: probed at every 4 KiB
 # from 4 to 128, these sizes fall inside one write's range (the claims finish in any order).
 SIZES = {
     "4k": ("manifest.json",),
@@ -73,7 +73,7 @@ SIZES = {
     "16k": ("units/extract.json",),
     "36k": ("units/C", "calls.jsonl"),
     "72k": ("brief.json",),
-    "84k": ("brief.md",),
+    "88k": ("brief.md",),
     "104k": ("brief.html",),
 }
 

@@ -228,6 +228,12 @@ def test_every_item_failing_exits_1_with_the_report_written(tmp_path: Path) -> N
     report = report_of(tmp_path / "ev")
     assert report["coverage"] is None and report["failed"] == 2 and report["failures"]["rebut"] == 2
     assert result.stdout.strip().splitlines()[-1] == str(tmp_path / "ev")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0] == result.stderr.splitlines()[-1]  # after progress and the summary
+    line = errors[0]
+    assert line.startswith("error: no item was scored (the last: rebut: ") and line.endswith(
+        f"; the report is in {tmp_path / 'ev'}; once that is fixed, continue with --resume {tmp_path / 'ev'}"
+    )
 
 
 def test_rerunning_the_same_out_asks_only_what_is_not_finished(tmp_path: Path) -> None:
@@ -344,6 +350,20 @@ def test_compare_without_common_items_is_a_one_line_error(tmp_path: Path) -> Non
     assert result.exit_code == 1 and "no item is scored in both" in one_error_line(result)
     missing = run_cli("eval", "--compare", str(a), str(tmp_path))
     assert missing.exit_code == 1 and "holds no report.json" in one_error_line(missing)
+    data = run_cli("eval", "--compare", str(a), str(DATA))  # a data file given by mistake
+    assert data.exit_code == 1 and one_error_line(data) == (
+        f"error: {DATA} is not an eval report (not JSON); give a counterpoint eval directory"
+    )
+    assert DATA.is_file()
+
+
+def test_an_out_that_cannot_be_created_is_a_one_line_error(gold_server: FakeOpenAIServer, tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder", encoding="utf-8")
+    result = evaluate(gold_server, blocked / "ev", "--limit", "1")
+    assert result.exit_code == 1, result.stderr
+    assert one_error_line(result) == f"error: cannot write to {blocked / 'ev'} (Not a directory); give a writable --out"
+    assert gold_server.requests == []
 
 
 @pytest.fixture

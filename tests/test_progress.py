@@ -31,7 +31,7 @@ def test_piped_stderr_gets_the_summary_but_no_progress(cli, server) -> None:
     assert progress_lines(result.stderr) == []
     lines = result.stderr.splitlines()
     assert len(lines) == 3
-    assert lines[0] == "complete: 8 claims (8 ok), synthesis ok"
+    assert lines[0] == "complete: 8 claims (8 ok), synthesis ok, 27 to verify (17 dates, 10 names) before use"
     assert re.fullmatch(
         rf"11 calls \(0 cached, 1 retry\), {usage['prompt_tokens']:,} prompt \+ {usage['completion_tokens']:,} "
         rf"completion tokens \(0 cached\), cost \${brief['run']['cost_usd']:.4f}, \d+\.\ds",
@@ -47,7 +47,10 @@ def test_the_summary_counts_each_kind_of_outcome(cli, server) -> None:
     result = cli("run", str(SEED), "--model", "some-local-model")
     assert result.exit_code == 3
     lines = result.stderr.splitlines()
-    assert lines[0] == "partial: 8 claims (6 ok, 1 failed, 1 refused), synthesis ok"
+    assert (
+        lines[0]
+        == "partial: 8 claims (6 ok, 1 failed, 1 refused), synthesis ok, 18 to verify (12 dates, 6 names) before use"
+    )
     assert "2 retries" in lines[1] and "cost unpriced (some-local-model is not in the price table)" in lines[1]
 
 

@@ -301,7 +301,7 @@ def test_validate_takes_latest_an_id_or_a_prefix_and_prints_json(cli, partial_ru
     for ref in ("latest", partial_run.name, partial_run.name[:18]):
         result = cli("validate", ref, "--runs-dir", str(runs_dir))
         assert result.exit_code == 0, result.stderr
-        assert result.stderr == f"ok: {partial_run / 'brief.json'} (schema, ids and quotes)\n"
+        assert result.stderr == f"ok: {partial_run / 'brief.json'} (schema, ids and quotes; verification checks)\n"
     brief = read_brief(partial_run)
     brief["claims"][0]["centrality"] = 9
     (partial_run / "brief.json").write_text(json.dumps(brief))

@@ -17,7 +17,7 @@ from pipeline.review.guard import COOKIE, CSP, HEADER, PAGE_CSP
 
 from .conftest import read_brief, run_subprocess
 from .htmltree import parse
-from .review_helpers import Served, copy_run, make_run, rebuttals
+from .review_helpers import Served, copy_run, make_run, older_brief, rebuttals
 
 TOKEN = "t0ken-for-the-tests-3f9a2c71d5e8"
 HOST = "testserver"  # TestClient's Host header
@@ -383,6 +383,7 @@ def test_counterpoint_serve_end_to_end(cli, runs_dir: Path) -> None:
     finally:
         after = served.stop()
     assert after == "", "the address is the last line on stdout"
+    assert served.process.returncode == 0, "Ctrl-C is the normal way to stop it"
     stored = json.loads((run_dir / "review.json").read_text(encoding="utf-8"))
     assert stored["reviewer"] == "Ana Editor" and stored["revision"] == 1
     assert stored["decisions"][accepted["id"]]["decision"] == "accept"
@@ -429,6 +430,24 @@ def test_a_damaged_review_is_reported_and_never_overwritten(api: TestClient, run
     assert (run_dir / "review.json").read_text(encoding="utf-8") == '{"revision": "three"}'
     page = api.get(f"/runs/{run_dir.name}")
     assert page.status_code == 500 and "review.json" in page.text
+
+
+def test_a_brief_that_breaks_its_schema_is_a_one_line_500_and_nothing_is_written(
+    api: TestClient, run_dir: Path
+) -> None:
+    (run_dir / "brief.json").write_text(json.dumps(older_brief(run_dir)), encoding="utf-8")
+    assert api.get(f"/runs/{run_dir.name}").status_code == 200  # written before verification checks: fine
+    (run_dir / "brief.json").write_text('{"status": "complete"}', encoding="utf-8")
+    for answer in (
+        api.get(f"/runs/{run_dir.name}"),
+        api.get(f"/api/runs/{run_dir.name}"),
+        api.get(f"/api/runs/{run_dir.name}/review"),
+        api.post(f"/api/runs/{run_dir.name}/review", json={"decisions": {"C1-R1": {"decision": "accept"}}}),
+    ):
+        assert answer.status_code == 500
+        assert "brief.json is damaged ($: " in answer.text and f"counterpoint validate {run_dir.name}" in answer.text
+    assert not (run_dir / "review.json").exists()
+    assert api.get("/api/runs").status_code == 200  # the listing still works
 
 
 def test_batches_are_listed_from_their_manifests(api: TestClient, run_dir: Path) -> None:

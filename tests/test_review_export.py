@@ -14,7 +14,7 @@ from pipeline.review.store import update_review
 
 from .conftest import one_error_line, read_brief
 from .htmltree import parse
-from .review_helpers import make_run, rebuttals
+from .review_helpers import make_run, older_brief, rebuttals
 
 NOTE = "Lead with this one; the lease is public."
 CLAIM_NOTE = "Ask the desk for the 2017 treaty text."
@@ -118,6 +118,17 @@ def test_export_errors_are_one_line(cli, run_dir: Path, tmp_path: Path) -> None:
     unknown = cli("export", "nope", "--runs-dir", str(run_dir.parent))
     assert unknown.exit_code == 1 and "no run 'nope'" in one_error_line(unknown)
 
+    (run_dir / "brief.json").write_text(json.dumps(older_brief(run_dir)), encoding="utf-8")
+    older = export(cli, run_dir, "--format", "md")  # written before verification checks: still fine
+    assert older.exit_code == 0, older.stderr
+    (run_dir / "brief.json").write_text('{"status": "complete"}', encoding="utf-8")
+    for fmt in ("md", "html", "json", "docx"):
+        damaged = export(cli, run_dir, "--format", fmt, "-o", str(tmp_path / f"x.{fmt}"))
+        assert damaged.exit_code == 1 and one_error_line(damaged) == (
+            f"error: {run_dir / 'brief.json'} is damaged ($: 'schema_version' is a required property); "
+            f"see 'counterpoint validate {run_dir}'"
+        )
+
 
 def test_runs_and_show_know_the_review(cli, run_dir: Path, reviewed: dict[str, Any]) -> None:
     total = len(rebuttals(run_dir))
@@ -146,6 +157,7 @@ def test_validate_checks_review_ids_against_the_brief(cli, run_dir: Path, review
         "review.json: $.decisions.C9-R4: no rebuttal C9-R4 in the brief",
         "review.json: $.claim_notes.C12: no claim C12 in the brief",
     ]
+    assert result.stderr == f"error: 2 problem(s) in {run_dir / 'review.json'}\n"  # not brief.json, which is fine
     review["decisions"]["C9-R4"]["decision"] = "maybe"
     (run_dir / "review.json").write_text(json.dumps(review))
     broken = cli("validate", run_dir.name, "--runs-dir", str(run_dir.parent))

@@ -42,6 +42,7 @@ def make_runs(runs_dir: Path, template: dict[str, Any], count: int) -> list[dict
             model=f"model-{index % 4}",
             created=when.isoformat(timespec="seconds"),
         )
+        manifest["models"] = dict.fromkeys(manifest["models"], manifest["model"])  # every stage on the run's model
         manifest["article"]["title"] = f"Article number {index}"
         manifest["summary"].update(claims=index % 9, tokens=1000 + index, cost_usd=round(index / 1000, 6))
         run = RunDir(runs_dir / run_id)
@@ -113,6 +114,7 @@ def test_runs_shows_a_real_run(cli, seed_run: Path, runs_dir: Path) -> None:
             "id": seed_run.name,
             "title": brief["article"]["title"],
             "model": brief["run"]["model"],
+            "models": brief["run"]["models"],
             "status": "complete",
             "claims": 8,
             "tokens": usage["prompt_tokens"] + usage["completion_tokens"],

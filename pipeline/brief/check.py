@@ -1,5 +1,8 @@
 """Checking a stored brief (`counterpoint validate`): its schema, its quotes against the article,
-its ids and its statuses. Every problem is reported, not just the first."""
+its ids, its statuses and its verification checks. Every problem is reported, not just the first.
+
+A brief written before verification checks existed (no `checks` anywhere) is checked as it was
+written: the checks' fields are not required of it, and `predates_checks` says so for the report."""
 
 from __future__ import annotations
 
@@ -8,21 +11,91 @@ from typing import Any
 
 from .. import schemas
 from ..article import MIN_QUOTE_WORDS, locate, long_enough
+from . import verify
 from .entries import overall_status
 
 
 def check_brief(brief: Any, article_text: str | None) -> list[str]:
     """Every problem with a stored brief: the schema, then (on whatever is well-formed, so one
     broken field does not hide the rest) quotes against the article, ids and statuses."""
-    problems = schemas.validate("brief", brief)
+    old = predates_checks(brief)
+    problems = schemas.validate("brief", _as_current(brief) if old else brief)
     if not isinstance(brief, dict):
         return problems
     claims = _items(brief.get("claims"))
     synthesis: dict[str, Any] = brief["synthesis"] if isinstance(brief.get("synthesis"), dict) else {}
     if article_text is not None:
         problems += _check_article(brief, claims, synthesis, article_text)
+        if not old:
+            problems += _check_verification(claims, article_text)
     problems += _check_ids(claims, synthesis)
     problems += _check_statuses(brief, claims, synthesis)
+    return problems
+
+
+def _checked_items(claims: list[tuple[int, Any]]) -> list[tuple[str, dict[str, Any], tuple[str, ...]]]:
+    """(path, item, fields) of every rebuttal and missing-context item of well-formed claims."""
+    found: list[tuple[str, dict[str, Any], tuple[str, ...]]] = []
+    for index, claim in claims:
+        if not isinstance(claim, dict):
+            continue
+        for key, fields in (("rebuttals", verify.REBUTTAL_FIELDS), ("missing_context", verify.MISSING_CONTEXT_FIELDS)):
+            found += [
+                (f"$.claims[{index}].{key}[{i}]", item, fields)
+                for i, item in _items(claim.get(key))
+                if isinstance(item, dict)
+            ]
+    return found
+
+
+def predates_checks(brief: Any) -> bool:
+    """Whether `brief` was written before verification checks: none of its items, nor its run
+    section, has them (a brief with some and not others is damaged, and the schema says where)."""
+    if not isinstance(brief, dict):
+        return False
+    run = brief.get("run")
+    if isinstance(run, dict) and "checks" in run:
+        return False
+    return not any("checks" in item for _, item, _ in _checked_items(_items(brief.get("claims"))))
+
+
+def _as_current(brief: dict[str, Any]) -> dict[str, Any]:
+    """An older brief with the fields it could not have (checks, stage models) filled in as empty,
+    so the schema checks the rest of it."""
+    current = dict(brief)
+    if isinstance(brief.get("claims"), list):
+        current["claims"] = [_claim_as_current(claim) for claim in brief["claims"]]
+    run = brief.get("run")
+    if isinstance(run, dict):
+        stages = dict.fromkeys(("extract", "rebut", "synthesize"), run.get("model"))
+        current["run"] = {"models": stages, **run, "checks": verify.count([])}
+    return current
+
+
+def _claim_as_current(claim: Any) -> Any:
+    if not isinstance(claim, dict):
+        return claim
+    current = dict(claim)
+    for key in ("rebuttals", "missing_context"):
+        if isinstance(claim.get(key), list):
+            current[key] = [{**item, "checks": []} if isinstance(item, dict) else item for item in claim[key]]
+    return current
+
+
+def _check_verification(claims: list[tuple[int, Any]], article_text: str) -> list[str]:
+    """Each flagged text is in its item's words and absent from the article; the count adds up."""
+    problems = []
+    index = verify.ArticleIndex(article_text)
+    for where, item, fields in _checked_items(claims):
+        texts = verify.item_texts(item, fields)
+        for i, check in _items(item.get("checks")):
+            text = check.get("text") if isinstance(check, dict) else None
+            if not isinstance(text, str) or not text:
+                continue
+            if not any(text in field for field in texts):
+                problems.append(f"{where}.checks[{i}]: {text[:60]!r} is not in the item's text")
+            elif index.mentions(text):
+                problems.append(f"{where}.checks[{i}]: {text[:60]!r} is in the article, so it needs no check")
     return problems
 
 

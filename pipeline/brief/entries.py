@@ -40,6 +40,22 @@ def claim_entry(claim: dict[str, Any], rebuttal: dict[str, Any] | None, error: U
     }
 
 
+def checks_summary(counts: dict[str, int] | None) -> str | None:
+    """The brief's verification checks for people, the one wording every report uses:
+    "5 to verify (2 figures, 1 date, 2 names)"; None for a brief written before checks."""
+    if counts is None:
+        return None
+    kinds = [(kind, counts.get(kind, 0)) for kind in ("figure", "date", "name", "url", "citation")]
+    parts = ", ".join(f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in kinds if n)
+    return f"{counts.get('total', 0)} to verify" + (f" ({parts})" if parts else "")
+
+
+def check_words(item: dict[str, Any]) -> str | None:
+    """An item's checks as one line: '"2015" (date), "Paris agreement" (citation)'; None if none."""
+    checks = item.get("checks") or []
+    return ", ".join(f'"{check["text"]}" ({check["kind"]})' for check in checks) or None
+
+
 def status_label(entry: dict[str, Any]) -> str:
     """A claim's or the synthesis' outcome for people, the one word every renderer and the progress
     lines use: ok, refused, failed, or (when a stopped run never reached it) skipped or interrupted."""

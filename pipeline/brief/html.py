@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from ..pricing import format_cost
 from ..resources import resource_dir
 from ..version import __version__
-from .entries import STATUS_LABELS, review_line, status_label, strongest_rebuttals
+from .entries import STATUS_LABELS, checks_summary, review_line, status_label, strongest_rebuttals
 
 TEMPLATE = "brief.html.j2"
 FIRST_CHECKS = 5  # leads in the summary's "first things to check"
@@ -132,6 +132,26 @@ def _highlights(brief: dict[str, Any], text: str) -> list[Highlight]:
     return marks
 
 
+def marked(text: str, checks: list[dict[str, str]] | None) -> list[tuple[str, dict[str, str] | None]]:
+    """`text` cut into pieces, each with the check whose words it is (None between them): every
+    occurrence of a flagged text is marked, the longer text first where two overlap."""
+    taken: list[tuple[int, int, dict[str, str]]] = []
+    for check in sorted(checks or [], key=lambda c: -len(c["text"])):
+        at = text.find(check["text"]) if check["text"] else -1
+        while at != -1:
+            end = at + len(check["text"])
+            if not any(at < other_end and other_start < end for other_start, other_end, _ in taken):
+                taken.append((at, end, check))
+            at = text.find(check["text"], end)
+    pieces: list[tuple[str, dict[str, str] | None]] = []
+    position = 0
+    for start, end, check in sorted(taken, key=lambda t: t[0]):
+        pieces += [(text[position:start], None)] if start > position else []
+        pieces.append((text[start:end], check))
+        position = end
+    return pieces + ([(text[position:], None)] if position < len(text) else [])
+
+
 def first_checks(strongest: list[dict[str, Any]], claims: list[dict[str, Any]]) -> list[dict[str, str]]:
     """What to check first: the first lead of each strongest rebuttal, then of the strongest
     rebuttal of each check-worthy claim (most central first), without repeats, at most FIRST_CHECKS."""
@@ -185,6 +205,8 @@ def page_context(brief: dict[str, Any], article_text: str) -> dict[str, Any]:
         "synthesis_label": status_label(brief["synthesis"]),
         "cost": format_cost(brief["run"]["cost_usd"]),
         "cost_noted": format_cost(brief["run"]["cost_usd"], brief["run"]["model"]),
+        "verify_summary": checks_summary(brief["run"].get("checks")),
+        "marked": marked,
         "version": __version__,
         "review_line": review_line(brief["review"]) if brief.get("review") else None,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..pricing import format_cost
-from .entries import review_line, status_label, strongest_rebuttals
+from .entries import check_words, checks_summary, review_line, status_label, strongest_rebuttals
 
 
 def _md_quote(text: str) -> str:
@@ -22,6 +22,9 @@ def render_markdown(brief: dict[str, Any]) -> str:
             meta.append(f"**{label}:** {article[key]}")
     meta.append(f"**Model:** {run['model']} ({run['endpoint_host']})")
     meta.append(f"**Run:** {run['id'] or 'not saved'}, {run['created']}")
+    verify = checks_summary(run.get("checks"))
+    if verify:
+        meta.append(f"**Verify before use:** {verify}: specifics the article does not state")
     out += ["  \n".join(meta), ""]
     if brief.get("review"):
         out += [f"_{review_line(brief['review'])}_", ""]
@@ -62,6 +65,7 @@ def _render_claim_md(claim: dict[str, Any]) -> list[str]:
             f"- **{rebuttal['id']}** [{rebuttal['type']}, strength {rebuttal['strength']}/5] {rebuttal['argument']}"
         )
         out += [f"  - What to check: {lead}" for lead in rebuttal["what_to_check"]]
+        out += _verify_md(rebuttal, "  ")
         if rebuttal.get("original_argument"):
             out.append(f"  - Edited by the reviewer; the model wrote: {rebuttal['original_argument']}")
         if rebuttal.get("review_note"):
@@ -69,9 +73,16 @@ def _render_claim_md(claim: dict[str, Any]) -> list[str]:
     out.append("")
     if claim["missing_context"]:
         out += ["**Missing context**", ""]
-        out += [f"- {item['point']} _Why it matters:_ {item['why_it_matters']}" for item in claim["missing_context"]]
+        for item in claim["missing_context"]:
+            out += [f"- {item['point']} _Why it matters:_ {item['why_it_matters']}", *_verify_md(item, "  ")]
         out.append("")
     return out
+
+
+def _verify_md(item: dict[str, Any], indent: str) -> list[str]:
+    """The "verify before use" line under an item: its specifics the article does not state."""
+    words = check_words(item)
+    return [f"{indent}- Verify before use (not in the article): {words}"] if words else []
 
 
 def _render_synthesis_md(synthesis: dict[str, Any], claims: list[dict[str, Any]]) -> list[str]:

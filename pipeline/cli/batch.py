@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 # types, defaults and help). `--local` is left out: llama.cpp answers one request at a time.
 RUN_OPTIONS = (
     "model",
+    "extract_model",
+    "rebut_model",
+    "synthesis_model",
     "base_url",
     "runs_dir",
     "max_claims",
@@ -121,7 +124,8 @@ def batch(**given: Any) -> None:
         raise click.UsageError("--poll-interval only goes with --batch-api")
     config = batch_config(fields["settings"], base_url, given)
     sources, lists = fields["sources"], fields["lists"]
-    total = sum(1 for _ in items(sources, lists))  # the lists are read twice, never held
+    base = fields.get("cwd")  # None for a batch recorded before it was kept: the current directory
+    total = sum(1 for _ in items(sources, lists, base))  # the lists are read twice, never held
     if not total:
         fail("no articles in the sources given (a folder gives its .txt .md .html .htm .docx .pdf files)")
     if config.batch_api:  # every article open at once: each stage of the corpus in one job
@@ -129,15 +133,16 @@ def batch(**given: Any) -> None:
     batch_dir = batch_dir or BatchDir.create(runs_dir)
     done = sum(1 for line in batch_dir.rows().values() if line["status"] == FINISHED)
     progress = BatchProgress(total, done, quiet=given["quiet"])
-    run_and_report(batch_dir, config, items(sources, lists), progress, fields, given["as_json"])
+    run_and_report(batch_dir, config, items(sources, lists, base), progress, fields, given["as_json"])
 
 
 batch.params.extend(param for param in run.params if param.name in RUN_OPTIONS)
 
 
 def new_fields(given: dict[str, Any]) -> dict[str, Any]:
-    """The manifest of a new batch: its sources (paths made absolute, so --resume works from
-    anywhere), the settings every article runs with, and the endpoint."""
+    """The manifest of a new batch: its sources (paths made absolute, and the directory the lists'
+    relative paths are read from, so --resume works from anywhere), the settings every article runs
+    with, and the endpoint."""
     from ..endpoints import Endpoint
     from ..runs import utc_now
     from ..sources import is_url
@@ -149,6 +154,7 @@ def new_fields(given: dict[str, Any]) -> dict[str, Any]:
         "created": utc_now(),
         "sources": [absolute(source) for source in given["sources"]],
         "lists": [absolute(listing) for listing in given["lists"]],
+        "cwd": os.getcwd(),
         "settings": {name: given[name] for name in RECORDED},
         **Endpoint.of(given["base_url"]).record(),
     }
@@ -168,7 +174,9 @@ def resumed(batch_dir: BatchDir, given: dict[str, Any]) -> tuple[dict[str, Any],
     sources, lists = manifest.get("sources"), manifest.get("lists")
     if not _strings(sources) or not _strings(lists):
         raise RunDirError(f"{batch_dir.path / 'manifest.json'} is damaged (sources); start a new batch")
-    fields: dict[str, Any] = {key: manifest[key] for key in ("created", "endpoint", "local") if key in manifest}
+    fields: dict[str, Any] = {key: manifest[key] for key in ("created", "cwd", "endpoint", "local") if key in manifest}
+    if not isinstance(fields.get("cwd", ""), str):
+        raise RunDirError(f"{batch_dir.path / 'manifest.json'} is damaged (cwd); start a new batch")
     return {**fields, "sources": sources, "lists": lists, "settings": settings}, base_url
 
 
@@ -187,6 +195,7 @@ def batch_config(settings: dict[str, Any], base_url: str | None, given: dict[str
     model_settings = Settings(
         **{key: settings[key] for key in ("model", "max_claims", "concurrency", "reasks", "language")},
         **{key: settings[key] for key in ("temperature", "response_format")},
+        **{key: settings[key] for key in ("extract_model", "rebut_model", "synthesis_model")},
     )
     client = api.ClientOptions(
         base_url=base_url,

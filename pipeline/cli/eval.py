@@ -17,13 +17,13 @@ import click
 
 from .. import defaults
 from .common import (
-    EXIT_FAILED,
     EXIT_OK,
     EXIT_PARTIAL,
     BaseURL,
     FiniteFloatRange,
     defaulted,
     echo,
+    fail,
     friendly_errors,
     runs_dir_option,
 )
@@ -178,8 +178,15 @@ def run_eval(given: dict[str, Any]) -> None:
         echo(f"coverage {_figure(report['coverage'])} over {scored}; cost {report['cost']}", err=True)
     echo(str(out.path))
     if report["scored"] == 0:
-        raise SystemExit(EXIT_FAILED)
+        fail(_nothing_scored(report, out.path))
     raise SystemExit(EXIT_PARTIAL if report["failed"] else EXIT_OK)
+
+
+def _nothing_scored(report: dict[str, Any], path: Path) -> str:
+    """Why no item was scored (the last failure stands for the rest) and how to continue."""
+    errors = [item["error"] for item in report["per_item"] if item.get("error")]
+    why = f" (the last: {errors[-1]['stage']}: {errors[-1]['message']})" if errors else ""
+    return f"no item was scored{why}; the report is in {path}; once that is fixed, continue with --resume {path}"
 
 
 def _recorded_data(recorded: dict[str, Any] | None) -> Path | None:

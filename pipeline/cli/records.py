@@ -51,7 +51,7 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
                 format_cost(row["cost_usd"]) if row["cost_usd"] is not None or row["cost_status"] else "-",
                 f"{row['review']['decided']}/{row['review']['total']}" if row.get("review") else "-",
                 (row["created"] or "-")[:16].replace("T", " "),
-                row["model"] or "-",
+                model_cell(row),
                 clean(row["title"] or "-", one_line=True)[:60],
             )
         )
@@ -69,6 +69,13 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
         )
         for line in cells
     ]
+
+
+def model_cell(row: dict[str, Any]) -> str:
+    """The run's model, and any stage that used another: "gpt-4o, rebut: gpt-4o-mini"."""
+    model = row["model"] or "-"
+    others = [f"{stage}: {name}" for stage, name in (row.get("models") or {}).items() if name != row["model"]]
+    return ", ".join([model, *others])
 
 
 @click.command()
@@ -113,6 +120,8 @@ def validate(target: str, runs_dir: Path, as_json: bool) -> None:
     """Check a brief against the schemas and the article. RUN is an id, a unique prefix, 'latest', a run
     directory or a brief.json file."""
     from ..brief import check_brief
+    from ..brief.check import predates_checks
+    from ..review.store import REVIEW_NAME
     from ..runs import RunDir, find_run, read_json, read_text_file
     from ..terminal import clean
 
@@ -125,12 +134,24 @@ def validate(target: str, runs_dir: Path, as_json: bool) -> None:
     article_path = brief_path.parent / "article.txt"
     brief = read_json(brief_path)
     article_text = read_text_file(article_path) if article_path.is_file() else None
-    problems = check_brief(brief, article_text) + review_problems(brief_path.parent, brief)
+    in_brief, in_review = check_brief(brief, article_text), review_problems(brief_path.parent, brief)
+    problems = in_brief + in_review
     checked = "schema, ids and quotes" if article_text is not None else "schema and ids (no article.txt beside it)"
+    old = predates_checks(brief)
+    if old:
+        checked += "; written before verification checks, so none are recorded (run the article again to get them)"
+    elif article_text is not None:
+        checked = "schema, ids and quotes; verification checks"
     if as_json:
         echo(
             json.dumps(
-                {"brief": str(brief_path), "ok": not problems, "checked": checked, "problems": problems},
+                {
+                    "brief": str(brief_path),
+                    "ok": not problems,
+                    "checked": checked,
+                    "predates_checks": old,
+                    "problems": problems,
+                },
                 indent=2,
                 ensure_ascii=False,
             ),
@@ -140,7 +161,9 @@ def validate(target: str, runs_dir: Path, as_json: bool) -> None:
         for problem in problems:
             echo(clean(problem, one_line=True))
     if problems:
-        fail(f"{len(problems)} problem(s) in {brief_path}")
+        where = [str(brief_path)] if in_brief else []
+        where += [str(brief_path.parent / REVIEW_NAME)] if in_review else []
+        fail(f"{len(problems)} problem(s) in {' and '.join(where)}")
     echo(f"ok: {brief_path} ({checked})", err=True)
 
 

@@ -36,6 +36,9 @@ class RunOptions:
 
     article: str | None
     model: str
+    extract_model: str | None
+    rebut_model: str | None
+    synthesis_model: str | None
     base_url: str | None
     runs_dir: Path
     max_claims: int
@@ -76,6 +79,24 @@ class RunOptions:
     default=defaults.MODEL,
     show_default=True,
     help="Model name.",
+)
+@click.option(
+    "--extract-model",
+    envvar="COUNTERPOINT_EXTRACT_MODEL",
+    show_envvar=True,
+    help="Model for claim extraction. [default: --model]",
+)
+@click.option(
+    "--rebut-model",
+    envvar="COUNTERPOINT_REBUT_MODEL",
+    show_envvar=True,
+    help="Model for the per-claim rebuttals. [default: --model]",
+)
+@click.option(
+    "--synthesis-model",
+    envvar="COUNTERPOINT_SYNTHESIS_MODEL",
+    show_envvar=True,
+    help="Model for the synthesis. [default: --model]",
 )
 @click.option(
     "--base-url",
@@ -277,6 +298,9 @@ def article_and_record(
     )
     options: dict[str, Any] = {
         "model": opts.model,
+        "extract_model": opts.extract_model,
+        "rebut_model": opts.rebut_model,
+        "synthesis_model": opts.synthesis_model,
         "max_claims": opts.max_claims,
         "reasks": opts.reasks,
         "language": opts.language,
@@ -356,7 +380,8 @@ def check_local_options() -> None:
     from click.core import ParameterSource
 
     context = click.get_current_context()
-    for name, flag in (("model", "--model"), ("base_url", "--base-url")):
+    for name in ("model", "extract_model", "rebut_model", "synthesis_model", "base_url"):
+        flag = "--" + name.replace("_", "-")
         if context.get_parameter_source(name) == ParameterSource.COMMANDLINE:
             raise click.UsageError(
                 f"{flag} does not go with --local; pass --model-file PATH.gguf to choose the local model"

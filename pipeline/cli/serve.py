@@ -40,4 +40,7 @@ def serve(runs_dir: Path, host: str, port: int, reviewer: str | None) -> None:
         echo(url)
         sys.stdout.flush()
 
-    run_server(runs_dir, host=host, port=port, reviewer=(reviewer or "").strip() or None, announce=announce)
+    try:
+        run_server(runs_dir, host=host, port=port, reviewer=(reviewer or "").strip() or None, announce=announce)
+    except KeyboardInterrupt:  # Ctrl-C is how the server is stopped: a normal end, exit 0
+        return

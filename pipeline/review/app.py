@@ -23,6 +23,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainT
 from starlette.routing import Route
 
 from ..batch_record import batch_ids
+from ..brief import check_brief
 from ..brief.html import render_html, template
 from ..errors import CounterpointError, RunDirError
 from ..pricing import format_cost
@@ -94,9 +95,15 @@ def _run(request: Request) -> tuple[RunDir, dict[str, Any]]:
     run_dir = RunDir(runs_dir / run_id)
     try:
         run_dir.require_finished("brief.json")
-        return run_dir, read_json(run_dir.path / "brief.json")
+        brief = read_json(run_dir.path / "brief.json")
     except RunDirError as exc:
         raise HTTPException(404, str(exc)) from None
+    problems = check_brief(brief, None)  # as Brief.load checks it: older briefs pass
+    if problems:  # every page and write below relies on the brief's shape
+        raise RunDirError(
+            f"{run_dir.path / 'brief.json'} is damaged ({problems[0]}); check it with 'counterpoint validate {run_id}'"
+        )
+    return run_dir, brief
 
 
 def listing(request: Request) -> dict[str, Any]:

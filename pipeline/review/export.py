@@ -8,6 +8,7 @@ import copy
 import json
 from typing import Any
 
+from ..brief import check_brief
 from ..errors import RunDirError
 from ..runs import RunDir, read_json, read_text_file
 from .store import progress, read_review
@@ -54,6 +55,11 @@ def export(run_dir: RunDir, fmt: str, *, reviewed: bool) -> str | bytes:
     """The brief of `run_dir` in `fmt`; text for md, html and json, bytes for docx."""
     run_dir.require_finished("brief.json")
     brief = read_json(run_dir.path / "brief.json")
+    problems = check_brief(brief, None)  # as Brief.load checks it: older briefs pass
+    if problems:  # every renderer relies on the brief's shape
+        raise RunDirError(
+            f"{run_dir.path / 'brief.json'} is damaged ({problems[0]}); see 'counterpoint validate {run_dir.path}'"
+        )
     if reviewed:
         review = read_review(run_dir.path)
         if review is None:
