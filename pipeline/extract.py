@@ -18,7 +18,23 @@ from .article import MIN_WORDS, count_words
 
 # A dropped paragraph is a sentence or more; captions and link labels are shorter.
 RECOVER_MIN_WORDS = 10
-_BLOCK_TAGS = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "tr", "section", "article")
+_BLOCK_TAGS = (
+    "p",
+    "div",
+    "li",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "pre",
+    "tr",
+    "section",
+    "article",
+    "figure",
+)
 
 
 def article_paragraphs(html: str, url: str | None) -> tuple[list[str], Any]:
@@ -62,6 +78,10 @@ def main_block(html: str) -> list[str]:
     if not summary.strip():
         return []
     root = lxml.html.fromstring(summary)
+    # A caption (or a teaser laid out as one) is not article text; left in, it would also run into
+    # the paragraph after it, which then no longer matches the one trafilatura kept.
+    for caption in root.xpath("//figcaption"):
+        caption.drop_tree()
     for element in root.iter("br"):
         element.tail = "\n" + (element.tail or "")
     for element in root.iter(*_BLOCK_TAGS):

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 VENV=${COUNTERPOINT_VENV:-.venv}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 PY="$VENV/bin/python"
+# The pip bundled with Python 3.11 (23.2) cannot resolve readability-lxml 0.9 beside jusText's extras.
+"$PY" -m pip install --quiet --disable-pip-version-check -U pip
 
 # The project with every extra the tests exercise. llama-cpp-python builds from source the first
 # time (about 5 minutes on 2 cores); pip reuses the built wheel afterwards.

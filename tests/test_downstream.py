@@ -97,6 +97,10 @@ def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (wheel,) = root.glob("counterpoint-*.whl")
     venv.create(root / "venv", with_pip=True)
     python = root / "venv" / "bin" / "python"
+    # As the README's install steps do: the pip bundled with Python 3.11 cannot resolve the dependencies.
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "-U", "pip"], check=True, capture_output=True, timeout=300
+    )
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", str(wheel), "pytest"], check=True, capture_output=True, timeout=600
     )

@@ -150,3 +150,21 @@ def apply_config(ctx: click.Context) -> None:
                 fail(f"{value.path}: {param.name} = {value.value!r} cannot be used: {exc.message}")
             taken[param.name] = value.value
     ctx.default_map = {name: taken}
+
+
+def model_option(help: str = "Model name.") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--model`, the same in every command that names one (COUNTERPOINT_MODEL, defaults.MODEL)."""
+    return click.option(
+        "--model", envvar="COUNTERPOINT_MODEL", show_envvar=True, default=defaults.MODEL, show_default=True, help=help
+    )
+
+
+response_format_option = click.option(
+    "--response-format",
+    envvar="COUNTERPOINT_RESPONSE_FORMAT",
+    show_envvar=True,
+    default=defaults.RESPONSE_FORMAT,
+    show_default=True,
+    type=click.Choice(["auto", "json_schema", "json_object", "prompt"]),
+    help="How to ask for JSON.",
+)

@@ -7,20 +7,12 @@ import os
 
 import click
 
-from .. import defaults
-from .common import BaseURL, echo, fail, friendly_errors
+from .common import BaseURL, echo, fail, friendly_errors, model_option
 
 
 @click.command()
 @click.option("--base-url", envvar="OPENAI_BASE_URL", show_envvar=True, type=BaseURL(), help="An endpoint to probe.")
-@click.option(
-    "--model",
-    envvar="COUNTERPOINT_MODEL",
-    show_envvar=True,
-    default=defaults.MODEL,
-    show_default=True,
-    help="The model a run would send; warned about when the endpoint does not list it.",
-)
+@model_option("The model a run would send; warned about when the endpoint does not list it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the settings and checks as JSON.")
 @friendly_errors
 def doctor(base_url: str | None, model: str, as_json: bool) -> None:

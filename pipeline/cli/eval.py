@@ -25,6 +25,8 @@ from .common import (
     echo,
     fail,
     friendly_errors,
+    model_option,
+    response_format_option,
     runs_dir_option,
 )
 
@@ -48,14 +50,7 @@ RECORDED = (
 
 @click.command("eval")
 @click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--model",
-    envvar="COUNTERPOINT_MODEL",
-    show_envvar=True,
-    default=defaults.MODEL,
-    show_default=True,
-    help="Model name.",
-)
+@model_option()
 @click.option(
     "--base-url", envvar="OPENAI_BASE_URL", show_envvar=True, type=BaseURL(), help="OpenAI-compatible endpoint."
 )
@@ -104,15 +99,7 @@ RECORDED = (
     type=click.IntRange(0, 10),
     help="Transport retries.",
 )
-@click.option(
-    "--response-format",
-    envvar="COUNTERPOINT_RESPONSE_FORMAT",
-    show_envvar=True,
-    default=defaults.RESPONSE_FORMAT,
-    show_default=True,
-    type=click.Choice(["auto", "json_schema", "json_object", "prompt"]),
-    help="How to ask for JSON.",
-)
+@response_format_option
 @click.option("--temperature", type=FiniteFloatRange(0, 2), help="Sampling temperature. [default: the server's]")
 @click.option(
     "--judge-temperature", type=FiniteFloatRange(0, 2), help="The judge's temperature. [default: --temperature]"

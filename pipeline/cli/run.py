@@ -22,6 +22,8 @@ from .common import (
     echo,
     fail,
     friendly_errors,
+    model_option,
+    response_format_option,
     runs_dir_option,
 )
 
@@ -72,14 +74,7 @@ class RunOptions:
 
 @click.command()
 @click.argument("article", required=False)
-@click.option(
-    "--model",
-    envvar="COUNTERPOINT_MODEL",
-    show_envvar=True,
-    default=defaults.MODEL,
-    show_default=True,
-    help="Model name.",
-)
+@model_option()
 @click.option(
     "--extract-model",
     envvar="COUNTERPOINT_EXTRACT_MODEL",
@@ -148,15 +143,7 @@ class RunOptions:
     type=click.IntRange(*defaults.INT_BOUNDS["max_calls"]),
     help="Cap on model calls for the run. [default: enough for the brief plus retries]",
 )
-@click.option(
-    "--response-format",
-    envvar="COUNTERPOINT_RESPONSE_FORMAT",
-    show_envvar=True,
-    default=defaults.RESPONSE_FORMAT,
-    show_default=True,
-    type=click.Choice(["auto", "json_schema", "json_object", "prompt"]),
-    help="How to ask for JSON.",
-)
+@response_format_option
 @click.option("--language", help="Language of the brief. [default: the article's]")
 @click.option(
     "--temperature",
