@@ -68,7 +68,7 @@ RECORDED = (
     show_envvar=True,
     default=defaults.CONCURRENCY,
     show_default=True,
-    type=click.IntRange(1, 64),
+    type=click.IntRange(*defaults.INT_BOUNDS["concurrency"]),
     help="Items in flight at once.",
 )
 @click.option(
@@ -86,23 +86,33 @@ RECORDED = (
     "--reasks",
     default=defaults.REASKS,
     show_default=True,
-    type=click.IntRange(0, 5),
+    type=click.IntRange(*defaults.INT_BOUNDS["reasks"]),
     help="Re-asks after invalid output.",
 )
 @click.option(
-    "--timeout", default=defaults.TIMEOUT, show_default=True, type=FiniteFloatRange(min=0.1), help="Seconds per call."
+    "--timeout",
+    default=defaults.TIMEOUT,
+    show_default=True,
+    type=FiniteFloatRange(*defaults.FLOAT_BOUNDS["timeout"]),
+    help="Seconds per call.",
 )
 @click.option(
     "--max-retries",
     default=defaults.MAX_RETRIES,
     show_default=True,
-    type=click.IntRange(0, 10),
+    type=click.IntRange(*defaults.INT_BOUNDS["max_retries"]),
     help="Transport retries.",
 )
 @response_format_option
-@click.option("--temperature", type=FiniteFloatRange(0, 2), help="Sampling temperature. [default: the server's]")
 @click.option(
-    "--judge-temperature", type=FiniteFloatRange(0, 2), help="The judge's temperature. [default: --temperature]"
+    "--temperature",
+    type=FiniteFloatRange(*defaults.FLOAT_BOUNDS["temperature"]),
+    help="Sampling temperature. [default: the server's]",
+)
+@click.option(
+    "--judge-temperature",
+    type=FiniteFloatRange(*defaults.FLOAT_BOUNDS["temperature"]),
+    help="The judge's temperature. [default: --temperature]",
 )
 @click.option(
     "--cache-dir", envvar="COUNTERPOINT_CACHE_DIR", show_envvar=True, type=click.Path(file_okay=False, path_type=Path)
