@@ -5,6 +5,7 @@ The CLI shows these in `--help`; the library uses the same values when an option
 
 MODEL = "gpt-4.1-mini"
 RESPONSE_FORMAT = "auto"  # try json_schema, step down to json_object, then to a schema in the prompt
+RESPONSE_FORMATS = ("auto", "json_schema", "json_object", "prompt")  # what --response-format takes
 TIMEOUT = 120.0  # seconds for one model call
 LOCAL_TIMEOUT = 600.0  # seconds for one call to a local CPU model (--local), which queues and is slow
 CONCURRENCY = 8  # model requests in flight at once

@@ -22,8 +22,6 @@ from .fetch import FetchOptions
 T = TypeVar("T")
 P = ParamSpec("P")
 
-RESPONSE_FORMATS = ("auto", "json_schema", "json_object", "prompt")
-
 
 def check_bounds(**values: float | None) -> None:
     """Each value within its defaults.INT_BOUNDS or FLOAT_BOUNDS (None: not given), as the CLI's
@@ -43,8 +41,9 @@ def check_bounds(**values: float | None) -> None:
 
 
 def check_response_format(response_format: str) -> None:
-    if response_format not in RESPONSE_FORMATS:
-        raise ConfigError(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}, not {response_format!r}")
+    if response_format not in defaults.RESPONSE_FORMATS:
+        choices = ", ".join(defaults.RESPONSE_FORMATS)
+        raise ConfigError(f"response_format must be one of {choices}, not {response_format!r}")
 
 
 def fetch_options(timeout: float, max_bytes: int, allow_private_hosts: bool) -> FetchOptions:

@@ -165,6 +165,6 @@ response_format_option = click.option(
     show_envvar=True,
     default=defaults.RESPONSE_FORMAT,
     show_default=True,
-    type=click.Choice(["auto", "json_schema", "json_object", "prompt"]),
+    type=click.Choice(defaults.RESPONSE_FORMATS),
     help="How to ask for JSON.",
 )
