@@ -100,7 +100,6 @@ class EvalDir:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock_fd: int | None = None
 
     def open(self, manifest: dict[str, Any]) -> None:
         """Start the directory, or check that a recorded one was made with the same fingerprint (its
