@@ -20,6 +20,7 @@ from typing import Any
 
 from .errors import InputError, ResumeMismatch, RunDirError
 from .files import atomic_write, json_text
+from .runs import read_json
 
 MAX_DATA_BYTES = 50_000_000
 MAX_CLUSTERS = 24  # the judge schema's bound on perspectives (a contract test checks they agree)
@@ -179,8 +180,8 @@ class EvalDir:
     @staticmethod
     def _read(path: Path) -> dict[str, Any]:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
+            data = read_json(path)
+        except RunDirError:
             raise RunDirError(f"{path} is damaged or unreadable; delete it to redo that part") from None
         if not isinstance(data, dict):
             raise RunDirError(f"{path} is damaged (not a JSON object); delete it to redo that part")
