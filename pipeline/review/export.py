@@ -13,7 +13,6 @@ from ..errors import RunDirError
 from ..runs import RunDir
 from .store import progress, read_review
 
-FORMATS = ("md", "html", "docx", "json")
 KEPT = ("accept", "edit")
 
 
