@@ -46,6 +46,12 @@ def format_cost(usd: float | None, model: str | None = None) -> str:
     return f"unpriced ({model} is not in the price table)" if model else "unpriced"
 
 
+def listed_cost(usd: float | None, status: str | None) -> str:
+    """A run's cost in a runs listing (`counterpoint runs`, the review app): "-" while it has no
+    estimate (unfinished), else as `format_cost` spells it."""
+    return format_cost(usd) if usd is not None or status else "-"
+
+
 def estimate(model: str, usage: Usage, tier: str = "standard") -> tuple[float | None, str]:
     """(cost in USD at the `tier`'s prices, 'priced') or (None, 'unpriced')."""
     prices = price_for(model)

@@ -36,7 +36,7 @@ def list_runs(runs_dir: Path, as_json: bool) -> None:
 def runs_table(rows: list[dict[str, Any]]) -> list[str]:
     """Aligned columns, the title last so that a long one does not push the others about. Every
     cell is one line of printable text, whatever a manifest or a --model holds."""
-    from ..pricing import format_cost
+    from ..pricing import listed_cost
     from ..terminal import clean
 
     header = ("ID", "STATUS", "CLAIMS", "TOKENS", "COST", "REVIEWED", "DATE", "MODEL", "TITLE")
@@ -48,7 +48,7 @@ def runs_table(rows: list[dict[str, Any]]) -> list[str]:
                 row["status"],
                 "-" if row["claims"] is None else str(row["claims"]),
                 "-" if row["tokens"] is None else f"{row['tokens']:,}",
-                format_cost(row["cost_usd"]) if row["cost_usd"] is not None or row["cost_status"] else "-",
+                listed_cost(row["cost_usd"], row["cost_status"]),
                 f"{row['review']['decided']}/{row['review']['total']}" if row.get("review") else "-",
                 (row["created"] or "-")[:16].replace("T", " "),
                 model_cell(row),

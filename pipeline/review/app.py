@@ -26,7 +26,7 @@ from ..batch_record import BatchDir, batch_ids
 from ..brief import check_brief
 from ..brief.html import render_html, template
 from ..errors import CounterpointError, RunDirError
-from ..pricing import format_cost
+from ..pricing import listed_cost
 from ..resources import resource_dir
 from ..runs import BATCHES_DIR, RunDir, list_runs, parse_json, read_json, run_ids
 from .guard import HEADER, PAGE_CSP, Guard
@@ -119,7 +119,7 @@ def listing(request: Request) -> dict[str, Any]:
     shown = rows[(page - 1) * PER_PAGE : page * PER_PAGE]
     for row in shown:
         row.pop("path")
-        row["cost"] = format_cost(row["cost_usd"]) if row["cost_usd"] is not None or row["cost_status"] else "-"
+        row["cost"] = listed_cost(row["cost_usd"], row["cost_status"])
         row["review"] = listing_progress(runs_dir / row["id"])
     return {"runs": shown, "batches": _batches(runs_dir), "page": page, "pages": pages, "total": len(rows)}
 
