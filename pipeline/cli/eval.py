@@ -8,7 +8,6 @@ The last line on stdout is the eval directory.
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -199,6 +198,8 @@ def _recorded_data(recorded: dict[str, Any] | None) -> Path | None:
 def _out_and_record(given: dict[str, Any]) -> tuple[EvalDir, dict[str, Any] | None]:
     """The eval directory, and its record when continuing one: options left at their defaults take
     the recorded values."""
+    import secrets  # here: it pulls in hmac and random, which `counterpoint --help` need not pay for
+
     from ..evaldata import EvalDir
 
     if given["resume"] is not None and given["out"] is not None and given["resume"] != given["out"]:
