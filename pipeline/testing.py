@@ -419,10 +419,7 @@ class FakeOpenAIServer:
             http.close_connection = True
             return
         if response.status != 200:
-            message = response.error_message or f"scripted HTTP {response.status}"
-            http._send(
-                response.status, {"error": {"message": message, "type": "fake_error", "code": None}}, response.headers
-            )
+            http._send(response.status, _error_body(response), response.headers)
             return
         if response.body is not None:
             http._send(
@@ -441,8 +438,7 @@ class FakeOpenAIServer:
         if response.reset or response.hang:  # a line the job never answers
             return unit, 0, None
         if response.status != 200:
-            message = response.error_message or f"scripted HTTP {response.status}"
-            return unit, response.status, {"error": {"message": message, "type": "fake_error", "code": None}}
+            return unit, response.status, _error_body(response)
         if response.body is not None:
             raw = response.body
             return unit, 200, raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
@@ -500,6 +496,12 @@ class FakeOpenAIServer:
             seen = list(self._answered_prompts)
             self._answered_prompts.append(prompt)
         return max((len(os.path.commonprefix([prompt, earlier])) for earlier in seen), default=0)
+
+
+def _error_body(response: FakeResponse) -> dict[str, Any]:
+    """A scripted HTTP error as OpenAI words one, over HTTP or in a Batch API job's error file."""
+    message = response.error_message or f"scripted HTTP {response.status}"
+    return {"error": {"message": message, "type": "fake_error", "code": None}}
 
 
 def _response_for(fault: Fault) -> FakeResponse:
