@@ -42,7 +42,7 @@ class JobRecord:
             return {}
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deeply
             raise self._damaged(type(exc).__name__) from None
         jobs = data.get("jobs") if isinstance(data, dict) else None
         if not isinstance(jobs, dict) or not all(_valid(entry) for entry in jobs.values()):

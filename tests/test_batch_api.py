@@ -391,3 +391,13 @@ def test_the_batch_api_calls_are_retried_and_refusals_stop_the_run(
     stopped = [read_brief(d) for d in runs_dir.iterdir() if read_brief(d)["status"] == "failed"]
     assert len(stopped) == 2 and all(any("The run stopped early" in n for n in b["notes"]) for b in stopped)
     assert _chat_completions(server) == 0
+
+
+@pytest.mark.parametrize("content", ["{not json", "[" * 100_000 + "]" * 100_000, '{"jobs": []}'])
+def test_a_damaged_job_record_is_one_line_naming_it(tmp_path: Path, content: str) -> None:
+    from pipeline.batch_state import STATE_NAME, JobRecord
+    from pipeline.errors import RunDirError
+
+    (tmp_path / STATE_NAME).write_text(content, encoding="utf-8")
+    with pytest.raises(RunDirError, match=r"Batch API record .* is damaged .*; it lists jobs already paid for"):
+        JobRecord(tmp_path)
