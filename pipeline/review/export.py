@@ -76,6 +76,8 @@ def export(run_dir: RunDir, fmt: str, *, reviewed: bool) -> str | bytes:
         from ..brief.docx import render_docx
 
         return render_docx(brief)
+    if fmt != "html":
+        raise ValueError(f"unknown export format {fmt!r}; the formats are md, html, docx and json")
     from ..brief.html import render_html
 
     article = run_dir.article_text()
