@@ -237,6 +237,14 @@ class RunDir:
         """Whether the folder holds a run (its manifest is written as the run starts)."""
         return self.manifest_path.is_file()
 
+    def discard_unstarted(self) -> bool:
+        """Remove the folder if the run never got its manifest (stopped as it was being made): such a
+        folder could only mislead `runs` and `latest`. True if it was removed."""
+        if self.is_run():
+            return False
+        shutil.rmtree(self.path, ignore_errors=True)
+        return True
+
     def has_brief(self) -> bool:
         return self.brief_path.is_file()
 
