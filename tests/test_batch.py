@@ -406,3 +406,15 @@ def test_a_stopped_batch_records_every_source_and_resume_finishes_it(
     rows = rows_of(batch_dir)
     assert Counter(row["status"] for row in rows) == {"complete": 12, "failed": 3}, fixed.stderr
     assert fixed.exit_code == 3
+
+
+def test_a_batch_where_every_article_fails_says_why_in_one_line(fleet, runs_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\x00\x01 not text \x00" * 20)
+    for args in ((str(tmp_path / "nonexistent_dir"),), ("-q", str(bad))):
+        result = batch_cli(fleet, runs_dir, *args)
+        assert result.exit_code == 1
+        line = one_error_line_of_last(result)
+        assert "every article failed" in line and args[-1] in line
+        assert "batch.jsonl" in line and "counterpoint batch --resume" in line
+        assert [text for text in result.stderr.splitlines() if text.startswith("error:")] == [line]

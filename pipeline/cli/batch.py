@@ -267,4 +267,16 @@ def run_and_report(
             f"continue with '{shlex.join([*shlex.split(resume_command(batch_dir)), *flags])}'",
             code,
         )
+    if not produced:
+        fail(
+            f"{all_failed(batch_dir)}; see {batch_dir.path / 'batch.jsonl'}, fix that, then '{resume_command(batch_dir)}'"
+        )
     raise SystemExit(EXIT_OK if totals["complete"] == totals["articles"] == progress.total else code)
+
+
+def all_failed(batch_dir: BatchDir) -> str:
+    """Why no article produced a brief: the first failure's reason."""
+    rows = sorted(batch_dir.rows().values(), key=lambda line: line["n"])
+    first = next((line for line in rows if line["status"] == "failed"), None)
+    reason = first["error"] if first and first.get("error") else "failed"
+    return f"every article failed; the first ({first['source'] if first else '?'}): {reason}"
