@@ -418,3 +418,21 @@ def test_a_batch_where_every_article_fails_says_why_in_one_line(fleet, runs_dir:
         assert "every article failed" in line and args[-1] in line
         assert "batch.jsonl" in line and "counterpoint batch --resume" in line
         assert [text for text in result.stderr.splitlines() if text.startswith("error:")] == [line]
+
+
+def test_a_resume_on_another_endpoint_is_refused_up_front(fleet, runs_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "bad.txt").write_bytes(b"\x00\x01 not text \x00" * 20)
+    folder = make_folder(tmp_path, 1)
+    first = batch_cli(fleet, runs_dir, str(folder), str(tmp_path / "bad.txt"), "-q")
+    assert first.exit_code == 3, first.stderr
+    batch_dir = Path(first.stdout.strip())
+    before = (batch_dir / "batch.jsonl").read_text(encoding="utf-8")
+    with FakeOpenAIServer(lambda unit, body: FakeResponse(status=500)) as other:
+        refused = batch_cli(other, runs_dir, "--resume", "latest", "-q")
+        assert refused.exit_code == 1 and refused.stdout == ""
+        line = one_error_line(refused)
+        assert "cannot resume batch" in line and fleet.base_url in line and "--force" in line
+        assert (batch_dir / "batch.jsonl").read_text(encoding="utf-8") == before and other.requests == []
+        forced = batch_cli(other, runs_dir, "--resume", "latest", "--force")
+    assert forced.exit_code == 3 and "warning: " in forced.stderr
+    assert Path(forced.stdout.strip().splitlines()[-1]) == batch_dir

@@ -170,6 +170,7 @@ def resumed(batch_dir: BatchDir, given: dict[str, Any]) -> tuple[dict[str, Any],
     """The recorded batch's manifest fields with the settings to use (options left at their defaults
     take the recorded values) and the endpoint it was started on (unless --base-url says otherwise)."""
     from .. import api
+    from ..endpoints import Endpoint, check_resume
     from ..errors import RunDirError
     from ..runs import RunDir
 
@@ -177,6 +178,10 @@ def resumed(batch_dir: BatchDir, given: dict[str, Any]) -> tuple[dict[str, Any],
     settings = {name: given[name] for name in RECORDED}
     settings.update(recorded_defaults(RunDir(batch_dir.path), manifest, settings))
     base_url, _ = api.recorded_endpoint(manifest, given["base_url"], False, None)
+    # Another endpoint than recorded is refused up front, as `run --resume` does, not article by article.
+    current = Endpoint.of(base_url)
+    for problem in check_resume(f"batch {batch_dir.id}", manifest, current, force=given["force"]):
+        echo(f"warning: {problem}; sending the rest there (--force)", err=True)
     sources, lists = manifest.get("sources"), manifest.get("lists")
     if not _strings(sources) or not _strings(lists):
         raise RunDirError(f"{batch_dir.manifest_path} is damaged (sources); start a new batch")
