@@ -274,7 +274,8 @@ def run_and_report(
         )
     if not produced:
         fail(
-            f"{all_failed(batch_dir)}; see {batch_dir.path / 'batch.jsonl'}, fix that, then '{resume_command(batch_dir)}'"
+            f"{all_failed(batch_dir)}; see {batch_dir.path / 'batch.jsonl'}, fix that, "
+            f"then '{resume_command(batch_dir)}'"
         )
     raise SystemExit(EXIT_OK if totals["complete"] == totals["articles"] == progress.total else code)
 
