@@ -50,6 +50,8 @@ BRIEF_MD = "brief.md"
 BRIEF_HTML = "brief.html"
 BRIEF_FILES = {"json": BRIEF_JSON, "md": BRIEF_MD, "html": BRIEF_HTML}  # the brief in each format
 BATCHES_DIR = "batches"  # runs/batches/<id>/ holds batch records (batch_record.py), not a run
+EVALS_DIR = "evals"  # runs/evals/<id>/ holds `counterpoint eval` records (evaldata.py), not a run
+NOT_RUNS = frozenset({BATCHES_DIR, EVALS_DIR})
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 # What resume reads from a manifest, and the JSON type each must have.
 _MANIFEST_SHAPE = {"article": dict, "fingerprint": dict, "settings": dict}
@@ -601,7 +603,7 @@ def run_ids(runs_dir: Path) -> list[str]:
         entries = [
             entry.name
             for entry in os.scandir(runs_dir)
-            if entry.is_dir() and not entry.name.startswith(".") and entry.name != BATCHES_DIR
+            if entry.is_dir() and not entry.name.startswith(".") and entry.name not in NOT_RUNS
         ]
     except FileNotFoundError:
         return []
