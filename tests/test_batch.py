@@ -396,6 +396,10 @@ def test_a_stopped_batch_records_every_source_and_resume_finishes_it(
         assert all(row["error"] for row in rows)
         with open(batch_dir / "summary.csv", encoding="utf-8") as handle:
             assert len(list(csv.DictReader(handle))) == 15
+        summary = next(line for line in first.stderr.splitlines() if line.startswith("batch: "))
+        assert summary.startswith(f"batch: 15 articles: 0 complete, {statuses['partial']} partial, 2 failed, ")
+        assert f", {statuses['not started']} not started;" in summary  # every source counted
+        assert json.loads((batch_dir / "manifest.json").read_text(encoding="utf-8"))["totals"]["articles"] == 15
         assert [p for p in runs_dir.iterdir() if p.name != "batches" and not (p / "manifest.json").is_file()] == []
         assert "unknown" not in run_cli("runs", "--runs-dir", str(runs_dir)).stdout
         # The printed resume: the two recorded failures fail again without counting, the rest go on.
