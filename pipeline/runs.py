@@ -554,6 +554,11 @@ def find_run(runs_dir: Path, ref: str) -> RunDir:
     as_path = Path(ref).expanduser()
     if ("/" in ref or os.sep in ref) and (as_path / MANIFEST).is_file():
         return RunDir(as_path)
+    if ("/" in ref or os.sep in ref) and as_path.is_dir():
+        raise RunDirError(
+            f"{ref} is not a run directory (no {MANIFEST}); give a run's folder, an id from 'counterpoint runs', "
+            "or 'latest'"
+        )
     if ".." in ref or "/" in ref or os.sep in ref or not _SAFE_ID.match(ref):
         raise RunDirError(f"{ref!r} is not a run id; give an id from 'counterpoint runs', 'latest', or a run directory")
     if ref == "latest":
