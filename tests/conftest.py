@@ -26,9 +26,12 @@ TEST_KEY = "sk-test-Zq8vN3kLr5Tw9Yx2"  # distinctive, so a leak is easy to find
 SEED_ARTICLE = sources.load(str(SEED))
 
 
+NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing listens there
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test touches the user's cache, runs dir, config, key or endpoint; a bug raises instead of hiding.
+    """No test touches the user's cache, runs dir, config, key or endpoint, or the network; a bug raises instead of hiding.
 
     The runs and cache dirs are the test's own (`runs_dir` is the same folder). COUNTERPOINT_DEBUG
     makes the CLI re-raise an unexpected exception (a bug) instead of printing "internal error"
@@ -48,6 +51,12 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COUNTERPOINT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("COUNTERPOINT_DEBUG", "1")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no user counterpoint.toml
+    # A test that forgets --base-url must fail here, not reach api.openai.com: the SDK (and every
+    # child process) sends anything but loopback to a closed local port, with no DNS lookup.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, NOWHERE)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost,::1")
 
 
 @pytest.fixture(scope="session")
