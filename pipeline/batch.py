@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import api, defaults
-from .batch_record import FINISHED, BatchDir, row
+from .batch_record import FINISHED, NOT_STARTED, BatchDir, row
 from .batch_sources import Item, ReadOptions, load_item
 from .engine import Settings
 from .errors import CounterpointError, ModelError, NoBatchAPI
@@ -92,7 +92,8 @@ class BatchRunner:
         self.config = config
         self.rows = rows  # what batch.jsonl knew (on resume), updated as articles finish
         self.reporter = reporter
-        self.failures = 0
+        self.failures = 0  # this process's new failures: an article recorded failed that fails again is not one
+        self._failed_before = {key for key, line in rows.items() if line["status"] == "failed"}
         self.stopped: str | None = None
         self.resume_flags: tuple[str, ...] = ()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -152,8 +153,13 @@ class BatchRunner:
                 known = self.rows.get(item.key)
                 if known is not None and known["status"] == FINISHED:
                     continue  # never asked again
-                await window.acquire()
+                try:
+                    await window.acquire()
+                except asyncio.CancelledError:
+                    self._not_started(item)
+                    raise
                 if self.stopped is not None:
+                    self._not_started(item)
                     break
                 task = asyncio.create_task(self._article(item, known))
                 self._tasks.add(task)
@@ -164,6 +170,8 @@ class BatchRunner:
             ticker.cancel()
             if self.transport is not None:
                 await self.transport.aclose()
+            for item in items:  # the sources never reached: a row each, so the record lists every source
+                self._not_started(item)
         if self._bug is not None:
             raise self._bug
         return Outcome(self.rows, self.stopped, self.resume_flags)
@@ -221,7 +229,9 @@ class BatchRunner:
             )
         except asyncio.CancelledError:
             started = self._run_of(item, run_dir)
-            if started is not None:  # one not started yet has nothing to record: it starts on resume
+            if started is None or started.discard_unstarted():  # nothing to record: it starts on resume
+                self._not_started(item, replace=True)
+            else:
                 why = f"not finished: {self.stopped}" if self.stopped else "interrupted"
                 self._finish(self._recorded_row(item, started, why))
             raise
@@ -237,7 +247,12 @@ class BatchRunner:
 
     async def _new(self, item: Item) -> Any:
         article = await asyncio.to_thread(load_item, item, self.config.read)
-        run_dir = await asyncio.to_thread(api.new_run_dir, article, self.config.runs_dir)
+        making = asyncio.ensure_future(asyncio.to_thread(api.new_run_dir, article, self.config.runs_dir))
+        try:
+            run_dir = await asyncio.shield(making)
+        except asyncio.CancelledError:  # the thread makes the folder anyway: never leave it half-made
+            (await making).discard_unstarted()
+            raise
         self._started(item, run_dir)
         return await api.run_brief(
             article,
@@ -263,6 +278,19 @@ class BatchRunner:
         self.rows[item.key] = row(item.key, item.n, item.source, item.id, status="running", run=run_dir.path)
         self.batch.append(self.rows[item.key])
 
+    def _not_started(self, item: Item, *, replace: bool = False) -> None:
+        """Record a source the batch stopped before starting (kept as it was if the record knows it,
+        unless `replace`: its row said it was running)."""
+        known = self.rows.get(item.key)
+        if known is not None and not (replace and known["status"] == "running"):
+            return
+        why = self.stopped or "interrupted"
+        line = row(
+            item.key, item.n, item.source, item.id, status=NOT_STARTED, error=f"stopped before it started: {why}"
+        )
+        self.rows[item.key] = line
+        self.batch.append(line)
+
     def _run_of(self, item: Item, run_dir: RunDir | None) -> RunDir | None:
         if run_dir is not None:
             return run_dir
@@ -283,7 +311,7 @@ class BatchRunner:
         self.rows[line["key"]] = line
         self.batch.append(line)
         self.reporter.finished(line)
-        if line["status"] == "failed":
+        if line["status"] == "failed" and line["key"] not in self._failed_before:
             self.failures += 1
             limit = self.config.max_failures
             if limit is not None and self.failures >= limit:

@@ -111,8 +111,9 @@ class BatchProgress:
     def summary(self, totals: dict[str, Any], path: str, elapsed: float) -> None:
         self.say(
             f"batch: {_count(totals['articles'], 'article')}: {totals['complete']} complete, {totals['partial']} "
-            f"partial, {totals['failed']} failed; {_count(totals['claims_ok'], 'claim')} answered, "
-            f"{totals['claims_failed']} not; {_count(totals['tokens'], 'token')}, "
+            f"partial, {totals['failed']} failed{_not_started(totals)}; "
+            f"{_count(totals['claims_ok'], 'claim')} answered, {totals['claims_failed']} not; "
+            f"{_count(totals['tokens'], 'token')}, "
             f"cost {format_cost(totals['cost_usd'])}{_at(totals)}, {elapsed:.1f}s"
         )
         self.say(f"record: {path} (index.html, summary.csv, batch.jsonl)")
@@ -121,6 +122,12 @@ class BatchProgress:
 def _count(number: int, noun: str) -> str:
     """'1 article', '2 articles', '1,200 tokens'."""
     return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def _not_started(totals: dict[str, Any]) -> str:
+    """The sources a stopped or interrupted batch never reached: counted among the articles, named."""
+    count = totals.get("not_started") or 0
+    return f", {count} not started" if count else ""
 
 
 def _at(totals: dict[str, Any]) -> str:

@@ -53,6 +53,8 @@ CSV_COLUMNS = (
     "run",
 )
 FINISHED = "complete"  # a row with this status is never asked again
+NOT_STARTED = "not started"  # a source the batch stopped before reaching: a resume starts it
+STATUSES = ("complete", "partial", "failed", NOT_STARTED)
 TEMPLATE = "batch_index.html.j2"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
@@ -222,12 +224,16 @@ def batch_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     costs = [line.get("cost_usd") for line in rows if line.get("run")]
     return {
         "articles": len(rows),
-        **{status: sum(1 for line in rows if line["status"] == status) for status in ("complete", "partial", "failed")},
+        **{_total_key(status): sum(1 for line in rows if line["status"] == status) for status in STATUSES},
         "claims_ok": sum(line["claims_ok"] for line in rows),
         "claims_failed": sum(line["claims_failed"] for line in rows),
         "tokens": sum(line["tokens"] for line in rows),
         "cost_usd": None if any(cost is None for cost in costs) else round(sum(cost or 0.0 for cost in costs), 6),
     }
+
+
+def _total_key(status: str) -> str:
+    return status.replace(" ", "_")
 
 
 def summary_csv(rows: list[dict[str, Any]]) -> str:

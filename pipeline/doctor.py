@@ -108,14 +108,15 @@ def diagnose(base_url: str | None, key: str | None, model: config.Setting | None
     return Diagnosis(checks, [warning] if warning else [])
 
 
-def usable_backends(checks: list[Check]) -> list[str]:
-    """Backends `counterpoint run` can use, by the option that selects each."""
+def usable_backends(checks: list[Check], base_url_source: str = "option --base-url") -> list[str]:
+    """Backends `counterpoint run` can use, by the option that selects each; the endpoint by where
+    its URL came from (the option, OPENAI_BASE_URL, counterpoint.toml)."""
     by_name = {check.name: check.ok for check in checks}
     usable = []
     if by_name["OpenAI API key"]:
         usable.append("OpenAI (default)")
     if by_name["OpenAI-compatible endpoint"]:
-        usable.append("--base-url")
+        usable.append("--base-url" if base_url_source.startswith("option") else f"base_url ({base_url_source})")
     if by_name["local runtime (llama.cpp)"] and by_name["demo model (SmolLM2-135M)"]:
         usable.append("--local")
     elif by_name["local runtime (llama.cpp)"]:

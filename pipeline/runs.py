@@ -50,6 +50,8 @@ BRIEF_MD = "brief.md"
 BRIEF_HTML = "brief.html"
 BRIEF_FILES = {"json": BRIEF_JSON, "md": BRIEF_MD, "html": BRIEF_HTML}  # the brief in each format
 BATCHES_DIR = "batches"  # runs/batches/<id>/ holds batch records (batch_record.py), not a run
+EVALS_DIR = "evals"  # runs/evals/<id>/ holds `counterpoint eval` records (evaldata.py), not a run
+NOT_RUNS = frozenset({BATCHES_DIR, EVALS_DIR})
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 # What resume reads from a manifest, and the JSON type each must have.
 _MANIFEST_SHAPE = {"article": dict, "fingerprint": dict, "settings": dict}
@@ -236,6 +238,14 @@ class RunDir:
     def is_run(self) -> bool:
         """Whether the folder holds a run (its manifest is written as the run starts)."""
         return self.manifest_path.is_file()
+
+    def discard_unstarted(self) -> bool:
+        """Remove the folder if the run never got its manifest (stopped as it was being made): such a
+        folder could only mislead `runs` and `latest`. True if it was removed."""
+        if self.is_run():
+            return False
+        shutil.rmtree(self.path, ignore_errors=True)
+        return True
 
     def has_brief(self) -> bool:
         return self.brief_path.is_file()
@@ -544,6 +554,11 @@ def find_run(runs_dir: Path, ref: str) -> RunDir:
     as_path = Path(ref).expanduser()
     if ("/" in ref or os.sep in ref) and (as_path / MANIFEST).is_file():
         return RunDir(as_path)
+    if ("/" in ref or os.sep in ref) and as_path.is_dir():
+        raise RunDirError(
+            f"{ref} is not a run directory (no {MANIFEST}); give a run's folder, an id from 'counterpoint runs', "
+            "or 'latest'"
+        )
     if ".." in ref or "/" in ref or os.sep in ref or not _SAFE_ID.match(ref):
         raise RunDirError(f"{ref!r} is not a run id; give an id from 'counterpoint runs', 'latest', or a run directory")
     if ref == "latest":
@@ -593,7 +608,7 @@ def run_ids(runs_dir: Path) -> list[str]:
         entries = [
             entry.name
             for entry in os.scandir(runs_dir)
-            if entry.is_dir() and not entry.name.startswith(".") and entry.name != BATCHES_DIR
+            if entry.is_dir() and not entry.name.startswith(".") and entry.name not in NOT_RUNS
         ]
     except FileNotFoundError:
         return []

@@ -154,7 +154,7 @@ def test_max_failures_stops_a_misconfigured_batch(runs_dir: Path, tmp_path: Path
     assert "3 articles failed (--max-failures 3)" in result.stderr.splitlines()[-1]
     assert result.stderr.splitlines()[-1].startswith("error: ") and "--resume" in result.stderr.splitlines()[-1]
     rows = rows_of(Path(result.stdout.strip().splitlines()[-1]))
-    assert 3 <= len(rows) < 12  # stopped early: the rest were never started
+    assert len(rows) == 12 and 1 <= sum(row["status"] == "not started" for row in rows) < 12  # stopped early
     assert len({article_of(r) for r in broken.requests}) < 12
 
 
@@ -367,3 +367,76 @@ def test_a_repeated_source_is_briefed_once_and_ids_are_unique(fleet, runs_dir: P
     assert [row["status"] for row in rows] == ["complete"] * 3
     extracted = Counter(article_of(request) for request in fleet.requests_for("extract"))
     assert extracted == {"Op-ed 01": 1, "Op-ed 02": 1, "Op-ed 03": 1}  # each article paid for once
+
+
+def test_a_stopped_batch_records_every_source_and_resume_finishes_it(
+    seed_script: dict[str, Any], runs_dir: Path, tmp_path: Path
+) -> None:
+    folder = make_folder(tmp_path, 12)
+    for name in ("bad-1.pdf", "bad-2.pdf", "bad-3.pdf"):
+        (folder / name).write_text("not a pdf", encoding="utf-8")
+    answer = scripted_handler(seed_script)
+
+    def refusing(unit: str, body: dict[str, Any]) -> Any:  # every claim fails while the model is "refuse"
+        if body.get("model") == "refuse" and unit.startswith("C"):
+            return FakeResponse(status=400, error_message="refused")
+        return FakeResponse(content=answer(unit, body), delay=0.05)
+
+    with FakeOpenAIServer(refusing) as fake:
+        args = ("--concurrency", "2", "--max-retries", "0", "--reasks", "0", "--no-cache")
+        first = batch_cli(fake, runs_dir, str(folder), "--model", "refuse", "--max-failures", "2", *args)
+        assert first.exit_code == 1, first.stderr
+        batch_dir = Path(first.stdout.strip().splitlines()[-1])
+        rows = rows_of(batch_dir)
+        assert len(rows) == 15  # one line per source however the batch ended
+        statuses = Counter(row["status"] for row in rows)
+        assert statuses["not started"] >= 1 and statuses["complete"] == 0
+        unstarted = [row for row in rows if row["status"] == "not started"]
+        assert all(row["error"].startswith("stopped before it started: ") and row["run"] is None for row in unstarted)
+        assert all(row["error"] for row in rows)
+        with open(batch_dir / "summary.csv", encoding="utf-8") as handle:
+            assert len(list(csv.DictReader(handle))) == 15
+        summary = next(line for line in first.stderr.splitlines() if line.startswith("batch: "))
+        assert summary.startswith(f"batch: 15 articles: 0 complete, {statuses['partial']} partial, 2 failed, ")
+        assert f", {statuses['not started']} not started;" in summary  # every source counted
+        assert json.loads((batch_dir / "manifest.json").read_text(encoding="utf-8"))["totals"]["articles"] == 15
+        assert [p for p in runs_dir.iterdir() if p.name != "batches" and not (p / "manifest.json").is_file()] == []
+        assert "unknown" not in run_cli("runs", "--runs-dir", str(runs_dir)).stdout
+        # The printed resume: the two recorded failures fail again without counting, the rest go on.
+        again = batch_cli(fake, runs_dir, "--resume", str(batch_dir), *args[2:])
+        assert again.exit_code == 3, again.stderr
+        assert Counter(row["status"] for row in rows_of(batch_dir)) == {"partial": 12, "failed": 3}
+        fixed = batch_cli(fake, runs_dir, "--resume", str(batch_dir), "--model", "gpt-4.1-mini", "--force", *args[2:])
+    rows = rows_of(batch_dir)
+    assert Counter(row["status"] for row in rows) == {"complete": 12, "failed": 3}, fixed.stderr
+    assert fixed.exit_code == 3
+
+
+def test_a_batch_where_every_article_fails_says_why_in_one_line(fleet, runs_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\x00\x01 not text \x00" * 20)
+    for args in ((str(tmp_path / "nonexistent_dir"),), ("-q", str(bad))):
+        result = batch_cli(fleet, runs_dir, *args)
+        assert result.exit_code == 1
+        line = one_error_line_of_last(result)
+        assert "every article failed" in line and args[-1] in line
+        assert "batch.jsonl" in line and "counterpoint batch --resume" in line
+        assert [text for text in result.stderr.splitlines() if text.startswith("error:")] == [line]
+
+
+def test_a_resume_on_another_endpoint_is_refused_up_front(fleet, runs_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "bad.txt").write_bytes(b"\x00\x01 not text \x00" * 20)
+    folder = make_folder(tmp_path, 1)
+    first = batch_cli(fleet, runs_dir, str(folder), str(tmp_path / "bad.txt"), "-q")
+    assert first.exit_code == 3, first.stderr
+    batch_dir = Path(first.stdout.strip())
+    before = (batch_dir / "batch.jsonl").read_text(encoding="utf-8")
+    with FakeOpenAIServer(lambda unit, body: FakeResponse(status=500)) as other:
+        refused = batch_cli(other, runs_dir, "--resume", "latest", "-q")
+        assert refused.exit_code == 1 and refused.stdout == ""
+        line = one_error_line(refused)
+        assert "cannot resume batch" in line and fleet.base_url in line and "--force" in line
+        assert (batch_dir / "batch.jsonl").read_text(encoding="utf-8") == before and other.requests == []
+        forced = batch_cli(other, runs_dir, "--resume", "latest", "--force")
+    assert forced.exit_code == 3 and "warning: " in forced.stderr
+    assert Path(forced.stdout.strip().splitlines()[-1]) == batch_dir

@@ -173,3 +173,13 @@ def test_on_resume_the_recorded_settings_beat_the_file(cli, server, tmp_path: Pa
     assert second.run_dir == first.run_dir
     assert {request.body["model"] for request in server.requests[seen:]} == {"first-model"}
     assert read_manifest(second.run_dir)["settings"]["max_claims"] == 8
+
+
+def test_doctor_names_where_a_usable_endpoint_came_from(workdir: Path) -> None:
+    with FakeOpenAIServer() as fake:
+        path = write(workdir / "counterpoint.toml", f'base_url = "{fake.base_url}"\n')
+        from_file = run_cli("doctor", "--json", key=None)
+        given = run_cli("doctor", "--json", "--base-url", fake.base_url, key=None)
+    assert from_file.exit_code == 0, from_file.stderr
+    assert json.loads(from_file.stdout)["usable"][0] == f"base_url (file {path})"
+    assert json.loads(given.stdout)["usable"][0] == "--base-url"

@@ -433,3 +433,22 @@ def test_the_judge_on_its_own_endpoint_gets_its_own_key(tmp_path: Path) -> None:
         assert report["judge_endpoint"] == judge.base_url and report["endpoint"] == model.base_url
     for path in (tmp_path / "ev").rglob("*.json"):
         assert judge_key not in path.read_text(encoding="utf-8")
+
+
+def test_the_evals_folder_is_not_listed_as_a_run(gold_server: FakeOpenAIServer, tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from pipeline.review.app import create_app
+    from pipeline.review.guard import HEADER
+
+    runs_dir = tmp_path / "runs"
+    args = ("--limit", "2", "--runs-dir", str(runs_dir), "--base-url", gold_server.base_url, "-q")
+    result = run_cli("eval", str(DATA), *args, key=TEST_KEY)
+    assert result.exit_code == 0, result.stderr
+    assert Path(result.stdout.strip()).parent == runs_dir / "evals"  # no --out: under the runs dir
+    listed = run_cli("runs", "--runs-dir", str(runs_dir), "--json")
+    assert listed.exit_code == 0 and json.loads(listed.stdout) == []
+    app = create_app(runs_dir, token="t0ken-for-the-tests-3f9a2c71d5e8", hosts=["testserver"], reviewer=None)
+    client = TestClient(app, headers={HEADER: "t0ken-for-the-tests-3f9a2c71d5e8"})
+    served = client.get("/api/runs").json()
+    assert served["runs"] == [] and served["total"] == 0

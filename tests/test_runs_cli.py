@@ -162,6 +162,15 @@ def test_show_refuses_an_ambiguous_prefix_and_an_unknown_id(cli, runs_dir: Path)
     assert one_error_line(unknown).startswith("error: no run '19990101T000000Z-nope'")
 
 
+def test_show_of_a_directory_without_a_manifest_says_it_is_not_a_run(cli, tmp_path: Path) -> None:
+    folder = tmp_path / "not-a-run"
+    folder.mkdir()
+    result = cli("show", str(folder))
+    assert result.exit_code == 1 and result.stdout == ""
+    line = one_error_line(result)
+    assert line.startswith(f"error: {folder} is not a run directory (no manifest.json)") and "run id" not in line
+
+
 def test_show_says_what_to_do_when_the_page_is_missing(cli, seed_run: Path, runs_dir: Path) -> None:
     (seed_run / "brief.html").unlink()
     result = cli("show", "latest", "--runs-dir", str(runs_dir), "--format", "html")

@@ -170,6 +170,7 @@ def resumed(batch_dir: BatchDir, given: dict[str, Any]) -> tuple[dict[str, Any],
     """The recorded batch's manifest fields with the settings to use (options left at their defaults
     take the recorded values) and the endpoint it was started on (unless --base-url says otherwise)."""
     from .. import api
+    from ..endpoints import Endpoint, check_resume
     from ..errors import RunDirError
     from ..runs import RunDir
 
@@ -177,6 +178,10 @@ def resumed(batch_dir: BatchDir, given: dict[str, Any]) -> tuple[dict[str, Any],
     settings = {name: given[name] for name in RECORDED}
     settings.update(recorded_defaults(RunDir(batch_dir.path), manifest, settings))
     base_url, _ = api.recorded_endpoint(manifest, given["base_url"], False, None)
+    # Another endpoint than recorded is refused up front, as `run --resume` does, not article by article.
+    current = Endpoint.of(base_url)
+    for problem in check_resume(f"batch {batch_dir.id}", manifest, current, force=given["force"]):
+        echo(f"warning: {problem}; sending the rest there (--force)", err=True)
     sources, lists = manifest.get("sources"), manifest.get("lists")
     if not _strings(sources) or not _strings(lists):
         raise RunDirError(f"{batch_dir.manifest_path} is damaged (sources); start a new batch")
@@ -267,4 +272,17 @@ def run_and_report(
             f"continue with '{shlex.join([*shlex.split(resume_command(batch_dir)), *flags])}'",
             code,
         )
+    if not produced:
+        fail(
+            f"{all_failed(batch_dir)}; see {batch_dir.path / 'batch.jsonl'}, fix that, "
+            f"then '{resume_command(batch_dir)}'"
+        )
     raise SystemExit(EXIT_OK if totals["complete"] == totals["articles"] == progress.total else code)
+
+
+def all_failed(batch_dir: BatchDir) -> str:
+    """Why no article produced a brief: the first failure's reason."""
+    rows = sorted(batch_dir.rows().values(), key=lambda line: line["n"])
+    first = next((line for line in rows if line["status"] == "failed"), None)
+    reason = first["error"] if first and first.get("error") else "failed"
+    return f"every article failed; the first ({first['source'] if first else '?'}): {reason}"

@@ -34,7 +34,8 @@ def doctor(base_url: str | None, model: str, as_json: bool) -> None:
     settings = checks_mod.shown_settings(config.sources(context.meta.get("counterpoint.config", {}), given, os.environ))
     in_force = next(setting for setting in settings if setting.name == "model")
     report = checks_mod.diagnose(base_url, os.environ.get("OPENAI_API_KEY"), in_force)
-    usable = checks_mod.usable_backends(report.checks)
+    url_source = next(setting.source for setting in settings if setting.name == "base_url")
+    usable = checks_mod.usable_backends(report.checks, url_source)
     if as_json:
         payload = {
             "settings": [asdict(s) for s in settings],

@@ -201,11 +201,12 @@ def _out_and_record(given: dict[str, Any]) -> tuple[EvalDir, dict[str, Any] | No
     import secrets  # here: it pulls in hmac and random, which `counterpoint --help` need not pay for
 
     from ..evaldata import EvalDir
+    from ..runs import EVALS_DIR
 
     if given["resume"] is not None and given["out"] is not None and given["resume"] != given["out"]:
         raise click.UsageError("--resume DIR already names the eval directory; drop --out")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = given["resume"] or given["out"] or given["runs_dir"] / "evals" / f"{stamp}-{secrets.token_hex(2)}"
+    path = given["resume"] or given["out"] or given["runs_dir"] / EVALS_DIR / f"{stamp}-{secrets.token_hex(2)}"
     out = EvalDir(path)
     recorded = out.manifest()
     if given["resume"] is not None and recorded is None:

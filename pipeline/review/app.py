@@ -90,7 +90,7 @@ def _run(request: Request) -> tuple[RunDir, dict[str, Any]]:
     """The run the path names and its brief. Only a name found in the runs directory is used, so
     `..`, slashes and other paths cannot reach outside it; anything else is 404."""
     runs_dir, run_id = _settings(request).runs_dir, request.path_params["run_id"]
-    if run_id not in run_ids(runs_dir):  # run_ids leaves out runs/batches/
+    if run_id not in run_ids(runs_dir):  # run_ids leaves out runs/batches/ and runs/evals/
         raise HTTPException(404, f"no run {run_id!r} in the runs directory")
     run_dir = RunDir(runs_dir / run_id)
     try:
