@@ -400,6 +400,8 @@ def test_a_stopped_batch_records_every_source_and_resume_finishes_it(
         assert summary.startswith(f"batch: 15 articles: 0 complete, {statuses['partial']} partial, 2 failed, ")
         assert f", {statuses['not started']} not started;" in summary  # every source counted
         assert json.loads((batch_dir / "manifest.json").read_text(encoding="utf-8"))["totals"]["articles"] == 15
+        index = (batch_dir / "index.html").read_text(encoding="utf-8")
+        assert f"2 failed, {statuses['not started']} not started.</p>" in index
         assert [p for p in runs_dir.iterdir() if p.name != "batches" and not (p / "manifest.json").is_file()] == []
         assert "unknown" not in run_cli("runs", "--runs-dir", str(runs_dir)).stdout
         # The printed resume: the two recorded failures fail again without counting, the rest go on.
