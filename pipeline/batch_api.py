@@ -36,7 +36,7 @@ from .batch_state import JobRecord
 from .endpoints import DEFAULT_BASE_URL, Endpoint
 from .errors import AuthError, CounterpointError, ModelError, NoBatchAPI, UnitFailed
 from .files import json_text
-from .llm import CallContext, OpenAIClient, Reply, SamplingSettings, clip, reply_from
+from .llm import CallContext, OpenAIClient, Reply, SamplingSettings, clip, reply_from, retryable_status
 from .runs import utc_now
 
 if TYPE_CHECKING:
@@ -396,7 +396,7 @@ class BatchJobs:
                 f"{what} at {self.host} failed (HTTP 404): the endpoint has no Batch API (/v1/files and "
                 "/v1/batches); run without --batch-api"
             )
-        if status in (408, 409, 429) or status >= 500:
+        if retryable_status(status):
             return UnitFailed(
                 "transport", f"{what} at {self.host} failed: HTTP {status} (gave up after {self.attempts} attempts)"
             )
@@ -556,5 +556,5 @@ def _transient(exc: BaseException) -> bool:
     import openai
 
     if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+        return retryable_status(exc.status_code)
     return isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError))

@@ -475,7 +475,7 @@ class OpenAIClient(ModelClient):
                 f"model {model or self.model!r} was not found at {self.endpoint_host} (HTTP 404); "
                 "check --model and --base-url"
             )
-        if status in (408, 409, 429) or status >= 500:
+        if retryable_status(status):
             return _Retryable(f"HTTP {status} from {self.endpoint_host}", _retry_after_seconds(headers))
         detail = self._redact(detail)
         if status == 400 and self.response_format != "prompt" and _UNSUPPORTED_FORMAT.search(detail):
@@ -583,6 +583,12 @@ def _error_detail(exc: Any) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     message = body.get("message") or (body.get("error") or {}).get("message") if body else None
     return re.sub(r"\s+", " ", str(message or exc.response.reason_phrase or "no detail"))[:300]
+
+
+def retryable_status(status: int) -> bool:
+    """Statuses worth another try (as the SDK's own retries see them): timeout, conflict, rate
+    limit, server errors."""
+    return status in (408, 409, 429) or status >= 500
 
 
 def _retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
