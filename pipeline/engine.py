@@ -443,7 +443,7 @@ class BriefRun:
         parts = {}
         for stage, model in self.settings.stage_models().items():
             counts = self.record.usage(stage)
-            parts[stage] = (model, Usage(**{key: counts[key] for key in asdict(Usage())}))
+            parts[stage] = (model, Usage.from_counts(counts))
         by_stage = {}
         for stage, (model, tokens) in parts.items():
             usd, status = estimate(model, tokens, self.client.price_tier)

@@ -105,7 +105,7 @@ def _cost(models: dict[str, str], usage: dict[str, dict[str, int]]) -> tuple[flo
     total = 0.0
     for role, model in models.items():
         counts = usage.get(role, {})
-        cost, _ = estimate(model, Usage(**{name: counts.get(name, 0) for name in asdict(Usage())}))
+        cost, _ = estimate(model, Usage.from_counts(counts))
         if cost is None and counts.get("calls"):
             return None, model
         total += cost or 0.0

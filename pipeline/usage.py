@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, fields
 from typing import Any
 
 
@@ -20,6 +20,11 @@ class Usage:
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, Any]) -> Usage:
+        """The token figures of a usage-totals dict (one that also counts calls and cache hits)."""
+        return cls(**{field.name: counts.get(field.name, 0) for field in fields(cls)})
 
 
 # No call uses a billion tokens; a larger figure is an endpoint's nonsense that would overflow the
