@@ -168,3 +168,27 @@ response_format_option = click.option(
     type=click.Choice(defaults.RESPONSE_FORMATS),
     help="How to ask for JSON.",
 )
+
+
+# The model-call options every command that calls a model shares (run, batch through run, eval).
+reasks_option = click.option(
+    "--reasks",
+    default=defaults.REASKS,
+    show_default=True,
+    type=click.IntRange(*defaults.INT_BOUNDS["reasks"]),
+    help="Re-asks when an output fails validation.",
+)
+timeout_option = click.option(
+    "--timeout",
+    default=defaults.TIMEOUT,
+    show_default=True,
+    type=FiniteFloatRange(*defaults.FLOAT_BOUNDS["timeout"]),
+    help="Seconds to wait for one model call.",
+)
+max_retries_option = click.option(
+    "--max-retries",
+    default=defaults.MAX_RETRIES,
+    show_default=True,
+    type=click.IntRange(*defaults.INT_BOUNDS["max_retries"]),
+    help="Retries of a call after a timeout, dropped connection, 429 or 5xx.",
+)

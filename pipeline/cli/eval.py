@@ -24,9 +24,12 @@ from .common import (
     echo,
     fail,
     friendly_errors,
+    max_retries_option,
     model_option,
+    reasks_option,
     response_format_option,
     runs_dir_option,
+    timeout_option,
 )
 
 if TYPE_CHECKING:
@@ -81,27 +84,9 @@ RECORDED = (
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Continue the eval in this directory.",
 )
-@click.option(
-    "--reasks",
-    default=defaults.REASKS,
-    show_default=True,
-    type=click.IntRange(*defaults.INT_BOUNDS["reasks"]),
-    help="Re-asks after invalid output.",
-)
-@click.option(
-    "--timeout",
-    default=defaults.TIMEOUT,
-    show_default=True,
-    type=FiniteFloatRange(*defaults.FLOAT_BOUNDS["timeout"]),
-    help="Seconds per call.",
-)
-@click.option(
-    "--max-retries",
-    default=defaults.MAX_RETRIES,
-    show_default=True,
-    type=click.IntRange(*defaults.INT_BOUNDS["max_retries"]),
-    help="Transport retries.",
-)
+@reasks_option
+@timeout_option
+@max_retries_option
 @response_format_option
 @click.option(
     "--temperature",

@@ -22,9 +22,12 @@ from .common import (
     echo,
     fail,
     friendly_errors,
+    max_retries_option,
     model_option,
+    reasks_option,
     response_format_option,
     runs_dir_option,
+    timeout_option,
 )
 
 if TYPE_CHECKING:
@@ -117,27 +120,9 @@ class RunOptions:
     type=click.IntRange(*defaults.INT_BOUNDS["concurrency"]),
     help="Per-claim calls in flight at once.",
 )
-@click.option(
-    "--reasks",
-    default=defaults.REASKS,
-    show_default=True,
-    type=click.IntRange(*defaults.INT_BOUNDS["reasks"]),
-    help="Re-asks when an output fails validation.",
-)
-@click.option(
-    "--timeout",
-    default=defaults.TIMEOUT,
-    show_default=True,
-    type=FiniteFloatRange(*defaults.FLOAT_BOUNDS["timeout"]),
-    help="Seconds to wait for one model call.",
-)
-@click.option(
-    "--max-retries",
-    default=defaults.MAX_RETRIES,
-    show_default=True,
-    type=click.IntRange(*defaults.INT_BOUNDS["max_retries"]),
-    help="Retries of a call after a timeout, dropped connection, 429 or 5xx.",
-)
+@reasks_option
+@timeout_option
+@max_retries_option
 @click.option(
     "--max-calls",
     type=click.IntRange(*defaults.INT_BOUNDS["max_calls"]),
