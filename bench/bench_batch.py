@@ -22,12 +22,12 @@ import json
 import os
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench_pipeline import Child, run_child  # noqa: E402  (the same child-process measurement)
 
 from pipeline.testing import FakeOpenAIServer, ReceivedRequest, max_in_flight, scripted_handler  # noqa: E402
 
@@ -40,36 +40,6 @@ KEY = "sk-bench-not-a-real-key"
 PATH_FACTOR = 1.5  # model path ≤ 1.5 × calls × latency ÷ concurrency
 CPU_PER_ARTICLE = 0.15  # seconds of CPU per article in a batch process
 PEAK_RSS_MB = 150.0  # for --many articles
-
-
-@dataclass
-class Child:
-    wall: float
-    cpu: float
-    max_rss_mb: float
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-def run_child(argv: list[str], env: dict[str, str], workdir: Path) -> Child:
-    """Spawn, wait with os.wait4 (so rusage is this child's alone), and collect its output."""
-    out, err = workdir / "stdout.txt", workdir / "stderr.txt"
-    actions = [
-        (os.POSIX_SPAWN_OPEN, 1, str(out), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
-        (os.POSIX_SPAWN_OPEN, 2, str(err), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
-    ]
-    started = time.monotonic()
-    pid = os.posix_spawn(argv[0], argv, env, file_actions=actions)
-    _, status, usage = os.wait4(pid, 0)
-    return Child(
-        time.monotonic() - started,
-        usage.ru_utime + usage.ru_stime,
-        usage.ru_maxrss / 1024,
-        os.waitstatus_to_exitcode(status),
-        out.read_text(),
-        err.read_text(),
-    )
 
 
 def write_articles(folder: Path, count: int) -> None:
